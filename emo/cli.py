@@ -1,0 +1,117 @@
+"""The `emo` command line: thin click commands over the library's functions."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from emo import __version__
+from emo.errors import EmoError
+
+
+def data_options(f):
+    """Options every command that reads a dataset folder shares."""
+    f = click.option("--fps", type=float, default=None, help="Frame rate, when meta.json has none.")(f)
+    f = click.option("--label-scale", type=float, default=None,
+                     help="Labels lie in [-S, S] (SEWA 1, AFEW-VA 10); default: meta.json, else 1.")(f)
+    f = click.option("--id-pattern", default=None,
+                     help="Regex with a named group 'id' deriving the video id from the video table's 'path'.")(f)
+    f = click.option("--audio-id-pattern", default=None,
+                     help="Regex with a named group 'id' deriving the video id from an audio table's 'filename'.")(f)
+    f = click.option("--split-seed", type=int, default=0, show_default=True,
+                     help="Seed of the video split, used only when the dataset has no split yet.")(f)
+    return f
+
+
+def dataset_from(data, fps, label_scale, id_pattern, audio_id_pattern, split_seed):
+    from emo.data.dataset import load_dataset
+
+    return load_dataset(data, fps=fps, label_scale=label_scale, id_pattern=id_pattern,
+                        audio_id_pattern=audio_id_pattern, split_seed=split_seed)
+
+
+class EmoGroup(click.Group):
+    """Turns an EmoError anywhere below into a one-paragraph message and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EmoError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=EmoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="emo")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """emo: audio-visual valence/arousal emotion recognition experiments.
+
+    \b
+    emo data synth   write a synthetic SEWA- or AFEW-VA-like dataset folder
+    emo data check   validate a dataset folder and summarise it
+    emo data split   make (or show) the dataset's train/dev/test split by video
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.group()
+def data() -> None:
+    """Dataset folders: generate, validate, split."""
+
+
+@data.command("synth")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--kind", type=click.Choice(["sewa", "afew"]), default="sewa", show_default=True,
+              help="SEWA-like (video + 4 audio tables, labels in [-1, 1]) or AFEW-VA-like (video only, [-10, 10]).")
+@click.option("--scale", type=click.Choice(["test", "sewa"]), default="test", show_default=True,
+              help="Size preset: 'test' is small; 'sewa' is SEWA's real size (for benchmarks).")
+@click.option("--videos", type=click.IntRange(min=3), default=None, help="Number of videos (overrides the preset).")
+@click.option("--duration", type=click.FloatRange(min=1.0), default=None, help="Seconds per video.")
+@click.option("--dim", type=click.IntRange(min=1), default=None, help="Video embedding width.")
+@click.option("--audio-dim", type=click.IntRange(min=1), default=None, help="Audio feature count.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default=None, help="Table file format.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_cmd(out, kind, scale, videos, duration, dim, audio_dim, fmt, seed):
+    """Write a synthetic dataset folder OUT in the real layout (meta.json says synthetic: true)."""
+    from dataclasses import replace
+
+    from emo.data.synth import SCALES, SynthConfig, synthesize
+
+    config = replace(SynthConfig(kind=kind, seed=seed), **SCALES.get(scale, {}))
+    overrides = {"videos": videos, "duration_s": duration, "dim": dim, "audio_dim": audio_dim, "fmt": fmt}
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    folder = synthesize(out, config)
+    click.echo(f"wrote synthetic {kind} dataset ({config.videos} videos × {config.duration_s:g} s) to {folder}")
+
+
+@data.command("check")
+@click.argument("data")
+@data_options
+@click.option("--window", type=float, multiple=True, help="Also count windows of this many seconds (repeatable).")
+def check_cmd(data, window, **opts):
+    """Validate dataset folder DATA and print a summary (videos, frames, fps, dims, labels, split)."""
+    from emo.data.summary import summarize
+
+    ds = dataset_from(data, **opts)
+    click.echo(summarize(ds, windows_s=window))
+
+
+@data.command("split")
+@click.argument("data")
+@data_options
+def split_cmd(data, **opts):
+    """Make the train/dev/test split by video (split.json) if missing, and print it."""
+    ds = dataset_from(data, **opts)
+    s = ds.split
+    click.echo(f"split of {ds.folder} ({s.source}, seed {s.seed}, hash {s.hash}):")
+    for name in ("train", "dev", "test"):
+        ids = s.of(name)
+        click.echo(f"  {name:5s} {len(ids):4d} videos  {', '.join(ids[:6])}{' …' if len(ids) > 6 else ''}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""A dataset folder: its meta.json, video table, audio tables and split (see the data contract)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from emo.data.split import Split, load_or_create_split
+from emo.data.tables import FrameTable, read_table
+from emo.errors import DataError
+
+log = logging.getLogger(__name__)
+
+AUDIO_WINDOWS = (1, 2, 3, 4)
+SYNTHETIC = {"synthetic": "sewa", "synthetic:sewa": "sewa", "synthetic:afew": "afew"}
+
+
+def find_table(folder: Path, stem: str) -> Path | None:
+    """`folder/stem.csv` or `folder/stem.parquet`; both at once is ambiguous."""
+    found = [folder / f"{stem}{ext}" for ext in (".csv", ".parquet") if (folder / f"{stem}{ext}").exists()]
+    if len(found) > 1:
+        raise DataError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one of them so it is clear "
+                        f"which {stem} table emo reads.")
+    return found[0] if found else None
+
+
+def read_meta(folder: Path) -> dict:
+    path = folder / "meta.json"
+    if not path.exists():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}). Fix it or delete it and pass --fps / --label-scale.") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{path}: must hold a JSON object like {{\"name\": ..., \"fps\": 5, \"label_scale\": 1}}.")
+    return meta
+
+
+def data_home() -> Path:
+    """Where the default synthetic corpora are generated: $EMO_DATA_HOME, else ./data."""
+    return Path(os.environ.get("EMO_DATA_HOME", "data"))
+
+
+def resolve_data(data: str | Path) -> Path:
+    """The dataset folder for `data`; `synthetic` (or `synthetic:sewa` / `synthetic:afew`) is a small
+    synthetic corpus under `data_home()`, generated on first use."""
+    key = str(data)
+    if key not in SYNTHETIC:
+        folder = Path(data)
+        if not folder.is_dir():
+            raise DataError(f"{folder}: no such dataset folder. Pass a folder holding video.csv or video.parquet "
+                            f"(see the data contract), or `synthetic` for a generated corpus.")
+        return folder
+    from emo.data.synth import SynthConfig, synthesize  # only needed for the embedded default
+
+    kind = SYNTHETIC[key]
+    folder = data_home() / f"synthetic-{kind}"
+    if not (folder / "meta.json").exists():
+        log.info("generating a small synthetic %s-like corpus in %s (synthetic data, not the real corpus)",
+                 kind.upper(), folder)
+        synthesize(folder, SynthConfig(kind=kind))
+    return folder
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset folder. Audio tables are read on first use and checked against the video table."""
+
+    folder: Path
+    meta: dict
+    fps: float
+    label_scale: float
+    video: FrameTable
+    split: Split
+    audio_id_pattern: str | None = None
+    _audio: dict[int, FrameTable] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", self.folder.name))
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.meta.get("synthetic", False))
+
+    def audio_windows(self) -> list[int]:
+        """The audio window lengths (seconds) that have a table."""
+        return [w for w in AUDIO_WINDOWS if find_table(self.folder, f"audio_{w}s") is not None]
+
+    def audio(self, window_s: int) -> FrameTable:
+        """The audio table `audio_{window_s}s`, whose videos must match the video table's."""
+        if window_s in self._audio:
+            return self._audio[window_s]
+        path = find_table(self.folder, f"audio_{window_s}s")
+        if path is None:
+            have = self.audio_windows()
+            raise DataError(f"{self.folder}: no audio_{window_s}s.csv or .parquet. "
+                            + (f"Audio tables exist for windows {have} s: pick one of those."
+                               if have else "This dataset has no audio tables (like AFEW-VA): audio and fusion "
+                                            "models need audio_1s … audio_4s tables; use a video model instead."))
+        table = read_table(path, modality="audio", label_scale=self.label_scale, id_pattern=self.audio_id_pattern)
+        only_audio = np.setdiff1d(table.video_ids, self.video.video_ids)
+        only_video = np.setdiff1d(self.video.video_ids, table.video_ids)
+        if len(only_audio) or len(only_video):
+            parts = []
+            for ids, here, there in ((only_audio, path.name, self.video.source.name),
+                                     (only_video, self.video.source.name, path.name)):
+                if len(ids):
+                    parts.append(f"{len(ids)} video(s) in {here} but not in {there} "
+                                 f"({', '.join(ids[:5].tolist())}{' …' if len(ids) > 5 else ''})")
+            raise DataError(f"{path}: the audio and video tables disagree on the videos: {'; '.join(parts)}. "
+                            f"Check that both derive the same ids (pass --audio-id-pattern if the file names differ), "
+                            f"or remove those videos from both tables.")
+        self._audio[window_s] = table
+        return table
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A short hash of the tables' bytes, logged with every run."""
+        h = hashlib.sha256()
+        paths = [self.video.source] + [find_table(self.folder, f"audio_{w}s") for w in self.audio_windows()]
+        for path in paths:
+            h.update(path.name.encode())
+            with open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    h.update(chunk)
+        return h.hexdigest()[:12]
+
+
+def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: float | None = None,
+                 id_pattern: str | None = None, audio_id_pattern: str | None = None,
+                 split_seed: int = 0) -> Dataset:
+    """Load a dataset folder: meta.json, the validated video table, and its split (made on first use)."""
+    folder = resolve_data(data)
+    meta = read_meta(folder)
+    fps = float(fps or meta.get("fps") or 0) or None
+    scale = float(label_scale or meta.get("label_scale") or 1.0)
+    if scale <= 0:
+        raise DataError(f"label_scale must be positive (got {scale:g}); SEWA uses 1, AFEW-VA 10.")
+    path = find_table(folder, "video")
+    if path is None:
+        raise DataError(f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
+                        f"(see the data contract).")
+    video = read_table(path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern)
+    if fps is None:
+        fps = _infer_fps(video)
+    split = load_or_create_split(folder, video.video_ids, seed=split_seed, column=video.split)
+    return Dataset(folder=folder, meta=meta, fps=fps, label_scale=scale, video=video, split=split,
+                   audio_id_pattern=audio_id_pattern)
+
+
+def _infer_fps(video: FrameTable) -> float:
+    """fps from the median time step between frames, when meta.json does not say."""
+    same_video = np.diff(video.row_video()) == 0
+    steps = np.diff(video.times)[same_video]
+    steps = steps[steps > 0]
+    if not len(steps):
+        raise DataError(f"{video.source}: cannot tell the frame rate (no video has two frames). Set \"fps\" in "
+                        f"meta.json or pass --fps.")
+    fps = float(np.round(1.0 / np.median(steps), 3))
+    log.info("%s: no fps in meta.json; %g fps inferred from the timestamps.", video.source, fps)
+    return fps

@@ -1,0 +1,127 @@
+"""The video-level train/dev/test split, decided once per dataset and reused ever after.
+
+The split lives in `split.json` in the dataset folder so that every model family, and both
+modalities of a fusion, are trained and evaluated on the same videos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emo.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLIT_FILE = "split.json"
+RATIOS = (0.7, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Which videos are train, dev and test."""
+
+    train: tuple[str, ...]
+    dev: tuple[str, ...]
+    test: tuple[str, ...]
+    seed: int | None = 0
+    ratios: tuple[float, ...] = RATIOS
+    source: str = field(default="split.json", compare=False)
+
+    def of(self, name: str) -> tuple[str, ...]:
+        if name not in ("train", "dev", "test"):
+            raise DataError(f"unknown split {name!r}; choose train, dev or test.")
+        return getattr(self, name)
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+
+    @property
+    def hash(self) -> str:
+        """A short fingerprint of the video assignment (not of the seed), logged with every run."""
+        body = json.dumps({k: sorted(getattr(self, k)) for k in ("train", "dev", "test")}, sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:12]
+
+    def to_json(self) -> dict:
+        return {"seed": self.seed, "ratios": list(self.ratios),
+                "train": list(self.train), "dev": list(self.dev), "test": list(self.test)}
+
+
+def make_split(video_ids, seed: int = 0, ratios=RATIOS) -> Split:
+    """Shuffle the sorted video ids with `seed` and cut them 70/15/15 (dev and test get one video at least)."""
+    ids = np.array(sorted(set(map(str, video_ids))))
+    if len(ids) < 3:
+        raise DataError(f"the dataset has {len(ids)} video(s); a train/dev/test split by video needs 3 at least.")
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    n = len(ids)
+    n_dev = max(1, int(round(ratios[1] * n)))
+    n_test = max(1, int(round(ratios[2] * n)))
+    n_train = n - n_dev - n_test
+    shuffled = ids[perm].tolist()
+    return Split(train=tuple(sorted(shuffled[:n_train])),
+                 dev=tuple(sorted(shuffled[n_train:n_train + n_dev])),
+                 test=tuple(sorted(shuffled[n_train + n_dev:])),
+                 seed=seed, ratios=tuple(ratios), source="new")
+
+
+def read_split(path: Path) -> Split:
+    try:
+        body = json.loads(Path(path).read_text())
+        return Split(train=tuple(body["train"]), dev=tuple(body["dev"]), test=tuple(body["test"]),
+                     seed=body.get("seed"), ratios=tuple(body.get("ratios", RATIOS)), source=str(path))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path}: not a valid split file ({type(exc).__name__}: {exc}). It must hold "
+                        f"{{\"train\": [...], \"dev\": [...], \"test\": [...]}}; delete it to split again "
+                        f"(earlier runs then used another split).") from None
+
+
+def check_split(split: Split, video_ids, where: str) -> None:
+    """Every video in the table must be in exactly one split."""
+    seen: dict[str, str] = {}
+    for name in ("train", "dev", "test"):
+        for vid in split.of(name):
+            if vid in seen:
+                raise DataError(f"{where}: video {vid!r} is in both {seen[vid]} and {name}. A video must stay in "
+                                f"one split; fix the file or delete it to split again.")
+            seen[vid] = name
+    missing = sorted(set(map(str, video_ids)) - seen.keys())
+    if missing:
+        raise DataError(f"{where}: {len(missing)} video(s) of the table are in no split "
+                        f"({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}). The dataset changed after "
+                        f"the split was made: add them to split.json by hand, or delete split.json to split again "
+                        f"(runs made before then used another split).")
+    extra = sorted(seen.keys() - set(map(str, video_ids)))
+    if extra:
+        log.warning("%s: %d video(s) in the split are not in the table (%s); ignored.", where, len(extra),
+                    ", ".join(extra[:5]))
+
+
+def load_or_create_split(folder: Path, video_ids, *, seed: int = 0,
+                         column: dict[str, str] | None = None) -> Split:
+    """The dataset's split: the table's `split` column, else `split.json`, else a new one written there."""
+    folder = Path(folder)
+    if column is not None:
+        groups = {name: tuple(sorted(v for v, s in column.items() if s == name)) for name in ("train", "dev", "test")}
+        split = Split(**groups, seed=None, source="split column")
+        check_split(split, video_ids, "the table's 'split' column")
+        return split
+    path = folder / SPLIT_FILE
+    if path.exists():
+        split = read_split(path)
+        check_split(split, video_ids, str(path))
+        if split.seed is not None and split.seed != seed:
+            log.info("%s was made with seed %s; it is reused as it is (seed %s asked).", path, split.seed, seed)
+        return split
+    split = make_split(video_ids, seed)
+    try:
+        path.write_text(json.dumps(split.to_json(), indent=1) + "\n")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write the split ({exc}). emo writes split.json into the dataset folder "
+                        f"on first use so that every experiment shares it: make the folder writable.") from None
+    log.info("wrote %s (%s)", path, split.sizes())
+    return split

@@ -1,0 +1,289 @@
+"""Reading and validating video frame tables and audio tables (see the data contract).
+
+A table becomes a `FrameTable`: rows sorted by (video, time), one contiguous float32
+feature matrix, and `offsets` marking where each video's rows begin. Every later stage
+(windows, synchronisation, samples) indexes into these arrays instead of copying them.
+Every defect ends in a `DataError` that names the file, the column, the row and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emo.errors import DataError
+
+log = logging.getLogger(__name__)
+
+VIDEO_ID_PATTERN = r"(?P<id>[^/\\]+)[/\\][^/\\]+$"  # the folder that holds the frame file
+AUDIO_ID_PATTERN = r"(?P<id>[^/\\]+?)(?:\.[^./\\]*)?$"  # the file's stem
+RESERVED = {"video_id", "path", "filename", "name", "timestamp", "frameTime", "end", "frame",
+            "valence", "arousal", "split"}
+SPLITS = ("train", "dev", "test")
+_EMB = re.compile(r"^emb_(\d+)$")
+
+
+@dataclass
+class FrameTable:
+    """One modality's rows, sorted by (video, time).
+
+    Rows of video `k` (named `video_ids[k]`) are `offsets[k]:offsets[k+1]`.
+    `labels` are scaled to [-1, 1]; None for an audio table without label columns.
+    """
+
+    source: Path
+    video_ids: np.ndarray  # (V,) str, sorted
+    offsets: np.ndarray  # (V + 1,) int64
+    times: np.ndarray  # (N,) float64 seconds
+    features: np.ndarray  # (N, D) float32, C-contiguous
+    labels: np.ndarray | None  # (N, 2) float32
+    feature_names: list[str]
+    split: dict[str, str] | None = None  # video id -> split, from a `split` column
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.times)
+
+    @property
+    def dim(self) -> int:
+        return self.features.shape[1]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row_video(self) -> np.ndarray:
+        """(N,) index into `video_ids` of every row."""
+        return np.repeat(np.arange(len(self.video_ids)), self.lengths)
+
+
+def _line(path: Path, row: int) -> str:
+    """How to find data row `row` (0-based) in the user's file."""
+    if path.suffix == ".csv":
+        return f"row {row} (line {row + 2} of the CSV)"
+    return f"row {row}"
+
+
+def read_raw(path: Path) -> pd.DataFrame:
+    """Read a .csv or .parquet file into a DataFrame, or fail with a clear DataError."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: file not found. Check the path, or run `emo data check` on the dataset folder.")
+    try:
+        if path.suffix == ".csv":
+            df = pd.read_csv(path, low_memory=False)
+        elif path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(f"{path}: unknown file type {path.suffix!r}; emo reads .csv and .parquet tables.")
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (no header, no rows). Write the table again.") from None
+    except Exception as exc:  # pandas/pyarrow raise many types for a damaged file
+        raise DataError(f"{path}: cannot be read as a {path.suffix[1:]} table ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}). Check that the file is complete and "
+                        f"in the format its ending says.") from None
+    if len(df) == 0:
+        raise DataError(f"{path}: the table has a header but no rows. A {path.stem} table needs at least one row.")
+    return df
+
+
+def _numeric(df: pd.DataFrame, col: str, path: Path, what: str) -> np.ndarray:
+    """Column `col` as float64; text that is not a number is an error naming the row."""
+    s = df[col]
+    if pd.api.types.is_bool_dtype(s) or not (pd.api.types.is_numeric_dtype(s) or s.dtype == object
+                                             or pd.api.types.is_string_dtype(s)):
+        raise DataError(f"{path}: column {col!r} ({what}) has type {s.dtype}, expected numbers.")
+    if pd.api.types.is_numeric_dtype(s):
+        return s.to_numpy(np.float64)
+    values = pd.to_numeric(s, errors="coerce")
+    bad = values.isna() & s.notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"{path}: column {col!r} ({what}) holds text {s.iloc[row]!r} at {_line(path, row)}; "
+                        f"it must hold numbers. Fix or remove that row ({int(bad.sum())} such rows in all).")
+    return values.to_numpy(np.float64)
+
+
+def _video_ids(df: pd.DataFrame, path: Path, source_col: str, pattern: str) -> np.ndarray:
+    """The `video_id` column, or ids derived from `source_col` with the regex group `id`."""
+    if "video_id" in df.columns:
+        ids = df["video_id"]
+        missing = ids.isna().to_numpy()
+        if missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise DataError(f"{path}: column 'video_id' is empty at {_line(path, row)} "
+                            f"({int(missing.sum())} rows in all). Every row needs the video it belongs to.")
+        return ids.astype(str).to_numpy()
+    candidates = [c for c in (source_col, "path", "filename") if c in df.columns]
+    if not candidates:
+        raise DataError(f"{path}: no 'video_id' column and no {source_col!r} column to derive it from. "
+                        f"Add a 'video_id' column (or a {source_col!r} column whose value names the video).")
+    col = candidates[0]
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"the video id pattern {pattern!r} is not a valid regular expression ({exc}).") from None
+    if "id" not in rx.groupindex:
+        raise DataError(f"the video id pattern {pattern!r} has no named group 'id'; write it like "
+                        f"{VIDEO_ID_PATTERN!r}.")
+    values = df[col].astype(str)
+    extracted = values.str.extract(rx, expand=True)["id"]
+    bad = extracted.isna().to_numpy() | df[col].isna().to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: cannot derive a video id from column {col!r} value {values.iloc[row]!r} at "
+                        f"{_line(path, row)} with the pattern {pattern!r} ({int(bad.sum())} rows fail). Add a "
+                        f"'video_id' column, or pass an id pattern (--id-pattern) whose named group 'id' matches.")
+    return extracted.to_numpy().astype(str)
+
+
+def _feature_columns(df: pd.DataFrame, path: Path, modality: str) -> list[str]:
+    emb = sorted(((int(m.group(1)), c) for c in df.columns if (m := _EMB.match(str(c)))))
+    if emb:
+        idx = [i for i, _ in emb]
+        if idx != list(range(len(idx))):
+            missing = sorted(set(range(max(idx) + 1)) - set(idx))
+            raise DataError(f"{path}: feature columns must run emb_0 … emb_{{D-1}} without gaps; "
+                            f"{', '.join(f'emb_{i}' for i in missing[:5])} "
+                            f"{'is' if len(missing) == 1 else 'are'} missing. Write every embedding dimension.")
+        return [c for _, c in emb]
+    if modality == "video":
+        raise DataError(f"{path}: no feature columns. A video frame table needs emb_0 … emb_{{D-1}} columns "
+                        f"(the face embedding of each frame).")
+    cols = []
+    for c in df.columns:
+        if c in RESERVED:
+            continue
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            cols.append(c)
+        elif s.dtype == object and pd.to_numeric(s, errors="coerce").notna().mean() > 0.5:
+            cols.append(c)  # a numeric column with some text in it: _numeric reports the row
+    if not cols:
+        raise DataError(f"{path}: no numeric feature columns. An audio table needs emb_* columns or numeric "
+                        f"feature columns (e.g. eGeMAPS) besides {sorted(RESERVED & set(df.columns))}.")
+    return cols
+
+
+def _features(df: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
+    block = df[cols]
+    if all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
+        x = block.to_numpy(np.float32)
+    else:
+        x = np.column_stack([_numeric(df, c, path, "feature").astype(np.float32) for c in cols])
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows, cs = np.nonzero(bad)
+        raise DataError(f"{path}: feature column {cols[cs[0]]!r} is {x[rows[0], cs[0]]} at {_line(path, int(rows[0]))} "
+                        f"({len(np.unique(rows))} rows with NaN or infinite features). Features must be finite: "
+                        f"drop those rows or re-extract the features.")
+    return np.ascontiguousarray(x)
+
+
+def _labels(df: pd.DataFrame, path: Path, label_scale: float, required: bool) -> np.ndarray | None:
+    present = [c for c in ("valence", "arousal") if c in df.columns]
+    if not present:
+        if required:
+            raise DataError(f"{path}: columns 'valence' and 'arousal' are missing. A video frame table needs "
+                            f"both labels on every frame.")
+        return None
+    if len(present) == 1:
+        other = "arousal" if present[0] == "valence" else "valence"
+        raise DataError(f"{path}: column {other!r} is missing; emo needs both 'valence' and 'arousal'.")
+    out = np.empty((len(df), 2), np.float32)
+    for j, col in enumerate(("valence", "arousal")):
+        y = _numeric(df, col, path, "label")
+        nan = np.isnan(y)
+        if nan.any():
+            row = int(np.flatnonzero(nan)[0])
+            raise DataError(f"{path}: label {col!r} is missing at {_line(path, row)} ({int(nan.sum())} rows in "
+                            f"all). Every frame needs a label; drop unlabelled frames first.")
+        out_of_range = np.abs(y) > label_scale * (1 + 1e-6)
+        if out_of_range.any():
+            row = int(np.flatnonzero(out_of_range)[0])
+            peak = float(np.abs(y).max())
+            hint = (f" The labels reach {peak:g}: if the corpus is on a [-{np.ceil(peak):g}, {np.ceil(peak):g}] "
+                    f"scale (AFEW-VA uses [-10, 10]), pass --label-scale {np.ceil(peak):g} or set \"label_scale\" "
+                    f"in meta.json.")
+            raise DataError(f"{path}: label {col!r} is {y[row]:g} at {_line(path, row)}, outside the declared "
+                            f"range [-{label_scale:g}, {label_scale:g}] ({int(out_of_range.sum())} rows).{hint}")
+        out[:, j] = y / label_scale
+    return out
+
+
+def _split_column(df: pd.DataFrame, ids: np.ndarray, path: Path) -> dict[str, str] | None:
+    if "split" not in df.columns:
+        return None
+    s = df["split"].astype(str).str.strip().str.lower().to_numpy()
+    bad = ~np.isin(s, SPLITS)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{path}: column 'split' is {df['split'].iloc[row]!r} at {_line(path, row)}; it must be "
+                        f"one of train, dev, test (or drop the column to let emo split by video).")
+    pairs = pd.DataFrame({"id": ids, "split": s}).drop_duplicates()
+    dup = pairs["id"].duplicated(keep=False)
+    if dup.any():
+        vid = pairs.loc[dup, "id"].iloc[0]
+        where = sorted(pairs.loc[pairs["id"] == vid, "split"])
+        raise DataError(f"{path}: video {vid!r} appears in several splits ({', '.join(where)}) in column 'split'. "
+                        f"A video must stay in one split, or test frames leak into training.")
+    return dict(zip(pairs["id"], pairs["split"]))
+
+
+def read_table(path: str | Path, *, modality: str = "video", fps: float | None = None,
+               label_scale: float = 1.0, id_pattern: str | None = None) -> FrameTable:
+    """Read and validate a video frame table (`modality="video"`) or an audio table (`"audio"`).
+
+    Times come from `timestamp`, else `frame / fps` (video) or `frameTime` (openSMILE audio).
+    Labels are divided by `label_scale`.
+    """
+    path = Path(path)
+    df = read_raw(path)
+    source_col = "path" if modality == "video" else "filename"
+    pattern = id_pattern or (VIDEO_ID_PATTERN if modality == "video" else AUDIO_ID_PATTERN)
+    ids = _video_ids(df, path, source_col, pattern)
+
+    if "timestamp" in df.columns:
+        times = _numeric(df, "timestamp", path, "time in seconds")
+    elif modality == "video" and "frame" in df.columns:
+        if not fps:
+            raise DataError(f"{path}: no 'timestamp' column, so times come from 'frame' / fps, but no fps is "
+                            f"known. Set \"fps\" in meta.json or pass --fps.")
+        times = _numeric(df, "frame", path, "frame index") / fps
+    elif modality == "audio" and "frameTime" in df.columns:
+        times = _numeric(df, "frameTime", path, "time in seconds")
+    else:
+        need = "'timestamp' (seconds) or 'frame' (with fps)" if modality == "video" else "'timestamp' (seconds)"
+        raise DataError(f"{path}: no time column; the table needs {need}.")
+    nan = ~np.isfinite(times)
+    if nan.any():
+        row = int(np.flatnonzero(nan)[0])
+        raise DataError(f"{path}: the time is missing or not finite at {_line(path, row)}. Every row needs a time.")
+
+    cols = _feature_columns(df, path, modality)
+    x = _features(df, cols, path)
+    y = _labels(df, path, label_scale, required=modality == "video")
+    split = _split_column(df, ids, path)
+
+    video_ids, codes = np.unique(ids, return_inverse=True)
+    order = np.lexsort((times, codes))
+    codes, times = codes[order], times[order]
+    dup = (np.diff(codes) == 0) & (np.diff(times) == 0)
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        rows = sorted((int(order[i]), int(order[i + 1])))
+        raise DataError(f"{path}: video {video_ids[codes[i]]!r} has two rows at time {times[i]:g} s "
+                        f"({_line(path, rows[0])} and {_line(path, rows[1])}; {int(dup.sum())} duplicates in all). "
+                        f"Remove the duplicate rows: each (video, time) must appear once.")
+    offsets = np.zeros(len(video_ids) + 1, np.int64)
+    np.cumsum(np.bincount(codes, minlength=len(video_ids)), out=offsets[1:])
+    return FrameTable(source=path, video_ids=video_ids, offsets=offsets, times=times,
+                      features=x[order], labels=None if y is None else y[order],
+                      feature_names=[str(c) for c in cols], split=split)

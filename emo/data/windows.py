@@ -1,0 +1,162 @@
+"""Windows over frame tables and their synchronisation with audio rows, as integer indices.
+
+A window is `length` consecutive rows of one video, represented by the row index of its
+first frame. Nothing here copies features: batches gather them later, so memory stays
+O(frames) whatever the number of windows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from emo.data.tables import FrameTable
+from emo.errors import DataError
+
+log = logging.getLogger(__name__)
+
+LABELS = ("mean", "last")
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Windows of `length` frames starting at rows `starts` of a video table."""
+
+    starts: np.ndarray  # (n,) int64 row of each window's first frame
+    video: np.ndarray  # (n,) int64 index into the table's video_ids
+    length: int
+    skipped_videos: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def window_frames(window_s: float, fps: float) -> int:
+    """Frames in a window of `window_s` seconds (5, 10, 15, 20 for 1–4 s at 5 fps)."""
+    n = int(round(window_s * fps))
+    if n < 1 or abs(n - window_s * fps) > 1e-6:
+        raise DataError(f"a window of {window_s:g} s at {fps:g} fps is {window_s * fps:g} frames; it must be a whole "
+                        f"number of frames, at least 1. Choose another --window.")
+    return n
+
+
+def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None) -> Windows:
+    """All windows of `length` frames, every `stride` frames, within each selected video.
+
+    `videos` is an iterable of video ids (default: all). A video shorter than `length` has no
+    window; it is logged and counted in `skipped_videos`, never dropped silently.
+    """
+    if length < 1 or stride < 1:
+        raise DataError(f"window length ({length}) and stride ({stride}) must be at least 1 frame.")
+    if videos is None:
+        chosen = np.arange(len(table.video_ids))
+    else:
+        chosen = np.flatnonzero(np.isin(table.video_ids, np.asarray(list(videos), dtype=str)))
+    n_frames = table.lengths[chosen]
+    short = n_frames < length
+    skipped = tuple(table.video_ids[chosen[short]].tolist())
+    if skipped:
+        log.warning("%s: %d video(s) shorter than a window of %d frames were skipped (%s%s).", table.source,
+                    len(skipped), length, ", ".join(skipped[:5]), " …" if len(skipped) > 5 else "")
+    chosen, n_frames = chosen[~short], n_frames[~short]
+    counts = (n_frames - length) // stride + 1
+    total = int(counts.sum())
+    first = np.repeat(table.offsets[chosen], counts)
+    # position of each window within its video: 0, 1, 2, ... restarting at every video
+    rank = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    return Windows(starts=first + rank * stride, video=np.repeat(chosen, counts), length=length,
+                   skipped_videos=skipped)
+
+
+def window_labels(table: FrameTable, windows: Windows, how: str = "mean") -> np.ndarray:
+    """(n, 2) label of each window: the mean of its frames' labels, or its last frame's."""
+    if how not in LABELS:
+        raise DataError(f"unknown window label {how!r}; choose one of {', '.join(LABELS)}.")
+    if how == "last":
+        return table.labels[windows.starts + windows.length - 1]
+    csum = np.zeros((table.n_rows + 1, 2), np.float64)
+    np.cumsum(table.labels, axis=0, out=csum[1:])
+    return ((csum[windows.starts + windows.length] - csum[windows.starts]) / windows.length).astype(np.float32)
+
+
+def window_span(table: FrameTable, windows: Windows, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) seconds of each window: [first frame's time, last frame's time + 1/fps)."""
+    return table.times[windows.starts], table.times[windows.starts + windows.length - 1] + 1.0 / fps
+
+
+def _rows_in_spans(video: FrameTable, vid_index: np.ndarray, start: np.ndarray, end: np.ndarray,
+                   other: FrameTable) -> tuple[np.ndarray, np.ndarray]:
+    """For spans [start, end) of videos `vid_index` (into `video.video_ids`), the first row of
+    `other` of the same video with time in the span, and how many follow."""
+    first = np.zeros(len(start), np.int64)
+    count = np.zeros(len(start), np.int64)
+    pos = np.searchsorted(other.video_ids, video.video_ids)
+    pos = np.minimum(pos, max(len(other.video_ids) - 1, 0))
+    has = other.video_ids[pos] == video.video_ids if len(other.video_ids) else np.zeros(len(pos), bool)
+    # one searchsorted per video (not per window): windows are grouped by video after sorting
+    order = np.argsort(vid_index, kind="stable")
+    bounds = np.searchsorted(vid_index[order], np.arange(len(video.video_ids) + 1))
+    for k in np.flatnonzero(np.diff(bounds)):
+        if not has[k]:
+            continue
+        sel = order[bounds[k]:bounds[k + 1]]
+        lo, hi = other.offsets[pos[k]], other.offsets[pos[k] + 1]
+        t = other.times[lo:hi]
+        a = np.searchsorted(t, start[sel], side="left")
+        b = np.searchsorted(t, end[sel], side="left")
+        first[sel] = lo + a
+        count[sel] = b - a
+    return first, count
+
+
+@dataclass(frozen=True)
+class AudioSync:
+    """For each video window, the audio rows of its video with time in the window."""
+
+    first: np.ndarray  # (n,) int64 first audio row (in the audio table)
+    count: np.ndarray  # (n,) int64 rows used, at most max_len
+    max_len: int
+    truncated: int  # windows that had more than max_len audio rows
+
+
+def sync_audio(video: FrameTable, windows: Windows, audio: FrameTable, fps: float,
+               max_len: int | None = None) -> AudioSync:
+    """Pair each window with its video's audio rows whose timestamp falls in [start, end).
+
+    Sequences longer than `max_len` are truncated to their first `max_len` rows (and counted);
+    shorter ones are padded at batch time with a mask. `max_len=None` takes the longest.
+    """
+    start, end = window_span(video, windows, fps)
+    first, count = _rows_in_spans(video, windows.video, start, end, audio)
+    longest = int(count.max()) if len(count) else 0
+    max_len = max(longest, 1) if max_len is None else int(max_len)
+    if max_len < 1:
+        raise DataError(f"the audio sequence length must be at least 1 (got {max_len}).")
+    truncated = int((count > max_len).sum())
+    if truncated:
+        log.info("%d of %d windows had more than %d audio rows; truncated to the first %d.", truncated,
+                 len(count), max_len, max_len)
+    return AudioSync(first=first, count=np.minimum(count, max_len), max_len=max_len, truncated=truncated)
+
+
+def audio_row_labels(audio: FrameTable, video: FrameTable, window_s: float) -> np.ndarray:
+    """(n_audio, 2) labels of audio rows: their own, else the mean of the video frames' labels
+    in [timestamp, timestamp + window_s). Rows with no frame inside get NaN."""
+    if audio.labels is not None:
+        return audio.labels
+    vid = np.searchsorted(video.video_ids, audio.video_ids)
+    vid = np.minimum(vid, len(video.video_ids) - 1)
+    known = video.video_ids[vid] == audio.video_ids
+    row_vid = np.where(known, vid, -1)[audio.row_video()]
+    ok = row_vid >= 0
+    first, count = np.zeros(audio.n_rows, np.int64), np.zeros(audio.n_rows, np.int64)
+    f, c = _rows_in_spans(video, row_vid[ok], audio.times[ok], audio.times[ok] + window_s, video)
+    first[ok], count[ok] = f, c
+    csum = np.zeros((video.n_rows + 1, 2), np.float64)
+    np.cumsum(video.labels, axis=0, out=csum[1:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (csum[first + count] - csum[first]) / count[:, None]
+    out[count == 0] = np.nan
+    return out.astype(np.float32)

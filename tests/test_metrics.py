@@ -1,0 +1,38 @@
+"""Metrics against values computed by hand."""
+
+import numpy as np
+import pytest
+
+from emo.metrics import ccc, evaluate, mae, pearson, rmse
+
+T = [1.0, 2.0, 3.0, 4.0]
+P = [2.0, 2.0, 2.0, 6.0]
+
+
+def test_mae_and_rmse_by_hand():
+    assert mae(T, P) == pytest.approx((1 + 0 + 1 + 2) / 4)
+    assert rmse(T, P) == pytest.approx(np.sqrt((1 + 0 + 1 + 4) / 4))
+
+
+def test_pearson_by_hand():
+    # t - mean = [-1.5, -.5, .5, 1.5], p - mean = [-1, -1, -1, 3]; cov sum = 6; ss = 5 and 12
+    assert pearson(T, P) == pytest.approx(6 / np.sqrt(5 * 12))
+
+
+def test_ccc_by_hand_and_its_penalty_for_bias():
+    # cov = 6/4, var_t = 5/4, var_p = 12/4, means 2.5 and 3 -> 2*1.5 / (1.25 + 3 + 0.25)
+    assert ccc(T, P) == pytest.approx(3.0 / 4.5)
+    assert ccc(T, T) == pytest.approx(1.0)
+    assert ccc(T, np.add(T, 1)) == pytest.approx(2 * 1.25 / (2.5 + 1))  # r = 1 but biased
+    assert pearson(T, np.add(T, 1)) == pytest.approx(1.0)
+
+
+def test_constant_predictions_have_zero_correlation_not_nan():
+    assert pearson(T, [0.5] * 4) == 0.0 and ccc([1, 1], [1, 1]) == 0.0
+
+
+def test_evaluate_names_every_metric_per_target():
+    y = np.array([T, P]).T
+    out = evaluate(y, y[:, ::-1], prefix="dev_")
+    assert sorted(out) == sorted(f"dev_{m}_{t}" for m in ("mae", "rmse", "ccc", "r") for t in ("valence", "arousal"))
+    assert out["dev_rmse_valence"] == pytest.approx(rmse(T, P))
