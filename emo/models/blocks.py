@@ -1,0 +1,113 @@
+"""Shared pieces of the fusion models: one attention ``Block`` (self- or cross-attention), masked pooling,
+sinusoidal positional encoding, and the input check every model's ``forward`` uses.
+
+Masks follow one convention throughout: ``True`` = a real step, ``False`` = padding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from emo.errors import ConfigError
+
+
+def require(tensor: Tensor | None, name: str, model: str) -> Tensor:
+    """Return ``tensor``, or fail loudly when the batch lacks an input the model reads."""
+    if tensor is None:
+        raise ValueError(f"{model} needs the {name!r} input, got None")
+    return tensor
+
+
+def masked_mean(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean over time of the valid steps: (B, T, D), (B, T) -> (B, D); rows with no valid step give zeros."""
+    if mask is None:
+        return x.mean(dim=1)
+    keep = mask.unsqueeze(-1)  # (B, T, 1)
+    # where(), not x * mask: padding may hold inf/NaN, and 0 * inf is NaN.
+    total = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device)).sum(dim=1)  # (B, D)
+    count = keep.sum(dim=1).clamp(min=1).to(x.dtype)  # (B, 1); clamp makes all-padding rows 0 / 1 = 0
+    return total / count
+
+
+class PositionalEncoding(nn.Module):
+    """Adds the sinusoidal encoding of "Attention is all you need" to a (B, T, D) sequence.
+
+    Computed per call for the actual length, so there is no maximum length and nothing in the state dict.
+    """
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.d_model = d_model
+
+    def forward(self, x: Tensor) -> Tensor:
+        steps, d = x.shape[1], self.d_model
+        position = torch.arange(steps, device=x.device, dtype=torch.float32).unsqueeze(1)  # (T, 1)
+        rate = torch.exp(torch.arange(0, d, 2, device=x.device, dtype=torch.float32) * (-math.log(10000.0) / d))
+        pe = torch.zeros(steps, d, device=x.device)  # (T, D)
+        pe[:, 0::2] = torch.sin(position * rate)
+        pe[:, 1::2] = torch.cos(position * rate[: d // 2])  # odd d: one fewer cosine column
+        return x + pe.to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Multi-head attention with a learned always-attendable null key/value.
+
+    The null slot keeps the softmax defined when every context step is padding (a silent sample):
+    the query then reads a learned "no audio" value instead of NaN.
+    """
+
+    def __init__(self, d_model: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        if d_model % heads:
+            raise ConfigError(f"d_model ({d_model}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.to_q = nn.Linear(d_model, d_model)
+        self.to_kv = nn.Linear(d_model, 2 * d_model)
+        self.null_kv = nn.Parameter(torch.randn(2, 1, 1, d_model) * 0.02)  # (k|v, 1, 1, D)
+        self.dropout = nn.Dropout(dropout)
+        self.to_out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
+        b, t, d = x.shape
+        if context_mask is not None:
+            # Zero padded steps before projecting, so padding values (even NaN) cannot reach the output.
+            context = context.masked_fill(~context_mask.unsqueeze(-1), 0.0)
+        k, v = self.to_kv(context).chunk(2, dim=-1)  # (B, S, D) each
+        k = torch.cat([self.null_kv[0].expand(b, 1, d), k], dim=1)  # (B, 1 + S, D)
+        v = torch.cat([self.null_kv[1].expand(b, 1, d), v], dim=1)
+        h, hs = self.heads, d // self.heads
+        q = self.to_q(x).view(b, t, h, hs).transpose(1, 2)  # (B, h, T, hs)
+        k = k.view(b, -1, h, hs).transpose(1, 2)  # (B, h, 1 + S, hs)
+        v = v.view(b, -1, h, hs).transpose(1, 2)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, h, T, 1 + S)
+        if context_mask is not None:
+            valid = torch.cat([context_mask.new_ones(b, 1), context_mask], dim=1)  # (B, 1 + S), null always valid
+            scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))  # padding gets weight exactly 0
+        weights = self.dropout(scores.softmax(dim=-1))
+        out = (weights @ v).transpose(1, 2).reshape(b, t, d)  # (B, T, D)
+        return self.to_out(out)
+
+
+class Block(nn.Module):
+    """Post-norm transformer block (attention, add & norm, feed-forward, add & norm), as in the thesis.
+
+    ``forward(x)`` is self-attention; ``forward(x, context)`` is cross-attention with queries from ``x``
+    and keys/values from ``context``. ``context_mask`` (True = valid) masks the keys: those of
+    ``context``, or of ``x`` itself in self-attention.
+    """
+
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        self.attn = Attention(d_model, heads, dropout)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, context: Tensor | None = None, context_mask: Tensor | None = None) -> Tensor:
+        kv = x if context is None else context  # (B, S, D)
+        x = self.norm1(x + self.dropout(self.attn(x, kv, context_mask)))  # (B, T, D)
+        return self.norm2(x + self.dropout(self.ff(x)))
