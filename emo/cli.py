@@ -53,6 +53,7 @@ def main(verbose: bool) -> None:
     emo data synth   write a synthetic SEWA- or AFEW-VA-like dataset folder
     emo data check   validate a dataset folder and summarise it
     emo data split   make (or show) the dataset's train/dev/test split by video
+    emo train FAMILY train one model family (baseline, ffnn, video, audio, fusion), tracked in MLflow
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -111,6 +112,59 @@ def split_cmd(data, **opts):
     for name in ("train", "dev", "test"):
         ids = s.of(name)
         click.echo(f"  {name:5s} {len(ids):4d} videos  {', '.join(ids[:6])}{' …' if len(ids) > 6 else ''}")
+
+
+def config_options(f):
+    """One --option per Config field, typed from the dataclass; unset options keep Config's defaults."""
+    import dataclasses
+    import typing
+
+    from emo.config import HELP, Config
+
+    hints = typing.get_type_hints(Config)
+    for field in reversed(dataclasses.fields(Config)):
+        if field.name in ("family", "extra"):
+            continue
+        hint = hints[field.name]
+        base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+        kind = {int: int, float: float, str: str}.get(base, str)
+        default = field.default if field.default is not dataclasses.MISSING else None
+        shown = "auto" if default is None else ",".join(default) if isinstance(default, tuple) else default
+        f = click.option(f"--{field.name.replace('_', '-')}", field.name, type=kind, default=None,
+                         help=f"{HELP.get(field.name, '')} [default: {shown}]")(f)
+    return f
+
+
+def config_from(family: str, options: dict):
+    from emo.config import Config
+
+    values = {k: v for k, v in options.items() if v is not None}
+    if "algorithms" in values:
+        values["algorithms"] = tuple(a.strip() for a in values["algorithms"].split(",") if a.strip())
+    return Config(family=family, **values).validate()
+
+
+@main.command("train")
+@click.argument("family", type=click.Choice(["baseline", "ffnn", "video", "audio", "fusion"]))
+@config_options
+@click.option("--experiment", default=None, help="MLflow experiment name (ignored under `mlflow run`).")
+@click.option("--run-name", default=None, help="MLflow run name.")
+@click.option("--resume", default=None, metavar="RUN_ID", help="Continue the run RUN_ID from its last checkpoint.")
+@click.option("--no-track", is_flag=True, help="Do not log to MLflow (print the metrics only).")
+def train_cmd(family, experiment, run_name, resume, no_track, **options):
+    """Train one model FAMILY on a dataset and track it in MLflow.
+
+    \b
+    Families: baseline (Bayesian Ridge, SVR, Decision Tree per frame), ffnn (per frame),
+    video (GRU over windows), audio (ffnn on an audio table), fusion (methods 1-4).
+    The tracking store is MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.
+    """
+    from emo.experiment import run_experiment
+    from emo.report import describe
+
+    config = config_from(family, options)
+    result = run_experiment(config, track=not no_track, run_name=run_name, experiment=experiment, resume=resume)
+    click.echo(describe(result))
 
 
 if __name__ == "__main__":

@@ -7,3 +7,44 @@ sys.path.insert(0, str(Path(__file__).parent))  # the `tables` helper module
 
 def pytest_configure(config):
     logging.getLogger("emo").setLevel(logging.INFO)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small synthetic SEWA-like corpus shared by the training tests (generated once)."""
+    from emo.data.synth import SynthConfig, synthesize
+
+    return synthesize(tmp_path_factory.mktemp("corpus") / "sewa",
+                      SynthConfig(videos=12, duration_s=30.0, dim=16, audio_dim=8, seed=1))
+
+
+@pytest.fixture(scope="session")
+def _migrated_store(tmp_path_factory):
+    """One migrated sqlite tracking store; tests copy it instead of migrating a new one each time."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch, _migrated_store):
+    """A fresh sqlite tracking store (and artifact folder) for one test, set as MLflow's tracking URI."""
+    import shutil
+
+    import mlflow
+
+    db = tmp_path / "mlflow.db"
+    shutil.copy(_migrated_store, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.setenv("EMO_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)

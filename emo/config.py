@@ -1,0 +1,203 @@
+"""The one configuration of an experiment, with every default declared once.
+
+Model hyperparameters default to the model constructors' own defaults (the thesis's); a value
+given here overrides them. `FAMILIES` maps a family to its registered model and input kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+
+from emo.errors import ConfigError
+
+# family -> (input kind, default window label)
+FAMILIES = {
+    "baseline": ("frame", "mean"),
+    "ffnn": ("frame", "mean"),
+    "audio": ("audio", "mean"),
+    "video": ("window", "mean"),
+    "fusion": ("fusion", "last"),
+}
+POOLINGS = ("avg", "max", "conv1d")
+VARIANTS = ("v1", "v2", "v3")
+LOSSES = ("rmse", "ccc")
+# hyperparameters that are passed to the model constructor when set
+MODEL_KEYS = ("hidden", "layers", "dropout", "pooling", "d_model", "heads", "ff", "depth", "kernel_size", "variant")
+
+
+HELP = {
+    "data": "Dataset folder, or 'synthetic' / 'synthetic:afew' for a small generated corpus (made on first use).",
+    "window": "Window length in seconds (video/fusion: window_s × fps frames; audio: which audio_{N}s table).",
+    "label": "Window label: mean of its frames or its last frame (default: mean; last for fusion).",
+    "stride": "Frames between window starts.",
+    "method": "Fusion method 1, 2, 3 or 4.",
+    "variant": "Fusion 4 variant: v1 (self-attention), v2 (cross-attention on video), v3 (on audio). Default v2.",
+    "audio_window": "Fusion: which audio table (1-4 s); default: the window's length.",
+    "audio_len": "Fusion: audio steps per window (longer are truncated); default: the longest.",
+    "hidden": "Hidden size (ffnn, audio, video GRU, fusion 1).",
+    "layers": "GRU layers (video).",
+    "dropout": "Dropout rate.",
+    "pooling": "Video temporal pooling: avg, max or conv1d.",
+    "d_model": "Transformer width (fusion 2-4).",
+    "heads": "Attention heads (fusion 2-4).",
+    "ff": "Position-wise feed-forward size (fusion 2-4).",
+    "depth": "Transformer blocks (fusion 2) / repeated second blocks (fusion 4).",
+    "kernel_size": "Conv1d video encoder kernel (fusion 4).",
+    "epochs": "Maximum epochs.",
+    "patience": "Stop after this many epochs without a better dev loss.",
+    "lr": "Adam learning rate.",
+    "batch_size": "Mini-batch size.",
+    "loss": "Training loss: rmse (RMSE V + RMSE A, the thesis) or ccc (2 - CCC V - CCC A).",
+    "seed": "Seed of weights, shuffling and dropout: same seed, same numbers (CPU).",
+    "device": "auto (CUDA when available), cpu or cuda.",
+    "algorithms": "Baseline algorithms (comma-separated): bayesian_ridge, svr, tree.",
+    "svr_max_samples": "SVR fits at most this many training frames (a seeded subsample above that).",
+    "fps": "Frame rate, when meta.json has none.",
+    "label_scale": "Labels lie in [-S, S] (SEWA 1, AFEW-VA 10); default: meta.json, else 1.",
+    "id_pattern": "Regex with a named group 'id' deriving the video id from the video table's 'path'.",
+    "audio_id_pattern": "Regex with a named group 'id' deriving the video id from an audio 'filename'.",
+    "split_seed": "Seed of the video split, used only when the dataset has no split yet.",
+}
+
+
+@dataclass
+class Config:
+    """Everything that decides an experiment's result. `None` means "the model's own default"."""
+
+    family: str = "fusion"
+    data: str = "synthetic"
+    window: float = 4.0  # seconds; the audio family's table is audio_{window}s
+    label: str | None = None  # "mean" | "last"; default: mean, but last for fusion (the thesis)
+    stride: int = 1  # frames between window starts
+    method: int = 4  # fusion method 1-4
+    variant: str | None = None  # fusion 4: v1 | v2 | v3 (default v2)
+    audio_window: int | None = None  # fusion: which audio table (default: the window's length)
+    audio_len: int | None = None  # fusion: audio steps per window (default: the longest)
+    # model hyperparameters (None: the model's default)
+    hidden: int | None = None
+    layers: int | None = None
+    dropout: float | None = None
+    pooling: str | None = None
+    d_model: int | None = None
+    heads: int | None = None
+    ff: int | None = None
+    depth: int | None = None
+    kernel_size: int | None = None
+    # training
+    epochs: int = 30
+    patience: int = 5
+    lr: float = 1e-3
+    batch_size: int = 64
+    loss: str = "rmse"
+    seed: int = 0
+    device: str = "auto"
+    # baseline family
+    algorithms: tuple[str, ...] = ("bayesian_ridge", "svr", "tree")
+    svr_max_samples: int = 20000
+    # dataset reading
+    fps: float | None = None
+    label_scale: float | None = None
+    id_pattern: str | None = None
+    audio_id_pattern: str | None = None
+    split_seed: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def model_name(self) -> str:
+        return f"fusion{self.method}" if self.family == "fusion" else self.family
+
+    @property
+    def input_kind(self) -> str:
+        return FAMILIES[self.family][0]
+
+    @property
+    def window_label(self) -> str:
+        return self.label or FAMILIES[self.family][1]
+
+    def model_kwargs(self) -> dict:
+        """The hyperparameters set explicitly that this family's model takes.
+
+        Entry points pass one parameter set to every method (`hidden` reaches fusion 4 too), so a
+        hyperparameter the model has no use for is left out here, and reported by `unused()`.
+        """
+        from emo.models import MODELS
+
+        if self.family == "baseline":
+            return {}
+        accepted = inspect.signature(MODELS[self.model_name]).parameters
+        kw = {k: getattr(self, k) for k in MODEL_KEYS if getattr(self, k) is not None and k in accepted}
+        if "variant" in accepted:
+            kw.setdefault("variant", "v2")
+        return kw
+
+    def unused(self) -> list[str]:
+        """Hyperparameters set in the config that this family's model does not take."""
+        if self.family == "baseline":
+            return []
+        used = self.model_kwargs()
+        return [k for k in MODEL_KEYS if getattr(self, k) is not None and k not in used]
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def params(self) -> dict:
+        """The settings that apply to this family, for tracking (None: the model's default, logged resolved)."""
+        skip = {"extra", *self.unused()}
+        if self.family != "fusion":
+            skip |= {"method", "variant", "audio_window", "audio_len"}
+        if self.family != "baseline":
+            skip |= {"algorithms", "svr_max_samples"}
+        return {k: v for k, v in self.to_dict().items() if k not in skip and v is not None}
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["algorithms"] = list(self.algorithms)
+        return d
+
+    def validate(self) -> "Config":
+        """Fail with a clear message before any data is read or any training starts."""
+        def bad(msg: str):
+            raise ConfigError(msg)
+
+        if self.family not in FAMILIES:
+            bad(f"unknown family {self.family!r}; choose one of {', '.join(FAMILIES)}.")
+        if not self.window > 0:
+            bad(f"window must be a positive number of seconds (got {self.window:g}); the thesis uses 1, 2, 3 or 4.")
+        if self.family == "audio" and self.window not in (1, 2, 3, 4):
+            bad(f"the audio model reads one of the audio_1s … audio_4s tables: window must be 1, 2, 3 or 4 "
+                f"(got {self.window:g}).")
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            bad(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}.")
+        if self.family == "fusion" and self.method not in (1, 2, 3, 4):
+            bad(f"unknown fusion method {self.method}; choose 1, 2, 3 or 4.")
+        if self.variant is not None and self.variant not in VARIANTS:
+            bad(f"unknown fusion 4 variant {self.variant!r}; choose one of {', '.join(VARIANTS)}.")
+        if self.label is not None and self.label not in ("mean", "last"):
+            bad(f"unknown window label {self.label!r}; choose mean or last.")
+        if self.loss not in LOSSES:
+            bad(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        if self.audio_window is not None and self.audio_window not in (1, 2, 3, 4):
+            bad(f"audio_window must be 1, 2, 3 or 4 (got {self.audio_window}).")
+        for name in ("epochs", "batch_size", "stride"):
+            if getattr(self, name) < 1:
+                bad(f"{name} must be at least 1 (got {getattr(self, name)}).")
+        if self.patience < 0:
+            bad(f"patience must be 0 or more (got {self.patience}).")
+        if not self.lr > 0:
+            bad(f"lr must be positive (got {self.lr:g}).")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            bad(f"dropout must be in [0, 1) (got {self.dropout:g}).")
+        for name in ("hidden", "layers", "d_model", "heads", "ff", "depth", "kernel_size", "audio_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                bad(f"{name} must be at least 1 (got {value}).")
+        if self.d_model is not None and self.heads is not None and self.d_model % self.heads:
+            bad(f"d_model ({self.d_model}) must be divisible by heads ({self.heads}).")
+        unknown = set(self.algorithms) - {"bayesian_ridge", "svr", "tree"}
+        if unknown:
+            bad(f"unknown baseline algorithm(s) {', '.join(sorted(unknown))}; choose from bayesian_ridge, svr, tree.")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            bad(f"unknown device {self.device!r}; choose auto, cpu or cuda.")
+        return self

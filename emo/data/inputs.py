@@ -1,0 +1,129 @@
+"""The train/dev/test samples of one experiment: frames, audio rows, video windows or fusion windows.
+
+Every split is cut from the same tables by the dataset's video split, so all families and both
+modalities of a fusion see the same videos.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emo.data.dataset import Dataset
+from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
+from emo.data.windows import (audio_row_labels, make_windows, sync_audio, window_frames, window_labels,
+                              window_span)
+from emo.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("frame", "audio", "window", "fusion")
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class SampleIndex:
+    """Where each sample comes from: its video and its time span (for predictions and plots)."""
+
+    video_id: np.ndarray  # (n,) str
+    start: np.ndarray  # (n,) seconds
+    end: np.ndarray  # (n,) seconds
+
+
+@dataclass
+class Inputs:
+    """Samples per split, the input sizes a model needs, and what was skipped on the way."""
+
+    kind: str
+    samples: dict[str, _Samples]
+    index: dict[str, SampleIndex]
+    dims: dict[str, int]
+    notes: dict[str, object] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(s) for name, s in self.samples.items()}
+
+
+def _frame_inputs(ds: Dataset) -> Inputs:
+    v = ds.video
+    row_video = v.row_video()
+    samples, index = {}, {}
+    for name in SPLITS:
+        rows = np.flatnonzero(np.isin(row_video, np.flatnonzero(np.isin(v.video_ids, ds.split.of(name)))))
+        samples[name] = FrameSamples(v, rows, v.labels[rows])
+        index[name] = SampleIndex(v.video_ids[row_video[rows]], v.times[rows], v.times[rows] + 1 / ds.fps)
+    return Inputs("frame", samples, index, {"input_dim": v.dim})
+
+
+def _audio_inputs(ds: Dataset, audio_window: int) -> Inputs:
+    a = ds.audio(audio_window)
+    labels = audio_row_labels(a, ds.video, audio_window)
+    unlabelled = np.isnan(labels).any(axis=1)
+    if unlabelled.all():
+        raise DataError(f"{a.source}: no audio row overlaps a labelled video frame, so no audio row has a label. "
+                        f"Check that both tables use the same time origin (seconds from the video's start).")
+    if unlabelled.any():
+        log.warning("%s: %d of %d audio rows have no video frame inside them and no label of their own; "
+                    "they are left out.", a.source, int(unlabelled.sum()), a.n_rows)
+    row_video = a.row_video()
+    samples, index = {}, {}
+    for name in SPLITS:
+        keep = np.isin(a.video_ids[row_video], ds.split.of(name)) & ~unlabelled
+        rows = np.flatnonzero(keep)
+        samples[name] = FrameSamples(a, rows, labels[rows], modality="audio")
+        index[name] = SampleIndex(a.video_ids[row_video[rows]], a.times[rows], a.times[rows] + audio_window)
+    return Inputs("audio", samples, index, {"input_dim": a.dim}, {"unlabelled_audio_rows": int(unlabelled.sum())})
+
+
+def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: int, audio_window: int | None,
+                   audio_len: int | None) -> Inputs:
+    v = ds.video
+    frames = window_frames(window_s, ds.fps)
+    audio = ds.audio(audio_window) if kind == "fusion" else None
+    wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name)) for name in SPLITS}
+    if audio is not None and audio_len is None:
+        # one fixed length for every split, so a model sees the same shapes in training and serving
+        audio_len = max(sync_audio(v, w, audio, ds.fps).max_len for w in wins.values() if len(w))
+    samples, index = {}, {}
+    skipped = sorted(s for w in wins.values() for s in w.skipped_videos)
+    for name, w in wins.items():
+        if not len(w):
+            raise DataError(f"{v.source}: the {name} split has no window of {window_s:g} s ({frames} frames): its "
+                            f"{len(ds.split.of(name))} videos are all shorter. Choose a shorter --window.")
+        labels = window_labels(v, w, label)
+        if audio is None:
+            samples[name] = WindowSamples(v, w, labels)
+        else:
+            sync = sync_audio(v, w, audio, ds.fps, max_len=audio_len)
+            samples[name] = FusionSamples(v, w, labels, audio, sync)
+        start, end = window_span(v, w, ds.fps)
+        index[name] = SampleIndex(v.video_ids[w.video], start, end)
+    dims = {"input_dim": v.dim, "video_dim": v.dim, "frames": frames}
+    if audio is not None:
+        dims.update(audio_dim=audio.dim, audio_len=int(audio_len))
+    return Inputs(kind, samples, index, dims, {"skipped_short_videos": len(skipped)})
+
+
+def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = "mean", stride: int = 1,
+                 audio_window: int | None = None, audio_len: int | None = None) -> Inputs:
+    """Samples of `kind` for train/dev/test.
+
+    `frame`: one sample per video frame. `audio`: one per row of the `audio_{audio_window}s` table.
+    `window`: windows of `window_s` seconds. `fusion`: those windows with their audio rows from
+    `audio_{audio_window}s` (default: the table of the same length as the window, else the 1 s one).
+    """
+    if kind not in KINDS:
+        raise ConfigError(f"unknown input kind {kind!r}; choose one of {', '.join(KINDS)}.")
+    if kind == "frame":
+        return _frame_inputs(ds)
+    if kind == "audio":
+        return _audio_inputs(ds, int(audio_window or window_s))
+    if kind == "fusion" and audio_window is None:
+        have = ds.audio_windows()
+        if not have:
+            raise DataError(f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
+                            f"none (like AFEW-VA). Use a video model, or add the audio tables.")
+        audio_window = int(window_s) if int(window_s) in have else have[0]
+    return _window_inputs(ds, kind, window_s, label, stride, audio_window, audio_len)

@@ -1,0 +1,260 @@
+"""One experiment, `config → metrics`: the function behind the CLI, the MLproject entry points and tuning.
+
+tables → inputs → model → trainer → metrics → tracking. Training and early stopping see train and
+dev only; the test set is evaluated once, with the best-on-dev weights, after training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emo import __version__
+from emo.config import Config
+from emo.data.dataset import Dataset, load_dataset
+from emo.data.inputs import Inputs, build_inputs
+from emo.errors import ConfigError
+from emo.metrics import evaluate
+from emo.models import MODELS, create_model
+from emo.trainer import TrainState, checkpoint, pick_device, predict, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    """What an experiment produced: best-on-dev metrics, test metrics, and where it is tracked."""
+
+    config: Config
+    dev: dict[str, float]
+    test: dict[str, float]
+    mean_predictor_dev: dict[str, float]
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    run_id: str | None = None
+    model_uri: str | None = None
+    children: dict[str, "Result"] = field(default_factory=dict)
+
+    @property
+    def objective(self) -> float:
+        """Mean dev RMSE over valence and arousal: what tuning and model selection minimise."""
+        return (self.dev["dev_rmse_valence"] + self.dev["dev_rmse_arousal"]) / 2
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def hyperparameters(config: Config) -> dict:
+    """The model's hyperparameters as used: the constructor's defaults, overridden by the config."""
+    params = inspect.signature(MODELS[config.model_name]).parameters
+    resolved = {k: p.default for k, p in params.items()
+                if p.default is not inspect.Parameter.empty and k not in ("frames", "modality")}
+    resolved.update(config.model_kwargs())
+    return resolved
+
+
+def dataset_params(ds: Dataset, inputs: Inputs) -> dict:
+    params = {"data_folder": str(ds.folder.resolve()), "data_name": ds.name, "data_fingerprint": ds.fingerprint,
+              "data_synthetic": ds.synthetic, "split_hash": ds.split.hash, "fps": ds.fps,
+              "label_scale": ds.label_scale, "emo_version": __version__, "input_kind": inputs.kind}
+    params.update({f"n_{name}": n for name, n in inputs.sizes().items()})
+    params.update({f"dim_{k}": v for k, v in inputs.dims.items()})
+    params.update(inputs.notes)
+    return params
+
+
+def _mean_predictor(inputs: Inputs) -> dict[str, float]:
+    y_train = inputs.samples["train"].labels.numpy()
+    y_dev = inputs.samples["dev"].labels.numpy()
+    return evaluate(y_dev, np.broadcast_to(y_train.mean(axis=0), y_dev.shape), "dev_")
+
+
+def _log_figures(tracker, inputs: Inputs, y_dev: np.ndarray, p_dev: np.ndarray, history: list[dict] | None,
+                 prefix: str = "") -> None:
+    from emo import plots
+
+    idx = inputs.index["dev"]
+    figures = {f"plots/{prefix}dev_traces.png": plots.traces(idx.video_id, idx.start, y_dev, p_dev),
+               f"plots/{prefix}dev_valence_arousal.png": plots.va_scatter(y_dev, p_dev)}
+    if history:
+        figures[f"plots/{prefix}learning_curves.png"] = plots.learning_curves(history)
+    for path, fig in figures.items():
+        tracker.log_figure(fig, path)
+        plots.close(fig)
+
+
+def _input_example(inputs: Inputs) -> dict:
+    batch = inputs.samples["dev"].__getitems__(list(range(min(2, len(inputs.samples["dev"])))))
+    return {k: v.numpy() for k, v in batch.inputs().items()}
+
+
+def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Module) -> str | None:
+    from emo.pyfunc import signature
+
+    body = {"model_name": config.model_name, "model_kwargs": config.model_kwargs(), "dims": inputs.dims,
+            "kind": inputs.kind, "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pt"
+        torch.save(body, path)
+        return tracker.log_model({"checkpoint": str(path)}, signature(inputs.kind, inputs.dims),
+                                 _input_example(inputs))
+
+
+def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, on_epoch: Callable | None,
+               progress: bool) -> Result:
+    seed_everything(config.seed)
+    model = create_model(config.model_name, **config.model_kwargs(), **inputs.dims)
+    device = pick_device(config.device)
+    tracker.log_params({"device": device.type, "n_parameters": sum(p.numel() for p in model.parameters())})
+    if resume is not None:
+        if resume.get("model_name") != config.model_name or resume.get("dims") != inputs.dims:
+            raise ConfigError(f"the checkpoint to resume is a {resume.get('model_name')} on inputs "
+                              f"{resume.get('dims')}, but this run builds a {config.model_name} on {inputs.dims}. "
+                              f"Resume with the same family, window and data as the original run.")
+
+    def epoch_end(state: TrainState, net, optimizer, generator) -> None:
+        record = state.history[-1]
+        tracker.log_metrics({k: v for k, v in record.items() if k not in ("epoch", "improved")}, step=state.epoch)
+        tracker.log_checkpoint(checkpoint(state, net, optimizer, generator, config=config.to_dict(),
+                                          model_name=config.model_name, dims=inputs.dims))
+        if on_epoch is not None:
+            on_epoch(state)
+
+    state = train(model, inputs.samples["train"], inputs.samples["dev"], epochs=config.epochs,
+                  patience=config.patience, lr=config.lr, batch_size=config.batch_size, loss=config.loss,
+                  seed=config.seed, device=device, on_epoch=epoch_end, resume=resume, progress=progress)
+    y_dev, p_dev = predict(model, inputs.samples["dev"], device=device)
+    y_test, p_test = predict(model, inputs.samples["test"], device=device)  # once, after every decision
+    result = Result(config=config, dev=evaluate(y_dev, p_dev, "dev_"), test=evaluate(y_test, p_test, "test_"),
+                    mean_predictor_dev=_mean_predictor(inputs), history=state.history, best_epoch=state.best_epoch,
+                    run_id=tracker.run_id)
+    _log_results(tracker, result, epochs_run=state.epoch, stopped_early=state.stopped_early)
+    _log_figures(tracker, inputs, y_dev, p_dev, state.history)
+    result.model_uri = _log_torch_model(tracker, config, inputs, model.cpu())
+    return result
+
+
+def _log_results(tracker, result: Result, **extra) -> None:
+    final = {f"best_{k}": v for k, v in result.dev.items()}
+    final.update(result.test)
+    final.update({f"mean_predictor_{k}": v for k, v in result.mean_predictor_dev.items() if "rmse" in k})
+    final["best_dev_rmse_mean"] = result.objective
+    final["test_rmse_mean"] = (result.test["test_rmse_valence"] + result.test["test_rmse_arousal"]) / 2
+    final["best_epoch"] = result.best_epoch
+    tracker.log_metrics(final)
+    tracker.set_tags({k: v for k, v in extra.items()})
+
+
+def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Callable | None) -> Result:
+    from emo.baseline import fit_baseline, predict_baseline
+    from emo.pyfunc import signature
+
+    x = {name: s.features[s.rows].numpy() for name, s in inputs.samples.items()}
+    y = {name: s.labels.numpy() for name, s in inputs.samples.items()}
+    results = {}
+    for algorithm in config.algorithms:
+        log.info("baseline %s on %d train frames", algorithm, len(x["train"]))
+        with nested_tracker(algorithm) as child:
+            child.log_params({"family": "baseline", "algorithm": algorithm, "seed": config.seed})
+            estimators, notes = fit_baseline(algorithm, x["train"], y["train"], x["dev"], y["dev"], seed=config.seed,
+                                             svr_max_samples=config.svr_max_samples)
+            child.log_params(notes)
+            p_dev, p_test = predict_baseline(estimators, x["dev"]), predict_baseline(estimators, x["test"])
+            res = Result(config=config, dev=evaluate(y["dev"], p_dev, "dev_"), test=evaluate(y["test"], p_test, "test_"),
+                         mean_predictor_dev=_mean_predictor(inputs), run_id=child.run_id)
+            _log_results(child, res)
+            _log_figures(child, inputs, y["dev"], p_dev, None)
+            import joblib
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "estimators.joblib"
+                joblib.dump({"estimators": estimators, "dims": inputs.dims}, path)
+                res.model_uri = child.log_model({"estimators": str(path)},
+                                                signature("frame", inputs.dims), {"video": x["dev"][:2]})
+            results[algorithm] = res
+    best = min(results.values(), key=lambda r: r.objective)
+    summary = Result(config=config, dev=best.dev, test=best.test, mean_predictor_dev=best.mean_predictor_dev,
+                     run_id=tracker.run_id, model_uri=best.model_uri, children=results)
+    tracker.log_text("\n".join(f"{a}: dev RMSE V {r.dev['dev_rmse_valence']:.4f} A {r.dev['dev_rmse_arousal']:.4f}; "
+                               f"test RMSE V {r.test['test_rmse_valence']:.4f} A {r.test['test_rmse_arousal']:.4f}"
+                               for a, r in results.items()), "baseline_summary.txt")
+    _log_results(tracker, summary, best_algorithm=min(results, key=lambda a: results[a].objective))
+    return summary
+
+
+def run_experiment(config: Config, *, track: bool = True, run_name: str | None = None,
+                   experiment: str | None = None, resume: str | None = None,
+                   on_epoch: Callable[[TrainState], None] | None = None, progress: bool = True,
+                   parent_run_id: str | None = None, dataset: Dataset | None = None) -> Result:
+    """Run one experiment. With `track`, everything goes to an MLflow run (reused under `mlflow run`,
+    resumed with `resume=RUN_ID`, nested under `parent_run_id`); without, nothing leaves the process."""
+    config.validate()
+    from emo.tracking import NullTracker, load_checkpoint, tracked_run
+
+    checkpoint_body = load_checkpoint(resume) if resume else None
+    name = run_name or _default_run_name(config)
+    tags = {"emo.family": config.family, "emo.model": config.model_name}
+
+    def body(tracker) -> Result:
+        ds = dataset or load_dataset(config.data, fps=config.fps, label_scale=config.label_scale,
+                                     id_pattern=config.id_pattern, audio_id_pattern=config.audio_id_pattern,
+                                     split_seed=config.split_seed)
+        inputs = build_inputs(ds, config.input_kind, window_s=config.window, label=config.window_label,
+                              stride=config.stride, audio_window=config.audio_window, audio_len=config.audio_len)
+        params = config.params()
+        params.update(hyperparameters(config) if config.family != "baseline" else {})
+        params.update(dataset_params(ds, inputs))
+        if resume:
+            params["resumed_from"] = resume
+        tracker.log_params(params)
+        if config.family != "baseline" and config.unused():
+            log.info("%s does not use %s; ignored.", config.model_name, ", ".join(config.unused()))
+        tracker.set_tags({"emo.synthetic_data": ds.synthetic})
+        log.info("%s on %s: %s samples (train/dev/test), dims %s", config.model_name, ds.name, inputs.sizes(),
+                 inputs.dims)
+        if config.family == "baseline":
+            def child(algorithm):
+                if track:
+                    return tracked_run(run_name=f"baseline-{algorithm}", nested=True, parent_run_id=tracker.run_id,
+                                       tags={**tags, "emo.algorithm": algorithm})
+                return _null_context(NullTracker())
+
+            return _run_baseline(config, inputs, tracker, nested_tracker=child)
+        return _run_torch(config, inputs, tracker, resume=checkpoint_body, on_epoch=on_epoch, progress=progress)
+
+    if not track:
+        return body(NullTracker())
+    with tracked_run(run_name=name, experiment=experiment, resume_run_id=resume, tags=tags,
+                     nested=parent_run_id is not None, parent_run_id=parent_run_id) as tracker:
+        return body(tracker)
+
+
+def _default_run_name(config: Config) -> str:
+    if config.family == "fusion":
+        v = f"-{config.model_kwargs().get('variant')}" if config.method == 4 else ""
+        return f"fusion{config.method}{v}-{config.window:g}s"
+    if config.family in ("video", "audio"):
+        return f"{config.family}-{config.window:g}s" + (f"-{config.pooling}" if config.pooling else "")
+    return config.family
+
+
+class _null_context:
+    def __init__(self, value):
+        self.value = value
+
+    def __enter__(self):
+        return self.value
+
+    def __exit__(self, *exc):
+        return False

@@ -1,0 +1,7 @@
+"""The models-from-code file MLflow stores with every emo model: it builds the pyfunc on load."""
+
+import mlflow
+
+from emo.pyfunc import EmoModel
+
+mlflow.models.set_model(EmoModel())

@@ -1,0 +1,196 @@
+"""Experiment tracking: MLflow runs, or a null tracker that keeps everything in memory.
+
+The rest of emo talks to a `Tracker`; this module (with `emo.pyfunc` for the logged model) is
+the only place that imports mlflow. The tracking URI is whatever MLflow resolves
+(`MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db`). Under `mlflow run` the run it created
+(`MLFLOW_RUN_ID`) is reused rather than a second one started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from emo.errors import EmoError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoints/checkpoint.pt"
+
+
+class TrackingError(EmoError):
+    """The tracking server or store cannot be reached or refused a request."""
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+class NullTracker:
+    """Keeps params, metrics and artifacts in memory: for tests and library use without a server."""
+
+    run_id: str | None = None
+
+    def __init__(self) -> None:
+        self.params: dict[str, str] = {}
+        self.metrics: dict[str, list[tuple[int | None, float]]] = {}
+        self.artifacts: dict[str, object] = {}
+        self.tags: dict[str, str] = {}
+
+    def log_params(self, params: dict) -> None:
+        self.params.update({k: str(v) for k, v in params.items()})
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        for k, v in metrics.items():
+            self.metrics.setdefault(k, []).append((step, float(v)))
+
+    def set_tags(self, tags: dict) -> None:
+        self.tags.update({k: str(v) for k, v in tags.items()})
+
+    def log_checkpoint(self, body: dict, path: str = CHECKPOINT) -> None:
+        self.artifacts[path] = body
+
+    def log_figure(self, fig, path: str) -> None:
+        self.artifacts[path] = fig
+
+    def log_text(self, text: str, path: str) -> None:
+        self.artifacts[path] = text
+
+    def log_model(self, artifacts: dict, signature, input_example) -> str | None:
+        self.artifacts["model"] = artifacts
+        return None
+
+
+class MlflowTracker(NullTracker):
+    """Logs to the active MLflow run."""
+
+    def __init__(self, run) -> None:
+        super().__init__()
+        import mlflow
+
+        self._mlflow = mlflow
+        self.run_id = run.info.run_id
+        self._existing = dict(run.data.params)
+
+    def log_params(self, params: dict) -> None:
+        # `mlflow run` has logged its -P values already; logging one again with another spelling
+        # ("0.001" after "1e-3") is an error, so only new keys are logged.
+        fresh = {k: str(v)[:6000] for k, v in params.items() if k not in self._existing}
+        if fresh:
+            self._mlflow.log_params(fresh)
+            self._existing.update(fresh)
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def set_tags(self, tags: dict) -> None:
+        self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+    def log_checkpoint(self, body: dict, path: str = CHECKPOINT) -> None:
+        # kept locally too, so a run whose server went away can still be resumed
+        local = local_checkpoint(self.run_id, path)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(body, local)
+        self._mlflow.log_artifact(str(local), str(Path(path).parent))
+
+    def log_figure(self, fig, path: str) -> None:
+        self._mlflow.log_figure(fig, path)
+
+    def log_text(self, text: str, path: str) -> None:
+        self._mlflow.log_text(text, path)
+
+    def log_model(self, artifacts: dict, signature, input_example) -> str | None:
+        from emo import pyfunc_model
+
+        info = self._mlflow.pyfunc.log_model(
+            name="model", python_model=pyfunc_model.__file__, artifacts=artifacts, signature=signature,
+            input_example=input_example, pip_requirements=_requirements())
+        return info.model_uri
+
+
+def _requirements() -> list[str]:
+    """What a fresh environment needs to load an emo model (stated, not inferred: inference is slow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = []
+    for name in ("mlflow", "torch", "numpy", "pandas", "scikit-learn"):
+        try:
+            reqs.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            reqs.append(name)
+    return reqs
+
+
+@contextlib.contextmanager
+def tracked_run(*, run_name: str | None = None, experiment: str | None = None, resume_run_id: str | None = None,
+                tags: dict | None = None, nested: bool = False, parent_run_id: str | None = None):
+    """Start (or resume) an MLflow run and yield its `MlflowTracker`.
+
+    The run is reused when `mlflow run` started it (MLFLOW_RUN_ID), resumed when
+    `resume_run_id` is given, else created in `experiment` (default: MLflow's). If the body
+    fails, the run is marked FAILED with the reason in the `failure_reason` tag.
+    """
+    import mlflow
+
+    env_run = os.environ.get("MLFLOW_RUN_ID")
+    try:
+        if env_run and not nested and parent_run_id is None:
+            run = mlflow.start_run(run_id=env_run)
+        elif resume_run_id and not nested:
+            run = mlflow.start_run(run_id=resume_run_id)
+        else:
+            if experiment and not env_run:
+                mlflow.set_experiment(experiment)
+            run = mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=tags)
+        if env_run or resume_run_id:
+            mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if run_name and env_run else {})})
+    except Exception as exc:
+        raise TrackingError(f"cannot start an MLflow run at {mlflow.get_tracking_uri()} ({_short(exc)}). Check that "
+                            f"the tracking server is up and MLFLOW_TRACKING_URI is right.") from None
+    tracker = MlflowTracker(run)
+    try:
+        yield tracker
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):
+            mlflow.set_tag("failure_reason", _short(exc))
+        with contextlib.suppress(Exception):
+            mlflow.end_run(status)
+        if not isinstance(exc, EmoError | KeyboardInterrupt) and _is_connection_error(exc):
+            raise TrackingError(f"lost the MLflow tracking server at {mlflow.get_tracking_uri()} during run "
+                                f"{tracker.run_id} ({_short(exc)}). The last checkpoint is in that run's artifacts "
+                                f"(and kept locally); resume with --resume {tracker.run_id} when the server is "
+                                f"back.") from exc
+        raise
+    else:
+        mlflow.end_run("FINISHED")
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in ("ConnectionError", "Connection refused", "Max retries", "MlflowException: API request"))
+
+
+def local_checkpoint(run_id: str, path: str = CHECKPOINT) -> Path:
+    """Where a run's checkpoint is kept on this machine: $EMO_CHECKPOINT_DIR (default ./checkpoints)/RUN_ID/."""
+    return Path(os.environ.get("EMO_CHECKPOINT_DIR", "checkpoints")) / run_id / Path(path).name
+
+
+def load_checkpoint(run_id: str, path: str = CHECKPOINT) -> dict:
+    """The checkpoint a run logged, for `--resume RUN_ID` (the local copy when there is one)."""
+    import mlflow
+
+    local = local_checkpoint(run_id, path)
+    if local.exists():
+        return torch.load(local, weights_only=False)
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
+    except Exception as exc:
+        raise TrackingError(f"run {run_id} has no checkpoint {path} to resume from ({_short(exc)}). Check the run id "
+                            f"(mlflow ui shows it) and that MLFLOW_TRACKING_URI points at the same store.") from None
+    return torch.load(local, weights_only=False)

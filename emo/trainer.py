@@ -1,0 +1,150 @@
+"""One trainer for every torch model: mini-batch Adam, early stopping on the dev loss, best weights kept.
+
+Nothing here knows a model family: models take `model(**batch.inputs())` and return (B, 2).
+Tracking, checkpoints and pruning plug in through the `on_epoch` callback. The test set never
+enters this module.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from emo.data.samples import _Samples, loader
+from emo.metrics import evaluate
+
+log = logging.getLogger(__name__)
+
+
+def rmse_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """RMSE(valence) + RMSE(arousal), the thesis's loss."""
+    return torch.sqrt(((pred - target) ** 2).mean(dim=0) + 1e-12).sum()
+
+
+def ccc_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """(1 - CCC(valence)) + (1 - CCC(arousal)), the field's standard loss."""
+    pm, tm = pred.mean(dim=0), target.mean(dim=0)
+    cov = ((pred - pm) * (target - tm)).mean(dim=0)
+    ccc = 2 * cov / (pred.var(dim=0, unbiased=False) + target.var(dim=0, unbiased=False) + (pm - tm) ** 2 + 1e-8)
+    return (1 - ccc).sum()
+
+
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"rmse": rmse_loss, "ccc": ccc_loss}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainState:
+    """Where training stands; everything needed to resume it exactly."""
+
+    epoch: int = 0  # epochs completed
+    best_loss: float = float("inf")
+    best_epoch: int = 0
+    best_weights: dict | None = None
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+@torch.no_grad()
+def predict(model: nn.Module, samples: _Samples, *, batch_size: int = 512,
+            device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(targets, predictions), both (n, 2), in sample order."""
+    model.eval()
+    preds, targets = [], []
+    for batch in loader(samples, batch_size):
+        batch = batch.to(device)
+        preds.append(model(**batch.inputs()).float().cpu())
+        targets.append(batch.target.cpu())
+    return torch.cat(targets).numpy(), torch.cat(preds).numpy()
+
+
+def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: int = 30, patience: int = 5,
+          lr: float = 1e-3, batch_size: int = 64, loss: str = "rmse", seed: int = 0,
+          device: torch.device | str = "cpu", on_epoch: Callable[[TrainState, nn.Module, torch.optim.Optimizer,
+                                                                   torch.Generator], None] | None = None,
+          resume: dict | None = None, progress: bool = True) -> TrainState:
+    """Train `model` on `train_set`, stopping when the dev loss has not improved for `patience` epochs.
+
+    The best-on-dev weights are loaded into `model` at the end. `resume` is a checkpoint written
+    from an earlier `on_epoch` call (see `checkpoint`); training continues after its epoch.
+    """
+    device = torch.device(device)
+    model.to(device)
+    criterion = LOSSES[loss]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    state = TrainState()
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        generator.set_state(resume["generator"])
+        state = TrainState(**resume["state"])
+        log.info("resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss,
+                 state.best_epoch)
+    batches = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator,
+                                          collate_fn=lambda b: b)
+    bar = tqdm(range(state.epoch + 1, epochs + 1), desc="epochs", unit="epoch", disable=not progress,
+               initial=state.epoch, total=epochs, dynamic_ncols=True)
+    for epoch in bar:
+        if state.stopped_early:
+            break
+        t0 = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for batch in batches:
+            batch = batch.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            value = criterion(model(**batch.inputs()), batch.target)
+            value.backward()
+            optimizer.step()
+            total += value.item() * len(batch)
+            count += len(batch)
+        y_dev, p_dev = predict(model, dev_set, batch_size=max(batch_size, 512), device=device)
+        dev_loss = float(criterion(torch.from_numpy(p_dev), torch.from_numpy(y_dev)))
+        improved = dev_loss < state.best_loss
+        if improved:
+            state.best_loss, state.best_epoch, state.bad_epochs = dev_loss, epoch, 0
+            state.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch
+        record = {"epoch": epoch, "train_loss": total / max(count, 1), "dev_loss": dev_loss,
+                  "seconds": time.perf_counter() - t0, "improved": improved, **evaluate(y_dev, p_dev, "dev_")}
+        state.history.append(record)
+        bar.set_postfix(train=f"{record['train_loss']:.4f}", dev=f"{dev_loss:.4f}", best=state.best_epoch)
+        if not progress:
+            log.info("epoch %d: train loss %.4f, dev loss %.4f%s", epoch, record["train_loss"], dev_loss,
+                     " (best)" if improved else "")
+        state.stopped_early = not improved and state.bad_epochs >= patience
+        if on_epoch is not None:
+            on_epoch(state, model, optimizer, generator)
+        if state.stopped_early:
+            log.info("early stop after epoch %d: no dev improvement for %d epochs (best epoch %d)", epoch,
+                     state.bad_epochs, state.best_epoch)
+            break
+    bar.close()
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    return state
+
+
+def checkpoint(state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
+               generator: torch.Generator, **extra) -> dict:
+    """Everything `train(resume=...)` needs, plus `extra` (e.g. the config), as one torch.save-able dict."""
+    body = {k: v for k, v in vars(state).items()}
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            "state": body, **extra}
