@@ -68,8 +68,9 @@ def data() -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--kind", type=click.Choice(["sewa", "afew"]), default="sewa", show_default=True,
               help="SEWA-like (video + 4 audio tables, labels in [-1, 1]) or AFEW-VA-like (video only, [-10, 10]).")
-@click.option("--scale", type=click.Choice(["test", "sewa"]), default="test", show_default=True,
-              help="Size preset: 'test' is small; 'sewa' is SEWA's real size (for benchmarks).")
+@click.option("--scale", type=click.Choice(["test", "demo", "sewa"]), default="test", show_default=True,
+              help="Size preset: 'test' is small; 'demo' is the embedded default corpus; 'sewa' is SEWA's real "
+                   "size (for benchmarks).")
 @click.option("--videos", type=click.IntRange(min=3), default=None, help="Number of videos (overrides the preset).")
 @click.option("--duration", type=click.FloatRange(min=1.0), default=None, help="Seconds per video.")
 @click.option("--dim", type=click.IntRange(min=1), default=None, help="Video embedding width.")

@@ -23,7 +23,7 @@ from emo.data.dataset import Dataset, load_dataset
 from emo.data.inputs import Inputs, build_inputs
 from emo.errors import ConfigError
 from emo.metrics import evaluate
-from emo.models import MODELS, create_model
+from emo.models import MODELS, build_model
 from emo.trainer import TrainState, checkpoint, pick_device, predict, train
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Mo
     from emo.pyfunc import signature
 
     body = {"model_name": config.model_name, "model_kwargs": config.model_kwargs(), "dims": inputs.dims,
-            "kind": inputs.kind, "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
+            "kind": inputs.kind, "standardized": list(inputs.stats), "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pt"
         torch.save(body, path)
@@ -114,7 +114,8 @@ def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Mo
 def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, on_epoch: Callable | None,
                progress: bool) -> Result:
     seed_everything(config.seed)
-    model = create_model(config.model_name, **config.model_kwargs(), **inputs.dims)
+    model = build_model(config.model_name, config.model_kwargs(), inputs.dims, tuple(inputs.stats))
+    model.set_stats(inputs.stats)
     device = pick_device(config.device)
     tracker.log_params({"device": device.type, "n_parameters": sum(p.numel() for p in model.parameters())})
     if resume is not None:

@@ -78,18 +78,19 @@ def _frame(pred: np.ndarray) -> pd.DataFrame:
 
 class EmoModel(PythonModel):
     """A trained emo model rebuilt from its artifacts: a torch network from `checkpoint`
-    ({"model_name", "model_kwargs", "dims", "kind", "weights"}), or scikit-learn regressors, one
+    ({"model_name", "model_kwargs", "dims", "kind", "standardized", "weights"}), or scikit-learn regressors, one
     per target, from `estimators` (joblib)."""
 
     def load_context(self, context) -> None:
         if "checkpoint" in context.artifacts:
             import torch
 
-            from emo.models import create_model
+            from emo.models import build_model
 
             ckpt = torch.load(context.artifacts["checkpoint"], weights_only=True, map_location="cpu")
             self.kind, self.dims = ckpt["kind"], ckpt["dims"]
-            self.network = create_model(ckpt["model_name"], **ckpt["model_kwargs"], **ckpt["dims"]).eval()
+            self.network = build_model(ckpt["model_name"], ckpt["model_kwargs"], ckpt["dims"],
+                                       tuple(ckpt["standardized"])).eval()
             self.network.load_state_dict(ckpt["weights"])
             self.estimators = None
         else:

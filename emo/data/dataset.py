@@ -59,14 +59,14 @@ def resolve_data(data: str | Path) -> Path:
             raise DataError(f"{folder}: no such dataset folder. Pass a folder holding video.csv or video.parquet "
                             f"(see the data contract), or `synthetic` for a generated corpus.")
         return folder
-    from emo.data.synth import SynthConfig, synthesize  # only needed for the embedded default
+    from emo.data.synth import SCALES, SynthConfig, synthesize  # only needed for the embedded default
 
     kind = SYNTHETIC[key]
     folder = data_home() / f"synthetic-{kind}"
     if not (folder / "meta.json").exists():
         log.info("generating a small synthetic %s-like corpus in %s (synthetic data, not the real corpus)",
                  kind.upper(), folder)
-        synthesize(folder, SynthConfig(kind=kind))
+        synthesize(folder, SynthConfig(kind=kind, **SCALES["demo"]))
     return folder
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emo.data.dataset import Dataset
+from emo.data.tables import FrameTable
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
 from emo.data.windows import (audio_row_labels, make_windows, sync_audio, window_frames, window_labels,
                               window_span)
@@ -41,9 +42,26 @@ class Inputs:
     index: dict[str, SampleIndex]
     dims: dict[str, int]
     notes: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # input -> train mean, std
 
     def sizes(self) -> dict[str, int]:
         return {name: len(s) for name, s in self.samples.items()}
+
+
+def train_stats(table: FrameTable, videos) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and standard deviation over the rows of `videos` (the training videos)."""
+    chosen = np.flatnonzero(np.isin(table.video_ids, np.asarray(list(videos), dtype=str)))
+    mean = np.zeros(table.dim, np.float64)
+    sq = np.zeros(table.dim, np.float64)
+    n = 0
+    for k in chosen:  # per video, to avoid a copy of the whole training block
+        block = table.features[table.offsets[k]:table.offsets[k + 1]].astype(np.float64)
+        mean += block.sum(axis=0)
+        sq += (block ** 2).sum(axis=0)
+        n += len(block)
+    mean /= max(n, 1)
+    std = np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 0.0))
+    return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
 
 def _frame_inputs(ds: Dataset) -> Inputs:
@@ -54,7 +72,8 @@ def _frame_inputs(ds: Dataset) -> Inputs:
         rows = np.flatnonzero(np.isin(row_video, np.flatnonzero(np.isin(v.video_ids, ds.split.of(name)))))
         samples[name] = FrameSamples(v, rows, v.labels[rows])
         index[name] = SampleIndex(v.video_ids[row_video[rows]], v.times[rows], v.times[rows] + 1 / ds.fps)
-    return Inputs("frame", samples, index, {"input_dim": v.dim})
+    return Inputs("frame", samples, index, {"input_dim": v.dim},
+                  stats={"video": train_stats(v, ds.split.train)})
 
 
 def _audio_inputs(ds: Dataset, audio_window: int) -> Inputs:
@@ -74,7 +93,8 @@ def _audio_inputs(ds: Dataset, audio_window: int) -> Inputs:
         rows = np.flatnonzero(keep)
         samples[name] = FrameSamples(a, rows, labels[rows], modality="audio")
         index[name] = SampleIndex(a.video_ids[row_video[rows]], a.times[rows], a.times[rows] + audio_window)
-    return Inputs("audio", samples, index, {"input_dim": a.dim}, {"unlabelled_audio_rows": int(unlabelled.sum())})
+    return Inputs("audio", samples, index, {"input_dim": a.dim}, {"unlabelled_audio_rows": int(unlabelled.sum())},
+                  stats={"audio": train_stats(a, ds.split.train)})
 
 
 def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: int, audio_window: int | None,
@@ -101,9 +121,11 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
         start, end = window_span(v, w, ds.fps)
         index[name] = SampleIndex(v.video_ids[w.video], start, end)
     dims = {"input_dim": v.dim, "video_dim": v.dim, "frames": frames}
+    stats = {"video": train_stats(v, ds.split.train)}
     if audio is not None:
         dims.update(audio_dim=audio.dim, audio_len=int(audio_len))
-    return Inputs(kind, samples, index, dims, {"skipped_short_videos": len(skipped)})
+        stats["audio"] = train_stats(audio, ds.split.train)
+    return Inputs(kind, samples, index, dims, {"skipped_short_videos": len(skipped)}, stats)
 
 
 def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = "mean", stride: int = 1,

@@ -21,7 +21,7 @@ Latent affect.  Per video, two smooth latent signals in [-0.9, 0.9]::
 
     x(t) = o + sum_{k=1..3} A_k sin(2 pi t / P_k + phi_k)
            o ~ N(0, 0.35^2) (per-video offset), A_k ~ U(0.25, 0.6),
-           P_k ~ U(5, 30) s, phi_k ~ U(0, 2 pi)
+           P_k ~ U(15, 60) s, phi_k ~ U(0, 2 pi)
     v(t) = 0.9 tanh(x_v(t))
     a(t) = 0.9 tanh(0.3 x_v(t) + sqrt(1 - 0.3^2) x_a(t))   (mildly correlated with v)
 
@@ -128,7 +128,7 @@ AUDIO_WINDOWS_S = (1, 2, 3, 4)
 
 # --- the generating process' constants (documented above, recorded in meta.json) ---
 _LATENT_SINES = 3
-_LATENT_PERIOD_S = (5.0, 30.0)
+_LATENT_PERIOD_S = (15.0, 60.0)  # SEWA-like: affect drifts over tens of seconds
 _LATENT_AMPLITUDE = (0.25, 0.6)
 _LATENT_OFFSET_SD = 0.35
 _LATENT_BOUND = 0.9
@@ -286,6 +286,9 @@ class SynthConfig:
 SCALES: dict[str, dict] = {
     # the small defaults: seconds to generate, for tests and smoke runs
     "test": {"videos": 24, "duration_s": 40.0, "dim": 32, "audio_dim": 16, "fmt": "csv"},
+    # the embedded default of every command (`--data synthetic`): enough videos for a model to
+    # generalise to unseen faces, small enough to train a fusion model on a laptop CPU in minutes
+    "demo": {"videos": 48, "duration_s": 60.0, "dim": 32, "audio_dim": 16, "fmt": "csv"},
     # SEWA's real size (540 videos x 300 s x 5 fps = 810k frames, 512-d faces, 88 eGeMAPS), for benchmarks
     "sewa": {"videos": 540, "duration_s": 300.0, "dim": 512, "audio_dim": 88, "fmt": "parquet"},
 }
