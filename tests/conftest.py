@@ -22,6 +22,15 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def fusion_corpus(tmp_path_factory):
+    """A synthetic corpus with enough videos for fusion models to generalise to unseen faces."""
+    from emo.data.synth import SynthConfig, synthesize
+
+    return synthesize(tmp_path_factory.mktemp("corpus") / "sewa-fusion",
+                      SynthConfig(videos=32, duration_s=40.0, dim=16, audio_dim=8, seed=2))
+
+
+@pytest.fixture(scope="session")
 def _migrated_store(tmp_path_factory):
     """One migrated sqlite tracking store; tests copy it instead of migrating a new one each time."""
     import mlflow
