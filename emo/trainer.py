@@ -7,7 +7,6 @@ enters this module.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable
@@ -95,8 +94,7 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         state = TrainState(**resume["state"])
         log.info("resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss,
                  state.best_epoch)
-    batches = torch.utils.data.DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator,
-                                          collate_fn=lambda b: b)
+    batches = loader(train_set, batch_size, shuffle=True, generator=generator)
     bar = tqdm(range(state.epoch + 1, epochs + 1), desc="epochs", unit="epoch", disable=not progress,
                initial=state.epoch, total=epochs, dynamic_ncols=True)
     for epoch in bar:
@@ -118,7 +116,7 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         improved = dev_loss < state.best_loss
         if improved:
             state.best_loss, state.best_epoch, state.bad_epochs = dev_loss, epoch, 0
-            state.best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             state.bad_epochs += 1
         state.epoch = epoch

@@ -107,8 +107,12 @@ def _whole_batch(batch: Batch) -> Batch:
     return batch
 
 
-def loader(samples: _Samples, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> DataLoader:
-    """A DataLoader that gathers each batch in one call (no per-sample collation)."""
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+def loader(samples: _Samples, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+           generator: torch.Generator | None = None) -> DataLoader:
+    """A DataLoader that gathers each batch in one call (no per-sample collation).
+
+    Shuffling draws from `generator` (whose state a checkpoint can keep), else from `seed`."""
+    if shuffle and generator is None:
+        generator = torch.Generator().manual_seed(seed)
     return DataLoader(samples, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       collate_fn=_whole_batch)
