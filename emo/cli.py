@@ -54,6 +54,9 @@ def main(verbose: bool) -> None:
     emo data check   validate a dataset folder and summarise it
     emo data split   make (or show) the dataset's train/dev/test split by video
     emo train FAMILY train one model family (baseline, ffnn, video, audio, fusion), tracked in MLflow
+    emo tune         run or join an Optuna study (default: Fusion 4 v2), one MLflow run per trial
+    emo register     register the best Fusion 4 run as emo-fusion4 (champion if it beats the current one)
+    emo predict      predict a dataset split with a logged or registered model
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -166,6 +169,84 @@ def train_cmd(family, experiment, run_name, resume, no_track, **options):
     config = config_from(family, options)
     result = run_experiment(config, track=not no_track, run_name=run_name, experiment=experiment, resume=resume)
     click.echo(describe(result))
+
+
+@main.command("tune")
+@click.option("--family", type=click.Choice(["fusion", "video", "audio", "ffnn"]), default="fusion",
+              show_default=True, help="Model family to tune.")
+@config_options
+@click.option("--trials", type=click.IntRange(min=1), default=None,
+              help="Complete or pruned trials the study should hold (all workers together). [default: 20 "
+                   "unless --timeout is given]")
+@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Stop this worker after N seconds.")
+@click.option("--storage", default=None, help="Optuna storage URL; a PostgreSQL URL shares the study between "
+                                              "workers. [default: sqlite:///optuna.db]")
+@click.option("--study-name", default=None, help="Study to create or join. [default: emo-FAMILY]")
+@click.option("--space", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="JSON file overriding the family's search space.")
+@click.option("--metric", type=click.Choice(["rmse", "ccc"]), default="rmse", show_default=True,
+              help="Objective: mean dev RMSE (minimised) or mean dev CCC (maximised) over valence and arousal.")
+@click.option("--pruner", default="median", show_default=True, help="median, none or percentile:P.")
+@click.option("--sampler-seed", type=int, default=None, help="Seed of the TPE sampler (one worker: reproducible).")
+@click.option("--experiment", default=None, help="MLflow experiment name (ignored under `mlflow run`).")
+@click.option("--register/--no-register", default=True, show_default=True,
+              help="Register the winner as emo-fusion4 (Fusion 4 studies only).")
+def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner, sampler_seed, experiment,
+             register, **options):
+    """Tune a family's hyperparameters with Optuna; every trial is a nested MLflow run.
+
+    The same command started several times with one --storage and --study-name makes several
+    workers of one study. The test set is never seen by the study: the winner's test metrics are
+    computed once at the end.
+    """
+    from emo import champion
+    from emo.tuning import summary, tune
+
+    base = config_from(family, options)
+    result = tune(base, trials=trials if trials or timeout else 20, timeout=timeout, storage=storage,
+                  study_name=study_name, space=space, metric=metric, pruner=pruner, sampler_seed=sampler_seed,
+                  experiment=experiment)
+    click.echo(summary(result.study))
+    if result.test:
+        click.echo(f"winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
+                                                           if "rmse" in k or "ccc" in k))
+    if register and result.best_trial is not None and base.family == "fusion" and base.method == 4:
+        import mlflow
+
+        run = mlflow.MlflowClient().get_run(result.best_trial.user_attrs["mlflow_run_id"])
+        click.echo(str(champion.register(run)))
+
+
+@main.command("register")
+@click.option("--run-id", "run_ids", multiple=True, help="Candidate run(s); default: every Fusion 4 run.")
+@click.option("--experiment", default=None, help="Only runs of this MLflow experiment.")
+@click.option("--name", default="emo-fusion4", show_default=True, help="Registered model name.")
+def register_cmd(run_ids, experiment, name):
+    """Register the best Fusion 4 run (by dev RMSE); it becomes @champion only if it beats the current one."""
+    from emo import champion
+
+    run = champion.best_fusion4_run(run_ids=list(run_ids) or None, experiment=experiment)
+    click.echo(str(champion.register(run, name=name)))
+
+
+@main.command("predict")
+@click.option("--model", "model_uri", default="models:/emo-fusion4@champion", show_default=True,
+              help="Model URI: models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-… or runs:/RUN/model.")
+@click.option("--data", required=True, help="Dataset folder (or `synthetic`).")
+@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True,
+              help="Where to write per-window predictions (.csv or .parquet).")
+@data_options
+def predict_cmd(model_uri, data, split, out, **opts):
+    """Predict valence and arousal for every sample of a dataset split; print metrics against the labels."""
+    from emo.predict import load_model, predict_split, write_predictions
+    from emo.report import metrics_table
+
+    model = load_model(model_uri)
+    table, metrics = predict_split(model, data, split=split, **opts)
+    path = write_predictions(table, out)
+    click.echo(f"wrote {len(table)} predictions to {path}")
+    click.echo(metrics_table({split: metrics}, f"{split}_"))
 
 
 if __name__ == "__main__":

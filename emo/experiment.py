@@ -99,11 +99,18 @@ def _input_example(inputs: Inputs) -> dict:
     return {k: v.numpy() for k, v in batch.inputs().items()}
 
 
+def input_spec(config: Config, inputs: Inputs) -> dict:
+    """How to rebuild a model's samples from a dataset folder (for `emo predict`)."""
+    return {"kind": inputs.kind, "window": float(config.window), "label": config.window_label,
+            "stride": int(config.stride), "audio_window": int(inputs.notes.get("audio_window", 0)),
+            "audio_len": int(inputs.dims.get("audio_len", 0))}
+
+
 def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Module) -> str | None:
     from emo.pyfunc import signature
 
     body = {"model_name": config.model_name, "model_kwargs": config.model_kwargs(), "dims": inputs.dims,
-            "kind": inputs.kind, "standardized": list(inputs.stats), "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
+            "kind": inputs.kind, "standardized": list(inputs.stats), "inputs": input_spec(config, inputs), "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pt"
         torch.save(body, path)
@@ -112,7 +119,7 @@ def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Mo
 
 
 def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, on_epoch: Callable | None,
-               progress: bool) -> Result:
+               progress: bool, evaluate_test: bool) -> Result:
     seed_everything(config.seed)
     model = build_model(config.model_name, config.model_kwargs(), inputs.dims, tuple(inputs.stats))
     model.set_stats(inputs.stats)
@@ -136,22 +143,33 @@ def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, 
                   patience=config.patience, lr=config.lr, batch_size=config.batch_size, loss=config.loss,
                   seed=config.seed, device=device, on_epoch=epoch_end, resume=resume, progress=progress)
     y_dev, p_dev = predict(model, inputs.samples["dev"], device=device)
-    y_test, p_test = predict(model, inputs.samples["test"], device=device)  # once, after every decision
-    result = Result(config=config, dev=evaluate(y_dev, p_dev, "dev_"), test=evaluate(y_test, p_test, "test_"),
+    test = {}
+    if evaluate_test:  # once, after every decision
+        y_test, p_test = predict(model, inputs.samples["test"], device=device)
+        test = evaluate(y_test, p_test, "test_")
+    result = Result(config=config, dev=evaluate(y_dev, p_dev, "dev_"), test=test,
                     mean_predictor_dev=_mean_predictor(inputs), history=state.history, best_epoch=state.best_epoch,
                     run_id=tracker.run_id)
     _log_results(tracker, result, epochs_run=state.epoch, stopped_early=state.stopped_early)
     _log_figures(tracker, inputs, y_dev, p_dev, state.history)
     result.model_uri = _log_torch_model(tracker, config, inputs, model.cpu())
+    if result.model_uri:
+        tracker.set_tags({"emo.model_uri": result.model_uri})
     return result
+
+
+def test_metrics(test: dict[str, float]) -> dict[str, float]:
+    """Test metrics with their mean RMSE, as logged (empty when the test set was not evaluated)."""
+    if not test:
+        return {}
+    return {**test, "test_rmse_mean": (test["test_rmse_valence"] + test["test_rmse_arousal"]) / 2}
 
 
 def _log_results(tracker, result: Result, **extra) -> None:
     final = {f"best_{k}": v for k, v in result.dev.items()}
-    final.update(result.test)
+    final.update(test_metrics(result.test))
     final.update({f"mean_predictor_{k}": v for k, v in result.mean_predictor_dev.items() if "rmse" in k})
     final["best_dev_rmse_mean"] = result.objective
-    final["test_rmse_mean"] = (result.test["test_rmse_valence"] + result.test["test_rmse_arousal"]) / 2
     final["best_epoch"] = result.best_epoch
     tracker.log_metrics(final)
     tracker.set_tags({k: v for k, v in extra.items()})
@@ -180,7 +198,8 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
 
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "estimators.joblib"
-                joblib.dump({"estimators": estimators, "dims": inputs.dims}, path)
+                joblib.dump({"estimators": estimators, "dims": inputs.dims,
+                             "inputs": input_spec(config, inputs)}, path)
                 res.model_uri = child.log_model({"estimators": str(path)},
                                                 signature("frame", inputs.dims), {"video": x["dev"][:2]})
             results[algorithm] = res
@@ -197,17 +216,22 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
 def run_experiment(config: Config, *, track: bool = True, run_name: str | None = None,
                    experiment: str | None = None, resume: str | None = None,
                    on_epoch: Callable[[TrainState], None] | None = None, progress: bool = True,
-                   parent_run_id: str | None = None, dataset: Dataset | None = None) -> Result:
+                   parent_run_id: str | None = None, dataset: Dataset | None = None, evaluate_test: bool = True,
+                   tags: dict | None = None, on_start: Callable[[str | None], None] | None = None) -> Result:
     """Run one experiment. With `track`, everything goes to an MLflow run (reused under `mlflow run`,
-    resumed with `resume=RUN_ID`, nested under `parent_run_id`); without, nothing leaves the process."""
+    resumed with `resume=RUN_ID`, nested under `parent_run_id`); without, nothing leaves the process.
+    `evaluate_test=False` leaves the test set unseen (tuning trials); `on_start(run_id)` is called
+    once the run exists."""
     config.validate()
     from emo.tracking import NullTracker, load_checkpoint, tracked_run
 
     checkpoint_body = load_checkpoint(resume) if resume else None
     name = run_name or _default_run_name(config)
-    tags = {"emo.family": config.family, "emo.model": config.model_name}
+    tags = {"emo.family": config.family, "emo.model": config.model_name, **(tags or {})}
 
     def body(tracker) -> Result:
+        if on_start is not None:
+            on_start(tracker.run_id)
         ds = dataset or load_dataset(config.data, fps=config.fps, label_scale=config.label_scale,
                                      id_pattern=config.id_pattern, audio_id_pattern=config.audio_id_pattern,
                                      split_seed=config.split_seed)
@@ -232,7 +256,8 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
                 return _null_context(NullTracker())
 
             return _run_baseline(config, inputs, tracker, nested_tracker=child)
-        return _run_torch(config, inputs, tracker, resume=checkpoint_body, on_epoch=on_epoch, progress=progress)
+        return _run_torch(config, inputs, tracker, resume=checkpoint_body, on_epoch=on_epoch, progress=progress,
+                          evaluate_test=evaluate_test)
 
     if not track:
         return body(NullTracker())

@@ -88,7 +88,7 @@ class EmoModel(PythonModel):
             from emo.models import build_model
 
             ckpt = torch.load(context.artifacts["checkpoint"], weights_only=True, map_location="cpu")
-            self.kind, self.dims = ckpt["kind"], ckpt["dims"]
+            self.kind, self.dims, self.inputs = ckpt["kind"], ckpt["dims"], ckpt["inputs"]
             self.network = build_model(ckpt["model_name"], ckpt["model_kwargs"], ckpt["dims"],
                                        tuple(ckpt["standardized"])).eval()
             self.network.load_state_dict(ckpt["weights"])
@@ -98,6 +98,7 @@ class EmoModel(PythonModel):
 
             body = joblib.load(context.artifacts["estimators"])
             self.kind, self.dims, self.estimators = "frame", body["dims"], body["estimators"]
+            self.inputs = body["inputs"]
 
     # `model_input` is a dict of named arrays (or a DataFrame for frame models); MLflow takes a
     # DataFrame hint as "no schema from hints", which leaves validation to the logged signature.

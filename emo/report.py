@@ -20,7 +20,9 @@ def describe(result) -> str:
     rows = {"dev (best)": result.dev, "mean predictor": result.mean_predictor_dev}
     parts = [f"{result.config.model_name}: best epoch {result.best_epoch}" if result.history else
              f"{result.config.model_name}",
-             metrics_table(rows, "dev_"), metrics_table({"test": result.test}, "test_")]
+             metrics_table(rows, "dev_")]
+    if result.test:
+        parts.append(metrics_table({"test": result.test}, "test_"))
     for name, child in result.children.items():
         parts.append(metrics_table({f"{name} dev": child.dev}, "dev_").split("\n", 1)[1])
     if result.run_id:

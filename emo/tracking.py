@@ -128,18 +128,23 @@ def _requirements() -> list[str]:
 
 @contextlib.contextmanager
 def tracked_run(*, run_name: str | None = None, experiment: str | None = None, resume_run_id: str | None = None,
-                tags: dict | None = None, nested: bool = False, parent_run_id: str | None = None):
+                tags: dict | None = None, nested: bool = False, parent_run_id: str | None = None,
+                join_run_id: str | None = None):
     """Start (or resume) an MLflow run and yield its `MlflowTracker`.
 
     The run is reused when `mlflow run` started it (MLFLOW_RUN_ID), resumed when
-    `resume_run_id` is given, else created in `experiment` (default: MLflow's). If the body
+    `resume_run_id` is given, else created in `experiment` (default: MLflow's). `join_run_id`
+    re-opens another process's run (a shared study's parent) even under `mlflow run`. If the body
     fails, the run is marked FAILED with the reason in the `failure_reason` tag.
     """
     import mlflow
 
     env_run = os.environ.get("MLFLOW_RUN_ID")
     try:
-        if env_run and not nested and parent_run_id is None:
+        if join_run_id:
+            os.environ.pop("MLFLOW_RUN_ID", None)  # else later runs of this process would resume it
+            run = mlflow.start_run(run_id=join_run_id)
+        elif env_run and not nested and parent_run_id is None:
             run = mlflow.start_run(run_id=env_run)
         elif resume_run_id and not nested:
             run = mlflow.start_run(run_id=resume_run_id)
@@ -174,6 +179,40 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
 def _is_connection_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
     return any(s in text for s in ("ConnectionError", "Connection refused", "Max retries", "MlflowException: API request"))
+
+
+def create_run(run_name: str, *, experiment: str | None = None, tags: dict | None = None) -> str:
+    """A new run (or the one `mlflow run` made) that this process does not keep active; returns its id."""
+    import mlflow
+
+    env_run = os.environ.get("MLFLOW_RUN_ID")
+    if env_run:
+        return env_run
+    if experiment:
+        mlflow.set_experiment(experiment)
+    run = mlflow.start_run(run_name=run_name, tags=tags)
+    mlflow.end_run()
+    return run.info.run_id
+
+
+def delete_run(run_id: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient().delete_run(run_id)
+
+
+def update_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = None, status: str | None = None,
+               step: int | None = None) -> None:
+    """Log to a run that is not this process's active one (a trial's run after it ended)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    for k, v in (metrics or {}).items():
+        client.log_metric(run_id, k, float(v), step=step)
+    for k, v in (tags or {}).items():
+        client.set_tag(run_id, k, str(v))
+    if status:
+        client.set_terminated(run_id, status)
 
 
 def local_checkpoint(run_id: str, path: str = CHECKPOINT) -> Path:

@@ -93,7 +93,8 @@ def _audio_inputs(ds: Dataset, audio_window: int) -> Inputs:
         rows = np.flatnonzero(keep)
         samples[name] = FrameSamples(a, rows, labels[rows], modality="audio")
         index[name] = SampleIndex(a.video_ids[row_video[rows]], a.times[rows], a.times[rows] + audio_window)
-    return Inputs("audio", samples, index, {"input_dim": a.dim}, {"unlabelled_audio_rows": int(unlabelled.sum())},
+    return Inputs("audio", samples, index, {"input_dim": a.dim},
+                  {"unlabelled_audio_rows": int(unlabelled.sum()), "audio_window": audio_window},
                   stats={"audio": train_stats(a, ds.split.train)})
 
 
@@ -125,7 +126,10 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     if audio is not None:
         dims.update(audio_dim=audio.dim, audio_len=int(audio_len))
         stats["audio"] = train_stats(audio, ds.split.train)
-    return Inputs(kind, samples, index, dims, {"skipped_short_videos": len(skipped)}, stats)
+    notes = {"skipped_short_videos": len(skipped)}
+    if audio is not None:
+        notes["audio_window"] = audio_window
+    return Inputs(kind, samples, index, dims, notes, stats)
 
 
 def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = "mean", stride: int = 1,

@@ -1,0 +1,71 @@
+"""Predictions of a logged emo model on a dataset folder's split, with metrics where labels exist."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emo import TARGETS
+from emo.data.dataset import load_dataset
+from emo.data.inputs import build_inputs
+from emo.errors import ConfigError
+from emo.metrics import evaluate
+
+log = logging.getLogger(__name__)
+
+
+def load_model(uri: str):
+    """The pyfunc model at `uri` (`models:/emo-fusion4@champion`, `models:/m-…`, `runs:/…/model`)."""
+    import mlflow
+
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as exc:
+        raise ConfigError(f"cannot load the model {uri!r} from {mlflow.get_tracking_uri()} "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the URI "
+                          f"(`mlflow ui` lists registered models) and MLFLOW_TRACKING_URI.") from None
+
+
+def predict_split(model, data: str, *, split: str = "test", batch_size: int = 512, dataset=None,
+                  **data_options) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-sample predictions of `model` (a loaded emo pyfunc) on `split` of dataset `data`.
+
+    Returns a table (video_id, start, end, valence, arousal, and true_valence/true_arousal) and
+    the metrics against the labels, named like `test_rmse_valence`.
+    """
+    emo_model = model.unwrap_python_model()
+    spec = emo_model.inputs
+    ds = dataset or load_dataset(data, **data_options)
+    inputs = build_inputs(ds, spec["kind"], window_s=spec["window"], label=spec["label"], stride=spec["stride"],
+                          audio_window=spec["audio_window"] or None, audio_len=spec["audio_len"] or None)
+    if inputs.dims != {k: v for k, v in emo_model.dims.items()}:
+        raise ConfigError(f"the model was trained on inputs {emo_model.dims} but {ds.folder} gives {inputs.dims}: "
+                          f"the feature widths or window differ, so this model cannot predict on this dataset.")
+    samples, index = inputs.samples[split], inputs.index[split]
+    preds = []
+    for lo in range(0, len(samples), batch_size):
+        batch = samples.__getitems__(list(range(lo, min(lo + batch_size, len(samples)))))
+        preds.append(model.predict({k: v.numpy() for k, v in batch.inputs().items()}).to_numpy())
+    pred = np.concatenate(preds) if preds else np.zeros((0, 2))
+    truth = samples.labels.numpy()
+    table = pd.DataFrame({"video_id": index.video_id, "start": index.start, "end": index.end})
+    for j, target in enumerate(TARGETS):
+        table[target] = pred[:, j]
+    for j, target in enumerate(TARGETS):
+        table[f"true_{target}"] = truth[:, j]
+    return table, evaluate(truth, pred, f"{split}_")
+
+
+def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        table.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        table.to_csv(out, index=False)
+    else:
+        raise ConfigError(f"{out}: write predictions to a .csv or .parquet file.")
+    return out

@@ -1,0 +1,381 @@
+"""Optuna tuning studies over any family, one MLflow parent run per study and one nested run per trial.
+
+The objective is the best-on-dev metric of `run_experiment` (mean dev RMSE over valence and
+arousal, or mean dev CCC); each epoch's dev value is reported for pruning. Trials never see the
+test set: the winner's test metrics are computed once, after the study. Several processes
+started with the same `--storage` and `--study-name` share one study; a dead worker's trial is
+failed by its missing heartbeat and retried by a surviving one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from tqdm.auto import tqdm
+
+from emo.config import Config
+from emo.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PARENT_ATTR = "mlflow_parent_run_id"
+CANDIDATE = "mlflow_parent_candidate:"
+WINNER_ATTR = "winner_test_evaluated"
+
+# one search space per family: name -> {"choices": [...]} or {"low", "high"[, "log", "step"]}
+SPACES: dict[str, dict[str, dict]] = {
+    "fusion": {
+        "d_model": {"choices": [32, 64, 128]},
+        "heads": {"choices": [2, 4]},
+        "ff": {"choices": [64, 128, 256]},
+        "depth": {"low": 1, "high": 3},
+        "dropout": {"low": 0.0, "high": 0.3},
+        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
+        "batch_size": {"choices": [32, 64, 128]},
+        "patience": {"low": 2, "high": 8},
+        "window": {"choices": [1, 2, 3, 4]},
+    },
+    "video": {
+        "hidden": {"choices": [32, 64, 128, 256]},
+        "layers": {"low": 1, "high": 2},
+        "dropout": {"low": 0.0, "high": 0.5},
+        "pooling": {"choices": ["avg", "max", "conv1d"]},
+        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
+        "batch_size": {"choices": [32, 64, 128]},
+        "patience": {"low": 2, "high": 8},
+        "window": {"choices": [1, 2, 3, 4]},
+    },
+    "audio": {
+        "hidden": {"choices": [32, 64, 128, 256]},
+        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
+        "batch_size": {"choices": [32, 64, 128]},
+        "patience": {"low": 2, "high": 8},
+        "window": {"choices": [1, 2, 3, 4]},
+    },
+    "ffnn": {
+        "hidden": {"choices": [32, 64, 128, 256]},
+        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
+        "batch_size": {"choices": [32, 64, 128]},
+        "patience": {"low": 2, "high": 8},
+    },
+}
+METRICS = {"rmse": "minimize", "ccc": "maximize"}
+
+
+def search_space(family: str, override: str | Path | dict | None = None) -> dict[str, dict]:
+    """The family's space, updated with `override` (a dict, or a JSON file of the same shape)."""
+    if family not in SPACES:
+        raise ConfigError(f"no search space for family {family!r}; tunable: {', '.join(SPACES)}.")
+    space = {k: dict(v) for k, v in SPACES[family].items()}
+    if override is None:
+        return space
+    if not isinstance(override, dict):
+        try:
+            override = json.loads(Path(override).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{override}: cannot read the search space ({exc}); write JSON like "
+                              f'{{"lr": {{"low": 1e-4, "high": 1e-2, "log": true}}, "depth": {{"choices": [1, 2]}}}}.')
+    fields = set(Config.__dataclass_fields__)
+    for name, spec in override.items():
+        if name not in fields:
+            raise ConfigError(f"search space: {name!r} is not a setting of emo (see `emo train --help`).")
+        if spec is None:
+            space.pop(name, None)  # {"window": null} fixes the base value again
+        elif not isinstance(spec, dict) or not ("choices" in spec or {"low", "high"} <= spec.keys()):
+            raise ConfigError(f"search space: {name!r} needs {{\"choices\": [...]}} or {{\"low\": …, \"high\": …}}.")
+        else:
+            space[name] = spec
+    return space
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict:
+    """Draw one value per parameter of `space`."""
+    params = {}
+    for name, spec in space.items():
+        if "choices" in spec:
+            params[name] = trial.suggest_categorical(name, spec["choices"])
+        elif all(isinstance(spec[k], int) for k in ("low", "high")) and not spec.get("log") is True and \
+                isinstance(spec.get("step", 1), int):
+            params[name] = trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1))
+        else:
+            params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+    return params
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    """`median` (default), `none`, or `percentile:P` (prune below the best P%; small P is aggressive)."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name.startswith("percentile:"):
+        try:
+            pct = float(name.split(":", 1)[1])
+        except ValueError:
+            pct = -1
+        if 0 < pct < 100:
+            return optuna.pruners.PercentilePruner(pct, n_startup_trials=1, n_warmup_steps=0)
+    raise ConfigError(f"unknown pruner {name!r}; choose median, none or percentile:P (0 < P < 100).")
+
+
+def make_storage(url: str | None) -> optuna.storages.BaseStorage:
+    """An RDB storage with heartbeats, so a dead worker's trial fails and is retried."""
+    url = url or "sqlite:///optuna.db"
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough
+    try:
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=10, grace_period=30,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+            engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:
+        raise ConfigError(f"cannot open the Optuna storage {_safe(url)} ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database exists "
+                          f"and that its driver is installed.") from None
+
+
+def _safe(url: str) -> str:
+    """The storage URL without its password, for logs and params."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url
+
+
+class _Surplus(Exception):
+    """Raised in a trial started after the study already had its requested number."""
+
+
+@dataclass
+class TuneResult:
+    study: optuna.Study
+    parent_run_id: str | None
+    best_trial: optuna.trial.FrozenTrial | None
+    test: dict[str, float]
+
+
+def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+    return study.get_trials(deepcopy=False, states=states)
+
+
+def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None, storage: str | None = None,
+         study_name: str | None = None, space: dict | str | None = None, metric: str = "rmse",
+         pruner: str = "median", sampler_seed: int | None = None, experiment: str | None = None,
+         progress: bool = True, on_trial: Callable | None = None) -> TuneResult:
+    """Run (or join) a study of `base` with parameters drawn from the family's space.
+
+    Stops when the study holds `trials` complete or pruned trials (whichever worker ran them) or
+    after `timeout` seconds.
+    """
+    from emo.experiment import run_experiment
+    from emo.tracking import create_run, tracked_run, update_run
+
+    base.validate()
+    if metric not in METRICS:
+        raise ConfigError(f"unknown objective metric {metric!r}; choose rmse or ccc.")
+    if trials is None and timeout is None:
+        raise ConfigError("give --trials, --timeout or both, or the study never stops.")
+    space = search_space(base.family, space)
+    study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
+    study = optuna.create_study(storage=make_storage(storage), study_name=study_name, load_if_exists=True,
+                                direction=METRICS[metric], pruner=make_pruner(pruner),
+                                sampler=optuna.samplers.TPESampler(seed=sampler_seed))
+    tags = {"emo.family": base.family, "emo.study": study_name}
+    parent_id, created = _parent_run(study, lambda: create_run(f"tune-{study_name}", experiment=experiment, tags=tags))
+    with tracked_run(join_run_id=parent_id, tags=tags) as parent:
+        if created:
+            parent.log_params({"study_name": study_name, "storage": _safe(storage or "sqlite:///optuna.db"),
+                               "sampler": type(study.sampler).__name__, "pruner": pruner, "metric": metric,
+                               "direction": METRICS[metric], "search_space": json.dumps(space),
+                               **{f"base_{k}": v for k, v in base.params().items() if k not in space}})
+
+        def objective(trial: optuna.Trial) -> float:
+            if trials is not None:
+                ahead = sorted(t.number for t in _counted(study))
+                if trial.number not in ahead[:trials]:
+                    study.stop()
+                    raise _Surplus(f"the study already has {trials} trials")
+            params = suggest(trial, space)
+            config = base.replace(**params)
+            run_id: list[str] = []
+
+            def on_epoch(state) -> None:
+                record = state.history[-1]
+                value = _value(record, metric)
+                trial.report(value, state.epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned after epoch {state.epoch} (dev {metric} {value:.4f})")
+
+            tags = {"optuna.study_name": study_name, "optuna.trial_number": trial.number}
+            try:
+                result = run_experiment(config, run_name=f"trial-{trial.number}", parent_run_id=parent_id,
+                                        evaluate_test=False, on_epoch=on_epoch, progress=False, tags=tags,
+                                        on_start=lambda rid: (run_id.append(rid),
+                                                              trial.set_user_attr("mlflow_run_id", rid)))
+            except optuna.TrialPruned:
+                if run_id:
+                    update_run(run_id[0], tags={"emo.trial_state": "PRUNED"}, status="KILLED")
+                raise
+            except Exception as exc:
+                if run_id:
+                    update_run(run_id[0], tags={"emo.trial_state": "FAILED"})
+                log.warning("trial %d failed: %s", trial.number, exc)
+                raise
+            update_run(run_id[0], tags={"emo.trial_state": "COMPLETE"})
+            trial.set_user_attr("model_uri", result.model_uri)
+            return _dev_means(result.dev)[f"{metric}_mean"]
+
+        bar = tqdm(total=trials, desc=f"study {study_name}", unit="trial", disable=not progress,
+                   initial=min(len(_counted(study)), trials or 0))
+
+        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            bar.update(1)
+            log.info("trial %d %s%s", trial.number, trial.state.name,
+                     f" {metric} {trial.value:.4f}" if trial.value is not None else "")
+            if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+                parent.log_metrics({"best_value": study.best_value}, step=trial.number)
+            if on_trial is not None:
+                on_trial(study, trial)
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        _work(study, objective, after_trial, trials=trials, timeout=timeout)
+        bar.close()
+        best = _best(study)
+        test = _evaluate_winner(study, best, base, parent) if best is not None else {}
+        _log_study_figures(study, parent)
+        parent.log_text(summary(study), "study_summary.txt")
+    return TuneResult(study=study, parent_run_id=parent_id, best_trial=best, test=test)
+
+
+def _work(study: optuna.Study, objective: Callable, after_trial: Callable, *, trials: int | None,
+          timeout: float | None) -> None:
+    """Run trials one at a time until the study holds `trials` complete or pruned ones.
+
+    While the only trials missing are running in other workers, wait rather than start a surplus
+    one; if such a worker dies, its heartbeat goes stale, the trial is failed and re-queued, and
+    this worker runs the retry. So no trial is lost and none runs twice.
+    """
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        done = len(study.get_trials(deepcopy=False, states=finished))
+        if trials is not None and done >= trials:
+            return
+        running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
+        waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        if trials is not None and done + running >= trials and not waiting:
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial -> FAIL, and a retry is queued
+            time.sleep(2.0)
+            continue
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
+        study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial], catch=(_Surplus,))
+
+
+def _parent_run(study: optuna.Study, create: Callable[[], str]) -> tuple[str, bool]:
+    """The study's one MLflow parent run, agreed between workers that start at the same time.
+
+    Each newcomer registers a candidate under its own key (keys are never overwritten), waits
+    for the others, and the earliest candidate wins; losers delete theirs and join the winner.
+    Returns (run id, whether this worker created it).
+    """
+    from emo.tracking import delete_run
+
+    if PARENT_ATTR in study.user_attrs:
+        return study.user_attrs[PARENT_ATTR], False
+    mine = create()
+    study.set_user_attr(f"{CANDIDATE}{mine}", time.time())
+    time.sleep(2.0)  # long enough for workers started together to register
+    candidates = {k[len(CANDIDATE):]: v for k, v in study.user_attrs.items() if k.startswith(CANDIDATE)}
+    winner = min(candidates, key=lambda run: (candidates[run], run))
+    if winner == mine:
+        study.set_user_attr(PARENT_ATTR, mine)
+        return mine, True
+    if mine != os.environ.get("MLFLOW_RUN_ID"):
+        delete_run(mine)
+    return winner, False
+
+
+def _dev_means(dev: dict[str, float]) -> dict[str, float]:
+    return {"rmse_mean": (dev["dev_rmse_valence"] + dev["dev_rmse_arousal"]) / 2,
+            "ccc_mean": (dev["dev_ccc_valence"] + dev["dev_ccc_arousal"]) / 2}
+
+
+def _value(record: dict, metric: str) -> float:
+    """Mean dev RMSE or CCC over valence and arousal from an epoch record."""
+    return (record[f"dev_{metric}_valence"] + record[f"dev_{metric}_arousal"]) / 2
+
+
+def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _evaluate_winner(study: optuna.Study, best: optuna.trial.FrozenTrial, base: Config, parent) -> dict[str, float]:
+    """The winner's test metrics, computed once per study (whichever worker gets there first)."""
+    from emo.experiment import test_metrics
+    from emo.predict import load_model, predict_split
+    from emo.tracking import update_run
+
+    done = study.user_attrs.get(WINNER_ATTR)
+    if done and done.get("trial") == best.number:
+        return done["test"]
+    uri = best.user_attrs.get("model_uri")
+    if not uri:
+        return {}
+    _, test = predict_split(load_model(uri), base.data, split="test", fps=base.fps, label_scale=base.label_scale,
+                            id_pattern=base.id_pattern, audio_id_pattern=base.audio_id_pattern,
+                            split_seed=base.split_seed)
+    test = test_metrics(test)
+    study.set_user_attr(WINNER_ATTR, {"trial": best.number, "test": test})
+    update_run(best.user_attrs["mlflow_run_id"], metrics=test, tags={"emo.study_winner": True})
+    parent.log_metrics({f"winner_{k}": v for k, v in test.items()})
+    parent.set_tags({"emo.winner_run_id": best.user_attrs["mlflow_run_id"], "emo.winner_trial": best.number})
+    return test
+
+
+def _log_study_figures(study: optuna.Study, parent) -> None:
+    from emo import plots
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 2:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optuna's matplotlib plots are marked experimental
+        from optuna.visualization import matplotlib as ovm
+
+        for name, fn in (("optimization_history", ovm.plot_optimization_history),
+                         ("parallel_coordinate", ovm.plot_parallel_coordinate)):
+            try:
+                ax = fn(study)
+            except Exception as exc:  # a plot must never fail a study
+                log.warning("could not draw the %s plot: %s", name, exc)
+                continue
+            fig = (ax[0] if hasattr(ax, "__len__") else ax).figure
+            parent.log_figure(fig, f"plots/{name}.png")
+            plots.close(fig)
+
+
+def summary(study: optuna.Study) -> str:
+    """One line per trial: number, state, value, seconds, parameters."""
+    lines = [f"study {study.study_name}: {len(study.trials)} trials"]
+    for t in study.trials:
+        secs = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start \
+            else float("nan")
+        value = f"{t.value:.4f}" if t.value is not None else "-"
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
+        lines.append(f"  #{t.number:<3d} {t.state.name:8s} {value:>8s} {secs:6.1f}s  {params}")
+    best = _best(study)
+    if best is not None:
+        lines.append(f"best: trial {best.number}, value {best.value:.4f}, run {best.user_attrs.get('mlflow_run_id')}")
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Optuna studies: a parent run with one nested run per trial, pruning, shared studies, and the champion."""
+
+import json
+import os
+import subprocess
+import sys
+
+import mlflow
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from emo import champion
+from emo.cli import main
+from emo.config import Config
+from emo.errors import ConfigError
+from emo.experiment import run_experiment
+from emo.tuning import search_space, suggest, tune
+
+TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=3, d_model=16, heads=2, ff=32,
+            depth=1, batch_size=64)
+SPACE = {"window": None, "patience": None, "batch_size": None, "d_model": {"choices": [16, 32]},
+         "ff": {"choices": [32]}, "depth": {"low": 1, "high": 2}}
+
+
+def test_a_study_has_a_parent_run_a_nested_run_per_trial_prunes_and_registers_a_champion(fusion_corpus, tracking):
+    base = Config(data=str(fusion_corpus), **TINY)
+    result = tune(base, trials=4, storage=f"sqlite:///{os.getcwd()}/optuna.db", study_name="s1", space=SPACE,
+                  pruner="percentile:1", sampler_seed=0, progress=False)
+    states = [t.state for t in result.study.trials]
+    assert len(states) == 4 and states.count(optuna.trial.TrialState.PRUNED) >= 1
+    assert optuna.trial.TrialState.COMPLETE in states
+
+    client = mlflow.MlflowClient()
+    parent = client.get_run(result.parent_run_id)
+    assert parent.data.params["study_name"] == "s1" and parent.data.params["pruner"] == "percentile:1"
+    assert json.loads(parent.data.params["search_space"])["d_model"] == {"choices": [16, 32]}
+    assert [m.step for m in client.get_metric_history(parent.info.run_id, "best_value")] == [0, 1, 2, 3]
+    assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} >= {"plots/optimization_history.png"}
+    children = mlflow.search_runs(search_all_experiments=True,
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 4
+    by_trial = {int(r["tags.optuna.trial_number"]): r for _, r in children.iterrows()}
+    for t in result.study.trials:
+        run = by_trial[t.number]
+        assert run["tags.emo.trial_state"] == t.state.name
+        assert run["run_id"] == t.user_attrs["mlflow_run_id"]
+        assert run["status"] == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}[t.state.name]
+    # the test set was never seen by a trial; only the winner gets test metrics, after the study
+    winner = by_trial[result.best_trial.number]
+    assert winner["metrics.test_rmse_valence"] == pytest.approx(result.test["test_rmse_valence"])
+    losers = children[children["run_id"] != winner["run_id"]]
+    assert losers["metrics.test_rmse_valence"].isna().all()
+
+    reg = champion.register(client.get_run(winner["run_id"]))
+    assert reg.champion and reg.version == "1"
+    version = client.get_model_version_by_alias("emo-fusion4", "champion")
+    assert version.tags["source_run"] == winner["run_id"] and "test_rmse_valence" in version.tags
+    assert version.tags["split_hash"] == winner["params.split_hash"]
+    model = mlflow.pyfunc.load_model("models:/emo-fusion4@champion")
+    assert model.metadata.signature.inputs.input_names() == ["video", "audio", "audio_mask"]
+
+
+def test_the_champion_alias_moves_only_to_a_better_model(fusion_corpus, tracking):
+    def trained(**kw):
+        result = run_experiment(Config(data=str(fusion_corpus), **{**TINY, **kw}), progress=False)
+        return mlflow.MlflowClient().get_run(result.run_id)
+
+    middling = trained(epochs=1)
+    worse = trained(epochs=1, lr=1e-6)
+    better = trained(epochs=4, lr=3e-3)
+    d = {r.info.run_id: r.data.metrics["best_dev_rmse_mean"] for r in (middling, worse, better)}
+    assert d[worse.info.run_id] > d[middling.info.run_id] > d[better.info.run_id]
+
+    assert champion.register(middling).champion
+    second = champion.register(worse)
+    assert not second.champion and "does not beat champion version 1" in second.reason
+    third = champion.register(better)
+    assert third.champion and "beats champion version 1" in third.reason
+    client = mlflow.MlflowClient()
+    assert str(client.get_model_version_by_alias("emo-fusion4", "champion").version) == "3"
+    # `emo register` picks the best Fusion 4 run of all by dev metric
+    assert champion.best_fusion4_run().info.run_id == better.info.run_id
+
+
+def test_emo_predict_writes_per_window_predictions_and_prints_metrics(fusion_corpus, tracking, tmp_path):
+    result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False)
+    out = tmp_path / "pred.parquet"
+    cli = CliRunner().invoke(main, ["predict", "--model", result.model_uri, "--data", str(fusion_corpus),
+                                    "--split", "dev", "--out", str(out)])
+    assert cli.exit_code == 0, cli.output
+    import pandas as pd
+
+    table = pd.read_parquet(out)
+    assert list(table.columns) == ["video_id", "start", "end", "valence", "arousal", "true_valence", "true_arousal"]
+    assert (table["end"] - table["start"]).round(6).eq(1.0).all()
+    rmse_v = ((table["valence"] - table["true_valence"]) ** 2).mean() ** 0.5
+    assert rmse_v == pytest.approx(result.dev["dev_rmse_valence"], abs=1e-5)
+    assert "RMSE V" in cli.output
+
+
+def test_search_spaces_are_defined_once_and_overridable():
+    space = search_space("fusion", {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "window": None})
+    assert "window" not in space and space["lr"]["low"] == 1e-3 and "heads" in space
+    params = suggest(optuna.trial.FixedTrial({"d_model": 64, "heads": 4, "ff": 128, "depth": 2, "dropout": 0.1,
+                                              "lr": 0.002, "batch_size": 32, "patience": 3}), space)
+    assert params["depth"] == 2 and params["lr"] == 0.002
+    with pytest.raises(ConfigError, match="'colour' is not a setting"):
+        search_space("fusion", {"colour": {"choices": [1]}})
+    with pytest.raises(ConfigError, match="no search space for family 'baseline'"):
+        search_space("baseline")
+
+
+def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_trials(fusion_corpus, tracking,
+                                                                                   postgres_url, tmp_path):
+    cmd = [sys.executable, "-m", "emo.cli", "tune", "--data", str(fusion_corpus), "--trials", "5",
+           "--storage", postgres_url, "--study-name", "shared", "--pruner", "none", "--no-register",
+           "--window", "1", "--stride", "2", "--epochs", "2", "--d-model", "16", "--heads", "2", "--ff", "32",
+           "--batch-size", "64"]
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({k: v for k, v in SPACE.items() if v is not None}))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    workers = [subprocess.Popen([*cmd, "--space", str(space)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 5
+    assert all("trial" in o for o in outputs)  # both workers took part
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    children = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    tracked = sorted(t.number for t in study.trials if "mlflow_run_id" in t.user_attrs)
+    assert sorted(children["tags.optuna.trial_number"].astype(int)) == tracked
+    assert len(tracked) == 5  # no surplus trial was started
