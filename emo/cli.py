@@ -191,8 +191,10 @@ def train_cmd(family, experiment, run_name, resume, no_track, **options):
 @click.option("--experiment", default=None, help="MLflow experiment name (ignored under `mlflow run`).")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Register the winner as emo-fusion4 (Fusion 4 studies only).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.")
 def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner, sampler_seed, experiment,
-             register, **options):
+             register, heartbeat, **options):
     """Tune a family's hyperparameters with Optuna; every trial is a nested MLflow run.
 
     The same command started several times with one --storage and --study-name makes several
@@ -205,7 +207,7 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
     base = config_from(family, options)
     result = tune(base, trials=trials if trials or timeout else 20, timeout=timeout, storage=storage,
                   study_name=study_name, space=space, metric=metric, pruner=pruner, sampler_seed=sampler_seed,
-                  experiment=experiment)
+                  experiment=experiment, heartbeat=heartbeat)
     click.echo(summary(result.study))
     if result.test:
         click.echo(f"winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()

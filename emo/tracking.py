@@ -20,6 +20,10 @@ from emo.errors import EmoError
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoints/checkpoint.pt"
+# MLflow retries a failed HTTP request 7 times with doubling back-off (minutes of silence when the
+# server is gone); emo fails within seconds instead, unless the user set these themselves.
+FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 class TrackingError(EmoError):
@@ -139,6 +143,8 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
     """
     import mlflow
 
+    for key, value in FAIL_FAST_HTTP.items():
+        os.environ.setdefault(key, value)
     env_run = os.environ.get("MLFLOW_RUN_ID")
     try:
         if join_run_id:
@@ -161,24 +167,30 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
     try:
         yield tracker
     except BaseException as exc:
+        if not isinstance(exc, EmoError | KeyboardInterrupt) and _is_connection_error(exc):
+            # the server is gone: telling it the run failed would only wait for more time-outs
+            with contextlib.suppress(Exception):
+                mlflow.end_run("FAILED")
+            local = local_checkpoint(tracker.run_id)
+            kept = f"the last checkpoint is kept at {local}" if local.exists() else "no checkpoint was written yet"
+            raise TrackingError(f"lost the MLflow tracking server at {mlflow.get_tracking_uri()} during run "
+                                f"{tracker.run_id} ({_short(exc)}); {kept}. When the server is back, continue "
+                                f"with --resume {tracker.run_id}.") from None
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             mlflow.set_tag("failure_reason", _short(exc))
         with contextlib.suppress(Exception):
             mlflow.end_run(status)
-        if not isinstance(exc, EmoError | KeyboardInterrupt) and _is_connection_error(exc):
-            raise TrackingError(f"lost the MLflow tracking server at {mlflow.get_tracking_uri()} during run "
-                                f"{tracker.run_id} ({_short(exc)}). The last checkpoint is in that run's artifacts "
-                                f"(and kept locally); resume with --resume {tracker.run_id} when the server is "
-                                f"back.") from exc
         raise
     else:
         mlflow.end_run("FINISHED")
 
 
 def _is_connection_error(exc: BaseException) -> bool:
+    """True when `exc` says the tracking server could not be reached (MLflow wraps requests' errors)."""
     text = f"{type(exc).__name__} {exc}"
-    return any(s in text for s in ("ConnectionError", "Connection refused", "Max retries", "MlflowException: API request"))
+    return any(s in text for s in ("ConnectionError", "Connection refused", "Max retries exceeded",
+                                   "Failed to establish a new connection", "Read timed out"))
 
 
 def create_run(run_name: str, *, experiment: str | None = None, tags: dict | None = None) -> str:

@@ -126,19 +126,27 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {name!r}; choose median, none or percentile:P (0 < P < 100).")
 
 
-def make_storage(url: str | None) -> optuna.storages.BaseStorage:
-    """An RDB storage with heartbeats, so a dead worker's trial fails and is retried."""
+def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseStorage:
+    """An RDB storage with heartbeats every `heartbeat` s: a worker silent for 3 beats is dead, its
+    trial fails and is retried (twice at most)."""
     url = url or "sqlite:///optuna.db"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough
-    try:
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=10, grace_period=30,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
-            engine_kwargs={"pool_pre_ping": True})
-    except Exception as exc:
-        raise ConfigError(f"cannot open the Optuna storage {_safe(url)} ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database exists "
-                          f"and that its driver is installed.") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+                engine_kwargs={"pool_pre_ping": True})
+        except Exception as exc:
+            # workers started together on an empty database race to create Optuna's tables; the
+            # loser sees a duplicate-key error and finds the tables there a moment later
+            if "Duplicate" in type(exc).__name__ or "UniqueViolation" in str(exc) or "already exists" in str(exc):
+                if attempt < 2:
+                    time.sleep(1.0 + attempt)
+                    continue
+            raise ConfigError(f"cannot open the Optuna storage {_safe(url)} ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database "
+                              f"exists and that its driver is installed.") from None
 
 
 def _safe(url: str) -> str:
@@ -170,7 +178,7 @@ def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None, storage: str | None = None,
          study_name: str | None = None, space: dict | str | None = None, metric: str = "rmse",
          pruner: str = "median", sampler_seed: int | None = None, experiment: str | None = None,
-         progress: bool = True, on_trial: Callable | None = None) -> TuneResult:
+         progress: bool = True, on_trial: Callable | None = None, heartbeat: int = 10) -> TuneResult:
     """Run (or join) a study of `base` with parameters drawn from the family's space.
 
     Stops when the study holds `trials` complete or pruned trials (whichever worker ran them) or
@@ -186,7 +194,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         raise ConfigError("give --trials, --timeout or both, or the study never stops.")
     space = search_space(base.family, space)
     study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
-    study = optuna.create_study(storage=make_storage(storage), study_name=study_name, load_if_exists=True,
+    study = optuna.create_study(storage=make_storage(storage, heartbeat), study_name=study_name, load_if_exists=True,
                                 direction=METRICS[metric], pruner=make_pruner(pruner),
                                 sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     tags = {"emo.family": base.family, "emo.study": study_name}
