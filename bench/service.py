@@ -1,4 +1,4 @@
-"""Benchmark: an MLflow tracking server on PostgreSQL under concurrent trainings, and `mlflow models serve` of the champion.
+"""Benchmark: MLflow server on PostgreSQL under concurrent trainings, and `mlflow models serve` of the champion.
 
     python bench/service.py                      # N = 1, 4, 16 logging processes × 50 epochs; 200 serving requests
     python bench/service.py --quick              # smoke run: N = 1, 2; 10 epochs; 20 requests
@@ -100,7 +100,7 @@ def logger_worker(experiment_id: str, name: str, epochs: int, barrier, queue) ->
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     sys.stdout = open(os.devnull, "w")  # mlflow writes "View run ... at" on end_run
     try:
-        rng = np.random.default_rng(abs(hash(name)) % 2**32)
+        rng = np.random.default_rng()
         mlflow.start_run(experiment_id=experiment_id, run_name=name)
         barrier.wait(timeout=600)
         lat, t_start = [], time.perf_counter()
@@ -167,7 +167,8 @@ def train_champion(tmp: Path) -> tuple[str, dict]:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     data = synthesize(tmp / "corpus", SynthConfig(videos=16, duration_s=30.0, dim=32, audio_dim=16, seed=0))
     cfg = Config(family="fusion", method=4, variant="v2", data=str(data), window=4, epochs=1, stride=4)
-    with contextlib.redirect_stdout(io.StringIO()):  # mlflow's "View run" / "Registered model" lines
+    quiet = io.StringIO()  # mlflow's "View run ..." and "Registered model ..." lines
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
         result = run_experiment(cfg, progress=False, experiment="emo-bench-serving")
         run = mlflow.MlflowClient().get_run(result.run_id)
         reg = champion.register(run)
@@ -202,15 +203,16 @@ def bench_serving(port: int, params: dict, requests: int, concurrency: int) -> d
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--clients", default="1,4,16", help="comma-separated numbers of concurrent logging processes")
-    p.add_argument("--epochs", type=int, default=50, help="log_metrics batches per logging process")
-    p.add_argument("--requests", type=int, default=200, help="serving requests (sequential, then concurrent)")
+    p.add_argument("--clients", help="comma-separated numbers of concurrent logging processes (default 1,4,16)")
+    p.add_argument("--epochs", type=int, help="log_metrics batches per logging process (default 50)")
+    p.add_argument("--requests", type=int, help="serving requests, sequential then concurrent (default 200)")
     p.add_argument("--concurrency", type=int, default=4, help="client threads of the concurrent serving run")
     p.add_argument("--server-workers", type=int, default=2, help="mlflow server --workers")
     p.add_argument("--quick", action="store_true", help="smoke run: N = 1, 2; 10 epochs; 20 requests")
     args = p.parse_args()
-    if args.quick:
-        args.clients, args.epochs, args.requests = "1,2", 10, 20
+    for name, full, quick in (("clients", "1,4,16", "1,2"), ("epochs", 50, 10), ("requests", 200, 20)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     clients = [int(c) for c in args.clients.split(",")]
 
     os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", NO_PROXY="127.0.0.1",
@@ -267,8 +269,8 @@ def main() -> None:
         print(f"requests of {BATCH} windows: {r['shape']}, {r['body_kib']:.0f} KiB of JSON")
         print(f"sequential      : {r['seq_rps']:7.1f} requests/s ({r['seq_rps'] * BATCH:,.0f} windows/s), "
               f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms ({args.requests} requests)")
-        print(f"{args.concurrency} client threads: {r['con_rps']:7.1f} requests/s ({r['con_rps'] * BATCH:,.0f} windows/s), "
-              f"p50 {r['cp50']:.1f} ms, p99 {r['cp99']:.1f} ms")
+        print(f"{args.concurrency} client threads: {r['con_rps']:7.1f} requests/s "
+              f"({r['con_rps'] * BATCH:,.0f} windows/s), p50 {r['cp50']:.1f} ms, p99 {r['cp99']:.1f} ms")
     finally:
         stop(serve)
         stop(server)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -145,6 +146,7 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
 
     for key, value in FAIL_FAST_HTTP.items():
         os.environ.setdefault(key, value)
+    tags = {k: str(v) for k, v in (tags or {}).items()}  # a REST store takes strings only
     env_run = os.environ.get("MLFLOW_RUN_ID")
     try:
         if join_run_id:
@@ -155,8 +157,8 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
         elif resume_run_id and not nested:
             run = mlflow.start_run(run_id=resume_run_id)
         else:
-            if experiment and not env_run:
-                mlflow.set_experiment(experiment)
+            if not nested and parent_run_id is None:
+                _use_experiment(experiment)
             run = mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=tags)
         if env_run or resume_run_id:
             mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if run_name and env_run else {})})
@@ -200,8 +202,7 @@ def create_run(run_name: str, *, experiment: str | None = None, tags: dict | Non
     env_run = os.environ.get("MLFLOW_RUN_ID")
     if env_run:
         return env_run
-    if experiment:
-        mlflow.set_experiment(experiment)
+    _use_experiment(experiment)
     run = mlflow.start_run(run_name=run_name, tags=tags)
     mlflow.end_run()
     return run.info.run_id
@@ -211,6 +212,25 @@ def delete_run(run_id: str) -> None:
     import mlflow
 
     mlflow.MlflowClient().delete_run(run_id)
+
+
+def _use_experiment(name: str | None) -> None:
+    """Make `name` (or $MLFLOW_EXPERIMENT_NAME) the active experiment, creating it if needed; workers
+    started together may race to create it, and the loser simply uses the winner's."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = name or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+    if not name or os.environ.get("MLFLOW_RUN_ID"):
+        return  # under `mlflow run` the experiment is already decided
+    for attempt in range(3):
+        try:
+            mlflow.set_experiment(name)
+            return
+        except MlflowException as exc:
+            if "ALREADY_EXISTS" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.5)
 
 
 def update_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = None, status: str | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
@@ -135,7 +136,7 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
         try:
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+                heartbeat_stale_trial_callback=_on_stale_trial,
                 engine_kwargs={"pool_pre_ping": True})
         except Exception as exc:
             # workers started together on an empty database race to create Optuna's tables; the
@@ -147,6 +148,24 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
             raise ConfigError(f"cannot open the Optuna storage {_safe(url)} ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database "
                               f"exists and that its driver is installed.") from None
+
+
+_retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
+
+
+def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A worker died mid-trial: close its MLflow run as failed, then queue the trial again."""
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    if run_id:
+        from emo.tracking import update_run
+
+        try:
+            update_run(run_id, tags={"emo.trial_state": "FAILED",
+                                     "failure_reason": f"worker {trial.user_attrs.get('worker')} stopped sending "
+                                                       f"heartbeats; the trial is retried"}, status="FAILED")
+        except Exception as exc:  # the study's consistency comes first
+            log.warning("could not mark run %s of dead trial %d as failed: %s", run_id, trial.number, exc)
+    _retry(study, trial)
 
 
 def _safe(url: str) -> str:
@@ -212,6 +231,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
                 if trial.number not in ahead[:trials]:
                     study.stop()
                     raise _Surplus(f"the study already has {trials} trials")
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
             params = suggest(trial, space)
             config = base.replace(**params)
             run_id: list[str] = []

@@ -1,3 +1,4 @@
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -59,9 +60,9 @@ def tracking(tmp_path, monkeypatch, _migrated_store):
     mlflow.set_tracking_uri(None)
 
 
-@pytest.fixture
-def postgres_url():
-    """A fresh PostgreSQL database on 127.0.0.1:5432 for one test, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_database():
+    """A new PostgreSQL database on 127.0.0.1:5432, dropped afterwards; skips when none is reachable."""
     import uuid
 
     import psycopg
@@ -72,9 +73,23 @@ def postgres_url():
     except psycopg.OperationalError as exc:
         pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc})")
     name = f"emo_test_{uuid.uuid4().hex[:10]}"
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conn.close()
+    conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database for one test."""
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url():
+    """A fresh PostgreSQL database shared by one test module (MLflow's migrations run once)."""
+    with fresh_database() as url:
+        yield url
