@@ -48,6 +48,8 @@ from emo.experiment import seed_everything
 from emo.models import create_model
 from emo.trainer import checkpoint, pick_device, train
 
+from memory import reset_rss_peak, rss_peak  # bench/memory.py
+
 WINDOW = 4.0
 MODELS = {"ffnn": {"family": "ffnn"}, "audio": {"family": "audio"}, "video": {"family": "video", "pooling": "avg"},
           **{f"fusion{m}": {"family": "fusion", "method": m} for m in (1, 2, 3)},
@@ -72,25 +74,6 @@ class Timed(torch.utils.data.Dataset):
             self.first = time.perf_counter()
         self.calls += 1
         return self.samples.__getitems__(self.index[torch.as_tensor(idx, dtype=torch.long)])
-
-
-def _rss_peak() -> int | None:
-    """Peak resident memory (bytes) since the last reset, from /proc (Linux); None elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_rss_peak() -> int | None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    except OSError:
-        return None
-    return _rss_peak()
 
 
 def corpus(args) -> Path:
@@ -142,12 +125,12 @@ def measure(name: str, cfg: Config, inputs, args, device: torch.device, tracked_
     def epoch_end(state, net, optimizer, generator):
         saved["end"], saved["args"] = time.perf_counter(), (state, net, optimizer, generator)
 
-    rss0 = _reset_rss_peak()
+    rss0 = reset_rss_peak()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
     train(model, train_set, dev_set, on_epoch=epoch_end, **kw)
-    rss = _rss_peak()
+    rss = rss_peak()
     loop = dev_set.first - train_set.first  # every train batch, gathers included (the loop syncs on .item())
     dev = saved["end"] - dev_set.first  # predict on the dev subset, dev loss, best-weights copy, metrics
     rate, dev_rate = n / loop, len(dev_set) / dev

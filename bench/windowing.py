@@ -23,6 +23,8 @@ from emo.data.samples import FusionSamples, loader
 from emo.data.tables import FrameTable
 from emo.data.windows import make_windows, sync_audio, window_labels
 
+from memory import reset_rss_peak, rss_peak  # bench/memory.py
+
 FPS = 5.0
 
 
@@ -84,25 +86,6 @@ def to_frames(video: FrameTable, audio: FrameTable, videos: int):
     return vdf, adf
 
 
-def _rss_peak() -> int | None:
-    """Peak resident memory (bytes) since the last reset, from /proc (Linux); None elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_rss_peak() -> int | None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    except OSError:
-        return None
-    return _rss_peak()
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--videos", type=int, default=540)
@@ -122,7 +105,7 @@ def main() -> None:
     print(f"table: {args.videos} videos × {args.seconds:g} s × {FPS:g} fps = {frames} frames, {args.dim}-dim "
           f"({feature_bytes / 2**30:.2f} GiB of video features); audio {audio.n_rows} rows × {audio.dim}")
 
-    rss_before = _reset_rss_peak()
+    rss_before = reset_rss_peak()
     tracemalloc.start()
     t0 = time.perf_counter()
     win, samples = fast(video, audio, length, args.batch_size)
@@ -136,7 +119,7 @@ def main() -> None:
     gather = time.perf_counter() - t0
     _, gather_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss_after = _rss_peak()
+    rss_after = rss_peak()
     print(f"emo  : {len(win)} windows of {length} frames + labels + audio sync in {build:.2f} s = "
           f"{frames / build:,.0f} frames/s, {len(win) / build:,.0f} windows/s")
     print(f"emo  : gathered one shuffled epoch of fusion batches ({gathered} samples, batch {args.batch_size}) in "

@@ -150,9 +150,6 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
                               f"exists and that its driver is installed.") from None
 
 
-_retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)
-
-
 def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """A worker died mid-trial: close its MLflow run as failed, then queue the trial again."""
     run_id = trial.user_attrs.get("mlflow_run_id")
@@ -165,7 +162,9 @@ def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
                                                        f"heartbeats; the trial is retried"}, status="FAILED")
         except Exception as exc:  # the study's consistency comes first
             log.warning("could not mark run %s of dead trial %d as failed: %s", run_id, trial.number, exc)
-    _retry(study, trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2)(study, trial)
 
 
 def _safe(url: str) -> str:
