@@ -6,6 +6,7 @@ dev only; the test set is evaluated once, with the best-on-dev weights, after tr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import random
@@ -176,6 +177,8 @@ def _log_results(tracker, result: Result, **extra) -> None:
 
 
 def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Callable | None) -> Result:
+    import joblib
+
     from emo.baseline import fit_baseline, predict_baseline
     from emo.pyfunc import signature
 
@@ -194,8 +197,6 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
                          mean_predictor_dev=_mean_predictor(inputs), run_id=child.run_id)
             _log_results(child, res)
             _log_figures(child, inputs, y["dev"], p_dev, None)
-            import joblib
-
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "estimators.joblib"
                 joblib.dump({"estimators": estimators, "dims": inputs.dims,
@@ -253,7 +254,7 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
                 if track:
                     return tracked_run(run_name=f"baseline-{algorithm}", nested=True, parent_run_id=tracker.run_id,
                                        tags={**tags, "emo.algorithm": algorithm})
-                return _null_context(NullTracker())
+                return contextlib.nullcontext(NullTracker())
 
             return _run_baseline(config, inputs, tracker, nested_tracker=child)
         return _run_torch(config, inputs, tracker, resume=checkpoint_body, on_epoch=on_epoch, progress=progress,
@@ -273,14 +274,3 @@ def _default_run_name(config: Config) -> str:
     if config.family in ("video", "audio"):
         return f"{config.family}-{config.window:g}s" + (f"-{config.pooling}" if config.pooling else "")
     return config.family
-
-
-class _null_context:
-    def __init__(self, value):
-        self.value = value
-
-    def __enter__(self):
-        return self.value
-
-    def __exit__(self, *exc):
-        return False
