@@ -41,6 +41,14 @@ class EmoGroup(click.Group):
         except EmoError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("mlflow", "optuna")):
+                raise
+            # the store or server refused something: its own message says what, no traceback needed
+            text = str(exc).strip().splitlines()
+            click.echo(f"error: {type(exc).__module__.split('.')[0]} said: {text[0] if text else type(exc).__name__}",
+                       err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=EmoGroup, context_settings={"help_option_names": ["-h", "--help"]})
