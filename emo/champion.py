@@ -108,5 +108,5 @@ def register(run, *, name: str = MODEL_NAME) -> Registration:
         client.set_registered_model_alias(name, ALIAS, version.version)
     client.set_model_version_tag(name, version.version, "emo.champion_decision", reason)
     result = Registration(name, str(version.version), run.info.run_id, dev, champion, reason)
-    log.info("%s", result)
+    log.debug("%s", result)
     return result
