@@ -54,6 +54,12 @@ def test_audio_id_is_the_file_stem_and_features_are_the_numeric_non_reserved_col
     assert t.labels is None
 
 
+def test_numeric_looking_video_ids_keep_their_leading_zeros(tmp_path):
+    df = video_frame({"0042": 2, "7": 2}, dim=1)
+    df.to_csv(tmp_path / "video.csv", index=False)
+    assert read_table(tmp_path / "video.csv").video_ids.tolist() == ["0042", "7"]
+
+
 def test_frame_index_and_fps_give_the_time(tmp_path):
     df = video_frame({"a": 3}, dim=1, shuffle=False).drop(columns="timestamp")
     df["frame"] = [0, 1, 2]

@@ -76,7 +76,8 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found. Check the path, or run `emo data check` on the dataset folder.")
     try:
         if path.suffix == ".csv":
-            df = pd.read_csv(path, low_memory=False)
+            # ids stay text: "0042" must not become the number 42
+            df = pd.read_csv(path, low_memory=False, dtype={c: str for c in ("video_id", "path", "filename", "split")})
         elif path.suffix == ".parquet":
             df = pd.read_parquet(path)
         else:
