@@ -1,7 +1,8 @@
 """The thesis's scikit-learn baselines: Bayesian Ridge, SVR and a Decision Tree, one model per target.
 
 SVR's C and kernel are chosen by grid search on a `PredefinedSplit` of train + dev (train folds
-fit, dev folds score), as the thesis did; the test set is never seen. Kernel SVR is quadratic in
+fit, dev folds score), as the thesis did, and the chosen settings are then fitted on train alone so
+that dev metrics stay out-of-sample; the test set is never seen. Kernel SVR is quadratic in
 the number of samples, so above `svr_max_samples` training frames it is fitted on a seeded
 random subsample, and the subsample size is logged.
 """
@@ -51,9 +52,10 @@ def fit_baseline(algorithm: str, x_train: np.ndarray, y_train: np.ndarray, x_dev
             est = DecisionTreeRegressor(random_state=seed).fit(x_train, y_train[:, j])
         elif algorithm == "svr":
             y = np.concatenate([y_train[tr, j], y_dev[dv, j]])
+            # refit=False: the chosen settings are fitted on train only, so dev metrics stay out-of-sample
             search = GridSearchCV(SVR(), SVR_GRID, cv=PredefinedSplit(fold), scoring="neg_root_mean_squared_error",
-                                  n_jobs=1).fit(x, y)
-            est = search.best_estimator_
+                                  n_jobs=1, refit=False).fit(x, y)
+            est = SVR(**search.best_params_).fit(x_train[tr], y_train[tr, j])
             notes[f"svr_best_{j}"] = search.best_params_
         else:
             raise ValueError(f"unknown baseline algorithm {algorithm!r}; choose from {', '.join(ALGORITHMS)}")

@@ -70,7 +70,10 @@ def _champion_dev_on(candidate, champion_version) -> tuple[float | None, str]:
 
     try:
         model = load_model(f"models:/{champion_version.name}/{champion_version.version}")
-        _, dev = predict_split(model, p["data_folder"], split="dev")
+        options = {"fps": p.get("fps"), "label_scale": p.get("label_scale"), "id_pattern": p.get("id_pattern"),
+                   "audio_id_pattern": p.get("audio_id_pattern")}
+        _, dev = predict_split(model, p["data_folder"], split="dev",
+                               **{k: v for k, v in options.items() if v is not None})
     except Exception as exc:
         return None, f"the champion could not be evaluated on this run's dev data ({exc})"
     return (dev["dev_rmse_valence"] + dev["dev_rmse_arousal"]) / 2, \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import click
@@ -30,6 +31,10 @@ def dataset_from(data, fps, label_scale, id_pattern, audio_id_pattern, split_see
 
     return load_dataset(data, fps=fps, label_scale=label_scale, id_pattern=id_pattern,
                         audio_id_pattern=audio_id_pattern, split_seed=split_seed)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 class EmoGroup(click.Group):
@@ -68,6 +73,8 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    # `docker stop` and schedulers send SIGTERM: end like Ctrl-C, so open runs are closed as KILLED
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 @main.group()

@@ -90,11 +90,21 @@ def search_space(family: str, override: str | Path | dict | None = None) -> dict
             raise ConfigError(f"search space: {name!r} is not a setting of emo (see `emo train --help`).")
         if spec is None:
             space.pop(name, None)  # {"window": null} fixes the base value again
-        elif not isinstance(spec, dict) or not ("choices" in spec or {"low", "high"} <= spec.keys()):
-            raise ConfigError(f"search space: {name!r} needs {{\"choices\": [...]}} or {{\"low\": …, \"high\": …}}.")
+        elif not _valid_spec(spec):
+            raise ConfigError(f"search space: {name!r} needs {{\"choices\": [non-empty list]}} or "
+                              f"{{\"low\": number, \"high\": number (>= low)[, \"log\": true]}}; got {spec!r}.")
         else:
             space[name] = spec
     return space
+
+
+def _valid_spec(spec) -> bool:
+    if not isinstance(spec, dict):
+        return False
+    if "choices" in spec:
+        return isinstance(spec["choices"], list) and len(spec["choices"]) > 0
+    numbers = all(isinstance(spec.get(k), int | float) and not isinstance(spec.get(k), bool) for k in ("low", "high"))
+    return numbers and spec["low"] <= spec["high"] and not (spec.get("log") and spec["low"] <= 0)
 
 
 def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict:

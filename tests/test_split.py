@@ -54,3 +54,10 @@ def test_a_video_missing_from_split_json_is_an_error_that_says_what_to_do(tmp_pa
 def test_too_few_videos_to_split():
     with pytest.raises(DataError, match="needs 3 at least"):
         make_split(["a", "b"])
+
+
+def test_a_split_with_no_dev_video_is_an_error_not_a_crash_later(tmp_path):
+    df = video_frame({"a": 2, "b": 2, "c": 2}, dim=1)
+    df["split"] = df["video_id"].map({"a": "train", "b": "train", "c": "test"})
+    with pytest.raises(DataError, match="the dev split has no video"):
+        load_dataset(write_dataset(tmp_path / "ds", df))

@@ -164,3 +164,29 @@ def test_data_check_summarises_a_valid_dataset(tmp_path):
     assert "3 s = 15 frames: 15 windows (stride 1), 5 videos too short" in out
     assert "audio_2s: 40 rows, 2 features, 10 videos" in out
     assert json.loads((folder / "split.json").read_text())["seed"] == 0
+
+
+def test_an_index_column_is_not_an_audio_feature_and_text_in_a_feature_column_is_reported(tmp_path):
+    df = audio_frame({"a": 3.0}, dim=2)
+    df.to_csv(tmp_path / "audio_1s.csv", index=True)  # writes an "Unnamed: 0" column
+    assert read_table(tmp_path / "audio_1s.csv", modality="audio").feature_names == ["feat0_amean", "feat1_amean"]
+    df["feat1_amean"] = df["feat1_amean"].astype(str)
+    df.loc[4, "feat1_amean"] = "1.2.3"
+    msg = error_of(tmp_path, df, name="audio_2s.csv", modality="audio")
+    assert "'feat1_amean'" in msg and "'1.2.3'" in msg and "row 4" in msg
+
+
+def test_an_audio_split_column_must_agree_with_the_dataset_split(tmp_path):
+    audio = audio_frame({"a": 2, "b": 2, "c": 2})
+    audio["split"] = "train"
+    folder = write_dataset(tmp_path / "ds", video_frame({"a": 5, "b": 5, "c": 5}, dim=2), audio={1: audio})
+    with pytest.raises(DataError, match="Both modalities must share one split"):
+        load_dataset(folder).audio(1)
+
+
+@pytest.mark.parametrize("meta, message", [({"fps": "5 fps"}, "fps must be a positive number, got '5 fps'"),
+                                           ({"fps": 5, "label_scale": 0}, "label_scale must be a positive number")])
+def test_a_meta_json_value_that_is_not_a_positive_number_is_named(tmp_path, meta, message):
+    folder = write_dataset(tmp_path / "ds", video_frame({"a": 5, "b": 5, "c": 5}, dim=2), meta=meta)
+    with pytest.raises(DataError, match=message):
+        load_dataset(folder)

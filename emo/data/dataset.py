@@ -119,6 +119,12 @@ class Dataset:
             raise DataError(f"{path}: the audio and video tables disagree on the videos: {'; '.join(parts)}. "
                             f"Check that both derive the same ids (pass --audio-id-pattern if the file names differ), "
                             f"or remove those videos from both tables.")
+        if table.split is not None:
+            moved = sorted(v for v, name in table.split.items() if v not in self.split.of(name))
+            if moved:
+                raise DataError(f"{path}: column 'split' puts {len(moved)} video(s) in another split than the "
+                                f"dataset's ({self.split.source}), e.g. {moved[0]!r}. Both modalities must share one "
+                                f"split: drop the audio table's split column or make it agree.")
         self._audio[window_s] = table
         return table
 
@@ -141,10 +147,9 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
     """Load a dataset folder: meta.json, the validated video table, and its split (made on first use)."""
     folder = resolve_data(data)
     meta = read_meta(folder)
-    fps = float(fps or meta.get("fps") or 0) or None
-    scale = float(label_scale or meta.get("label_scale") or 1.0)
-    if scale <= 0:
-        raise DataError(f"label_scale must be positive (got {scale:g}); SEWA uses 1, AFEW-VA 10.")
+    fps = _positive(fps if fps is not None else meta.get("fps"), "fps", folder)
+    scale = _positive(label_scale if label_scale is not None else meta.get("label_scale", 1.0), "label_scale",
+                      folder) or 1.0
     path = find_table(folder, "video")
     if path is None:
         raise DataError(f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
@@ -155,6 +160,20 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
     split = load_or_create_split(folder, video.video_ids, seed=split_seed, column=video.split)
     return Dataset(folder=folder, meta=meta, fps=fps, label_scale=scale, video=video, split=split,
                    audio_id_pattern=audio_id_pattern)
+
+
+def _positive(value, name: str, folder: Path) -> float | None:
+    """A positive number from an option or meta.json, or None when absent."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number > 0 or number == float("inf"):
+        raise DataError(f"{name} must be a positive number, got {value!r} (from --{name.replace('_', '-')} or "
+                        f"{folder / 'meta.json'}). SEWA and AFEW-VA use fps 5; label_scale 1 (SEWA) or 10 (AFEW-VA).")
+    return number
 
 
 def _infer_fps(video: FrameTable) -> float:

@@ -105,8 +105,8 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     audio = ds.audio(audio_window) if kind == "fusion" else None
     wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name)) for name in SPLITS}
     if audio is not None and audio_len is None:
-        # one fixed length for every split, so a model sees the same shapes in training and serving
-        audio_len = max(sync_audio(v, w, audio, ds.fps).max_len for w in wins.values() if len(w))
+        # one fixed length, the longest in training: dev and test are cut to it, never define it
+        audio_len = sync_audio(v, wins["train"], audio, ds.fps).max_len if len(wins["train"]) else 1
     samples, index = {}, {}
     skipped = sorted(s for w in wins.values() for s in w.skipped_videos)
     for name, w in wins.items():

@@ -89,6 +89,11 @@ def check_split(split: Split, video_ids, where: str) -> None:
                 raise DataError(f"{where}: video {vid!r} is in both {seen[vid]} and {name}. A video must stay in "
                                 f"one split; fix the file or delete it to split again.")
             seen[vid] = name
+    empty = [name for name in ("train", "dev", "test") if not set(split.of(name)) & set(map(str, video_ids))]
+    if empty:
+        raise DataError(f"{where}: the {' and '.join(empty)} split{'s have' if len(empty) > 1 else ' has'} no video "
+                        f"of this table. Every experiment needs train, dev and test videos: assign some "
+                        f"(or delete split.json / the split column to let emo split 70/15/15).")
     missing = sorted(set(map(str, video_ids)) - seen.keys())
     if missing:
         raise DataError(f"{where}: {len(missing)} video(s) of the table are in no split "

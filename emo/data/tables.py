@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 VIDEO_ID_PATTERN = r"(?P<id>[^/\\]+)[/\\][^/\\]+$"  # the folder that holds the frame file
 AUDIO_ID_PATTERN = r"(?P<id>[^/\\]+?)(?:\.[^./\\]*)?$"  # the file's stem
-RESERVED = {"video_id", "path", "filename", "name", "timestamp", "frameTime", "end", "frame",
-            "valence", "arousal", "split"}
+RESERVED = {"video_id", "path", "filename", "name", "timestamp", "frameTime", "start", "end", "duration",
+            "frame", "valence", "arousal", "split"}
+_INDEX = re.compile(r"^Unnamed: \d+$")  # a DataFrame index written by to_csv(index=True)
 SPLITS = ("train", "dev", "test")
 _EMB = re.compile(r"^emb_(\d+)$")
 
@@ -160,12 +161,13 @@ def _feature_columns(df: pd.DataFrame, path: Path, modality: str) -> list[str]:
                         f"(the face embedding of each frame).")
     cols = []
     for c in df.columns:
-        if c in RESERVED:
+        if c in RESERVED or _INDEX.match(str(c)):
             continue
         s = df[c]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             cols.append(c)
-        elif s.dtype == object and pd.to_numeric(s, errors="coerce").notna().mean() > 0.5:
+        elif (s.dtype == object or pd.api.types.is_string_dtype(s)) and \
+                pd.to_numeric(s, errors="coerce").notna().mean() > 0.5:
             cols.append(c)  # a numeric column with some text in it: _numeric reports the row
     if not cols:
         raise DataError(f"{path}: no numeric feature columns. An audio table needs emb_* columns or numeric "
@@ -175,6 +177,9 @@ def _feature_columns(df: pd.DataFrame, path: Path, modality: str) -> list[str]:
 
 def _features(df: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
     block = df[cols]
+    flags = [c for c, t in zip(cols, block.dtypes) if pd.api.types.is_bool_dtype(t)]
+    if flags:
+        raise DataError(f"{path}: feature column {flags[0]!r} holds true/false values; features must be numbers.")
     if all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
         x = block.to_numpy(np.float32)
     else:
