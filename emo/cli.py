@@ -178,10 +178,15 @@ def train_cmd(family, experiment, run_name, resume, no_track, **options):
     video (GRU over windows), audio (ffnn on an audio table), fusion (methods 1-4).
     The tracking store is MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.
     """
-    from emo.experiment import run_experiment
+    from emo.experiment import resume_config, run_experiment
     from emo.report import describe
 
-    config = config_from(family, options)
+    if resume:
+        given = {k: v for k, v in config_from(family, options).to_dict().items()
+                 if options.get(k) is not None}
+        config = resume_config(resume, given).validate()
+    else:
+        config = config_from(family, options)
     result = run_experiment(config, track=not no_track, run_name=run_name, experiment=experiment, resume=resume)
     click.echo(describe(result))
 

@@ -227,6 +227,8 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     from emo.tracking import NullTracker, load_checkpoint, tracked_run
 
     checkpoint_body = load_checkpoint(resume) if resume else None
+    if checkpoint_body is not None:
+        _check_resumable(config, checkpoint_body, resume)  # before the run is reopened
     name = run_name or _default_run_name(config)
     tags = {"emo.family": config.family, "emo.model": config.model_name, **(tags or {})}
 
@@ -241,9 +243,9 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
         params = config.params()
         params.update(hyperparameters(config) if config.family != "baseline" else {})
         params.update(dataset_params(ds, inputs))
-        if resume:
-            params["resumed_from"] = resume
         tracker.log_params(params)
+        if resume:  # the run's own params stay; what changed is logged beside them
+            tracker.log_params({f"resumed_{k}": v for k, v in params.items() if k in RESUME_MAY_CHANGE})
         if config.family != "baseline" and config.unused():
             log.info("%s does not use %s; ignored.", config.model_name, ", ".join(config.unused()))
         tracker.set_tags({"emo.synthetic_data": ds.synthetic})
@@ -265,6 +267,34 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     with tracked_run(run_name=name, experiment=experiment, resume_run_id=resume, tags=tags,
                      nested=parent_run_id is not None, parent_run_id=parent_run_id) as tracker:
         return body(tracker)
+
+
+RESUME_MAY_CHANGE = {"epochs", "patience", "device", "extra"}
+
+
+def resume_config(run_id: str, overrides: dict) -> Config:
+    """The config of run `run_id`'s checkpoint, with `overrides` (only epochs, patience, device)."""
+    from emo.tracking import load_checkpoint
+
+    saved = load_checkpoint(run_id).get("config")
+    if not saved:
+        raise ConfigError(f"run {run_id}'s checkpoint holds no config to resume from.")
+    saved = {**saved, "algorithms": tuple(saved.get("algorithms", ()))}
+    config = Config(**saved)
+    _check_resumable(config.replace(**overrides), {"config": config.to_dict()}, run_id)
+    return config.replace(**overrides)
+
+
+def _check_resumable(config: Config, body: dict, run_id: str) -> None:
+    """Only the stopping rule and the device may change when a run is continued."""
+    saved, now = body.get("config") or {}, config.to_dict()
+    changed = sorted(k for k in now if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != now[k])
+    if changed:
+        shown = lambda v: "default" if v is None else repr(v)  # noqa: E731
+        diffs = ", ".join(f"{k} {shown(saved[k])} -> {shown(now[k])}" for k in changed)
+        raise ConfigError(f"run {run_id} was trained with other settings ({diffs}); a resumed run continues with "
+                          f"its own settings (only epochs, patience and device may change). Drop those options, "
+                          f"or start a new run.")
 
 
 def _default_run_name(config: Config) -> str:

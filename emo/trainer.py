@@ -91,6 +91,9 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])  # dropout draws from the global generator
+        if torch.cuda.is_available() and resume.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])
         state = TrainState(**resume["state"])
         log.info("resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss,
                  state.best_epoch)
@@ -145,4 +148,6 @@ def checkpoint(state: TrainState, model: nn.Module, optimizer: torch.optim.Optim
     """Everything `train(resume=...)` needs, plus `extra` (e.g. the config), as one torch.save-able dict."""
     body = {k: v for k, v in vars(state).items()}
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "state": body, **extra}

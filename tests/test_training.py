@@ -106,15 +106,30 @@ def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_a
     assert np.all(np.abs(pred.to_numpy()) <= 1)
 
 
-def test_resume_continues_from_the_checkpoint_epoch(corpus, tracking):
-    first = run_experiment(quick(corpus, "ffnn", epochs=2, patience=10), progress=False)
-    resumed = run_experiment(quick(corpus, "ffnn", epochs=4, patience=10), resume=first.run_id, progress=False)
+def test_resume_continues_from_the_checkpoint_epoch_exactly(corpus, tracking):
+    # the video model has dropout: resuming must restore the random state too
+    first = run_experiment(quick(corpus, "video", window=1, dropout=0.3, epochs=2, patience=10), progress=False)
+    resumed = run_experiment(quick(corpus, "video", window=1, dropout=0.3, epochs=4, patience=10),
+                             resume=first.run_id, progress=False)
     assert resumed.run_id == first.run_id
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first.run_id, "dev_loss")]
     assert steps == [1, 2, 3, 4]
-    straight = run_experiment(quick(corpus, "ffnn", epochs=4, patience=10), track=False, progress=False)
-    assert [h["dev_loss"] for h in straight.history] == pytest.approx([h["dev_loss"] for h in resumed.history])
+    straight = run_experiment(quick(corpus, "video", window=1, dropout=0.3, epochs=4, patience=10), track=False,
+                              progress=False)
+    assert [h["dev_loss"] for h in straight.history] == pytest.approx([h["dev_loss"] for h in resumed.history],
+                                                                      rel=1e-6)
+    run = mlflow.MlflowClient().get_run(first.run_id)
+    assert run.data.params["epochs"] == "2" and run.data.params["resumed_epochs"] == "4"
+
+
+def test_resume_with_other_settings_is_refused_before_the_run_is_touched(corpus, tracking):
+    first = run_experiment(quick(corpus, "ffnn", epochs=1), progress=False)
+    result = CliRunner().invoke(main, ["train", "ffnn", "--resume", first.run_id, "--hidden", "7"])
+    assert result.exit_code == 2 and "hidden default -> 7" in result.output, result.output
+    assert mlflow.MlflowClient().get_run(first.run_id).info.status == "FINISHED"
+    again = CliRunner().invoke(main, ["train", "ffnn", "--resume", first.run_id, "--epochs", "2"])
+    assert again.exit_code == 0, again.output
 
 
 def test_a_failed_run_is_marked_failed_with_the_reason(corpus, tracking, tmp_path):
