@@ -130,3 +130,14 @@ def test_memory_is_o_frames_windows_share_the_feature_array(tmp_path):
     samples = WindowSamples(t, win, window_labels(t, win))
     assert samples.features.data_ptr() == t.features.ctypes.data  # no copy of the features
     assert win.starts.nbytes == len(win) * 8
+
+
+def test_windows_never_span_a_gap_in_the_timestamps(tmp_path):
+    df = video_frame({"a": 12}, dim=1, shuffle=False)
+    df = df[(df["timestamp"] < 0.7) | (df["timestamp"] > 1.5)]  # frames 4-7 missing: a 1 s gap
+    df.to_csv(tmp_path / "video.csv", index=False)
+    t = read_table(tmp_path / "video.csv")
+    win = make_windows(t, 3, max_gap=1.5 / FPS)
+    np.testing.assert_allclose(t.times[win.starts], [0.0, 0.2, 1.6, 1.8])  # none starts at 0.4 or 0.6
+    assert len(make_windows(t, 3)) == 6  # without max_gap the gap is ignored
+    assert make_windows(t, 5, max_gap=1.5 / FPS).skipped_videos == ("a",)  # no 5 consecutive frames

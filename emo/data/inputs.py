@@ -103,7 +103,9 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     v = ds.video
     frames = window_frames(window_s, ds.fps)
     audio = ds.audio(audio_window) if kind == "fusion" else None
-    wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name)) for name in SPLITS}
+    # a step over 1.5 frame periods is a gap (frames dropped where no face was found)
+    wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps)
+            for name in SPLITS}
     if audio is not None and audio_len is None:
         # one fixed length, the longest in training: dev and test are cut to it, never define it
         audio_len = sync_audio(v, wins["train"], audio, ds.fps).max_len if len(wins["train"]) else 1

@@ -32,7 +32,7 @@ def summarize(ds: Dataset, windows_s=()) -> str:
     lines.append(f"split     {sizes} ({ds.split.source}, hash {ds.split.hash})")
     for w in windows_s:
         n = window_frames(w, ds.fps)
-        win = make_windows(v, n)
+        win = make_windows(v, n, max_gap=1.5 / ds.fps)
         lines.append(f"windows   {w:g} s = {n} frames: {len(win)} windows (stride 1), "
                      f"{len(win.skipped_videos)} videos too short")
     for w in ds.audio_windows():

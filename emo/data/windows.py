@@ -42,11 +42,23 @@ def window_frames(window_s: float, fps: float) -> int:
     return n
 
 
-def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None) -> Windows:
+def _segments(table: FrameTable, max_gap: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, video) of every run of frames with no time step above `max_gap` inside one video."""
+    starts = table.offsets[:-1][table.lengths > 0]
+    if max_gap is not None:
+        gaps = np.flatnonzero(np.diff(table.times) > max_gap) + 1
+        starts = np.union1d(starts, gaps)
+    return starts, np.searchsorted(table.offsets, starts, side="right") - 1
+
+
+def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None,
+                 max_gap: float | None = None) -> Windows:
     """All windows of `length` frames, every `stride` frames, within each selected video.
 
-    `videos` is an iterable of video ids (default: all). A video shorter than `length` has no
-    window; it is logged and counted in `skipped_videos`, never dropped silently.
+    `videos` is an iterable of video ids (default: all). With `max_gap` (seconds), a window never
+    spans a time step longer than that (frames missing where no face was found), so a "1 s"
+    window always covers about 1 s. A video with no stretch of `length` frames has no window; it
+    is logged and counted in `skipped_videos`, never dropped silently.
     """
     if length < 1 or stride < 1:
         raise DataError(f"window length ({length}) and stride ({stride}) must be at least 1 frame.")
@@ -54,20 +66,25 @@ def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None
         chosen = np.arange(len(table.video_ids))
     else:
         chosen = np.flatnonzero(np.isin(table.video_ids, np.asarray(list(videos), dtype=str)))
-    n_frames = table.lengths[chosen]
-    short = n_frames < length
-    skipped = tuple(table.video_ids[chosen[short]].tolist())
+    seg_start, seg_video = _segments(table, max_gap)
+    seg_len = np.diff(np.append(seg_start, table.n_rows))
+    keep = np.isin(seg_video, chosen)
+    if max_gap is not None and (n_gaps := int(keep.sum()) - int((table.lengths[chosen] > 0).sum())):
+        log.info("%s: %d gap(s) longer than %.2f s between frames; windows do not span them.", table.source,
+                 n_gaps, max_gap)
+    fits = keep & (seg_len >= length)
+    skipped_idx = np.setdiff1d(chosen, seg_video[fits])
+    skipped = tuple(table.video_ids[skipped_idx].tolist())
     if skipped:
-        log.warning("%s: %d video(s) shorter than a window of %d frames were skipped (%s%s).", table.source,
+        log.warning("%s: %d video(s) without %d consecutive frames were skipped (%s%s).", table.source,
                     len(skipped), length, ", ".join(skipped[:5]), " …" if len(skipped) > 5 else "")
-    chosen, n_frames = chosen[~short], n_frames[~short]
-    counts = (n_frames - length) // stride + 1
+    seg_start, seg_video, seg_len = seg_start[fits], seg_video[fits], seg_len[fits]
+    counts = (seg_len - length) // stride + 1
     total = int(counts.sum())
-    first = np.repeat(table.offsets[chosen], counts)
-    # position of each window within its video: 0, 1, 2, ... restarting at every video
+    # position of each window within its stretch: 0, 1, 2, ... restarting at every stretch
     rank = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    return Windows(starts=first + rank * stride, video=np.repeat(chosen, counts), length=length,
-                   skipped_videos=skipped)
+    return Windows(starts=np.repeat(seg_start, counts) + rank * stride, video=np.repeat(seg_video, counts),
+                   length=length, skipped_videos=skipped)
 
 
 def window_labels(table: FrameTable, windows: Windows, how: str = "mean") -> np.ndarray:
