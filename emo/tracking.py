@@ -112,9 +112,11 @@ class MlflowTracker(NullTracker):
     def log_model(self, artifacts: dict, signature, input_example) -> str | None:
         from emo import pyfunc_model
 
+        package = Path(pyfunc_model.__file__).parent
         info = self._mlflow.pyfunc.log_model(
             name="model", python_model=pyfunc_model.__file__, artifacts=artifacts, signature=signature,
-            input_example=input_example, pip_requirements=_requirements())
+            input_example=input_example, pip_requirements=_requirements(),
+            code_paths=[str(package)])  # the model carries the emo code it was trained with
         return info.model_uri
 
 

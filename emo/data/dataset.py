@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -66,7 +67,13 @@ def resolve_data(data: str | Path) -> Path:
     if not (folder / "meta.json").exists():
         log.info("generating a small synthetic %s-like corpus in %s (synthetic data, not the real corpus)",
                  kind.upper(), folder)
-        synthesize(folder, SynthConfig(kind=kind, **SCALES["demo"]))
+        # written aside and moved in whole: workers started together never read a half-written table
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        synthesize(tmp, SynthConfig(kind=kind, **SCALES["demo"]))
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process got there first: use its copy (identical, same seed)
+            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,8 +124,10 @@ def load_or_create_split(folder: Path, video_ids, *, seed: int = 0,
             log.info("%s was made with seed %s; it is reused as it is (seed %s asked).", path, split.seed, seed)
         return split
     split = make_split(video_ids, seed)
-    try:
-        path.write_text(json.dumps(split.to_json(), indent=1) + "\n")
+    try:  # written aside and renamed: a concurrent reader sees no file or a whole one
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(split.to_json(), indent=1) + "\n")
+        os.replace(tmp, path)
     except OSError as exc:
         raise DataError(f"{path}: cannot write the split ({exc}). emo writes split.json into the dataset folder "
                         f"on first use so that every experiment shares it: make the folder writable.") from None
