@@ -249,6 +249,13 @@ def update_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = 
         client.set_terminated(run_id, status)
 
 
+def reopen_run(run_id: str) -> None:
+    """Mark a run RUNNING again (a shared study's parent, while other workers still add trials)."""
+    import mlflow
+
+    mlflow.MlflowClient().update_run(run_id, status="RUNNING")
+
+
 def local_checkpoint(run_id: str, path: str = CHECKPOINT) -> Path:
     """Where a run's checkpoint is kept on this machine: $EMO_CHECKPOINT_DIR (default ./checkpoints)/RUN_ID/."""
     return Path(os.environ.get("EMO_CHECKPOINT_DIR", "checkpoints")) / run_id / Path(path).name

@@ -213,7 +213,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
     after `timeout` seconds.
     """
     from emo.experiment import run_experiment
-    from emo.tracking import create_run, tracked_run, update_run
+    from emo.tracking import create_run, reopen_run, tracked_run, update_run
 
     base.validate()
     if metric not in METRICS:
@@ -290,6 +290,9 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         test = _evaluate_winner(study, best, base, parent) if best is not None else {}
         _log_study_figures(study, parent)
         parent.log_text(summary(study), "study_summary.txt")
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    if trials is not None and len(study.get_trials(deepcopy=False, states=finished)) < trials:
+        reopen_run(parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
     return TuneResult(study=study, parent_run_id=parent_id, best_trial=best, test=test)
 
 

@@ -99,6 +99,14 @@ def test_emo_predict_writes_per_window_predictions_and_prints_metrics(fusion_cor
     assert "RMSE V" in cli.output
 
 
+def test_a_worker_that_leaves_early_leaves_the_studys_parent_run_open(fusion_corpus, tracking):
+    base = Config(data=str(fusion_corpus), **{**TINY, "epochs": 1})
+    result = tune(base, trials=50, timeout=3, storage=f"sqlite:///{os.getcwd()}/optuna.db", study_name="early",
+                  space=SPACE, pruner="none", progress=False)
+    assert len(result.study.trials) < 50
+    assert mlflow.MlflowClient().get_run(result.parent_run_id).info.status == "RUNNING"
+
+
 def test_search_spaces_are_defined_once_and_overridable():
     space = search_space("fusion", {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "window": None})
     assert "window" not in space and space["lr"]["low"] == 1e-3 and "heads" in space
@@ -130,6 +138,7 @@ def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_tria
     assert all("trial" in o for o in outputs)  # both workers took part
     parent = study.user_attrs["mlflow_parent_run_id"]
     children = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+    assert mlflow.MlflowClient().get_run(parent).info.status == "FINISHED"  # closed once the study was done
     tracked = sorted(t.number for t in study.trials if "mlflow_run_id" in t.user_attrs)
     assert sorted(children["tags.optuna.trial_number"].astype(int)) == tracked
     assert len(tracked) == 5  # no surplus trial was started
