@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,15 +199,23 @@ class TuneResult:
     test: dict[str, float]
 
 
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
 def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
-    return study.get_trials(deepcopy=False, states=states)
+    """Trials that hold or will hold a result: finished or running."""
+    return study.get_trials(deepcopy=False, states=(*FINISHED, optuna.trial.TrialState.RUNNING))
+
+
+def _states(study: optuna.Study) -> Counter:
+    """How many trials of the study are in each state (one read of the storage)."""
+    return Counter(t.state for t in study.get_trials(deepcopy=False))
 
 
 def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None, storage: str | None = None,
          study_name: str | None = None, space: dict | str | None = None, metric: str = "rmse",
          pruner: str = "median", sampler_seed: int | None = None, experiment: str | None = None,
-         progress: bool = True, on_trial: Callable | None = None, heartbeat: int = 10) -> TuneResult:
+         progress: bool = True, heartbeat: int = 10) -> TuneResult:
     """Run (or join) a study of `base` with parameters drawn from the family's space.
 
     Stops when the study holds `trials` complete or pruned trials (whichever worker ran them) or
@@ -269,7 +278,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
                 raise
             update_run(run_id[0], tags={"emo.trial_state": "COMPLETE"})
             trial.set_user_attr("model_uri", result.model_uri)
-            return _dev_means(result.dev)[f"{metric}_mean"]
+            return _value(result.dev, metric)
 
         bar = tqdm(total=trials, desc=f"study {study_name}", unit="trial", disable=not progress,
                    initial=min(len(_counted(study)), trials or 0))
@@ -278,10 +287,9 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
             bar.update(1)
             log.info("trial %d %s%s", trial.number, trial.state.name,
                      f" {metric} {trial.value:.4f}" if trial.value is not None else "")
-            if any(t.state == optuna.trial.TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
-                parent.log_metrics({"best_value": study.best_value}, step=trial.number)
-            if on_trial is not None:
-                on_trial(study, trial)
+            best = _best(study)
+            if best is not None:
+                parent.log_metrics({"best_value": best.value}, step=trial.number)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         _work(study, objective, after_trial, trials=trials, timeout=timeout)
@@ -290,8 +298,8 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         test = _evaluate_winner(study, best, base, parent) if best is not None else {}
         _log_study_figures(study, parent)
         parent.log_text(summary(study), "study_summary.txt")
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    if trials is not None and len(study.get_trials(deepcopy=False, states=finished)) < trials:
+    counts = _states(study)
+    if trials is not None and sum(counts[s] for s in FINISHED) < trials:
         reopen_run(parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
     return TuneResult(study=study, parent_run_id=parent_id, best_trial=best, test=test)
 
@@ -304,14 +312,13 @@ def _work(study: optuna.Study, objective: Callable, after_trial: Callable, *, tr
     one; if such a worker dies, its heartbeat goes stale, the trial is failed and re-queued, and
     this worker runs the retry. So no trial is lost and none runs twice.
     """
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     deadline = None if timeout is None else time.monotonic() + timeout
     while deadline is None or time.monotonic() < deadline:
-        done = len(study.get_trials(deepcopy=False, states=finished))
+        counts = _states(study)
+        done = sum(counts[s] for s in FINISHED)
         if trials is not None and done >= trials:
             return
-        running = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)))
-        waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+        running, waiting = counts[optuna.trial.TrialState.RUNNING], counts[optuna.trial.TrialState.WAITING]
         if trials is not None and done + running >= trials and not waiting:
             optuna.storages.fail_stale_trials(study)  # a dead worker's trial -> FAIL, and a retry is queued
             time.sleep(2.0)
@@ -344,13 +351,8 @@ def _parent_run(study: optuna.Study, create: Callable[[], str]) -> tuple[str, bo
     return winner, False
 
 
-def _dev_means(dev: dict[str, float]) -> dict[str, float]:
-    return {"rmse_mean": (dev["dev_rmse_valence"] + dev["dev_rmse_arousal"]) / 2,
-            "ccc_mean": (dev["dev_ccc_valence"] + dev["dev_ccc_arousal"]) / 2}
-
-
 def _value(record: dict, metric: str) -> float:
-    """Mean dev RMSE or CCC over valence and arousal from an epoch record."""
+    """Mean dev RMSE or CCC over valence and arousal, from an epoch record or final dev metrics."""
     return (record[f"dev_{metric}_valence"] + record[f"dev_{metric}_arousal"]) / 2
 
 
