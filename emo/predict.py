@@ -41,7 +41,7 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
     ds = dataset or load_dataset(data, **data_options)
     inputs = build_inputs(ds, spec["kind"], window_s=spec["window"], label=spec["label"], stride=spec["stride"],
                           audio_window=spec["audio_window"] or None, audio_len=spec["audio_len"] or None)
-    if inputs.dims != {k: v for k, v in emo_model.dims.items()}:
+    if inputs.dims != emo_model.dims:
         raise ConfigError(f"the model was trained on inputs {emo_model.dims} but {ds.folder} gives {inputs.dims}: "
                           f"the feature widths or window differ, so this model cannot predict on this dataset.")
     samples, index = inputs.samples[split], inputs.index[split]

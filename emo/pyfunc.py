@@ -18,9 +18,6 @@ from mlflow.types import ColSpec, Schema, TensorSpec
 
 from emo import TARGETS
 
-INPUTS = {"frame": ("video",), "audio": ("audio",), "window": ("video",), "fusion": ("video", "audio", "audio_mask")}
-
-
 def input_shapes(kind: str, dims: dict) -> dict[str, tuple]:
     """The per-sample shape of each named input of a model fed `kind` samples."""
     if kind == "frame":

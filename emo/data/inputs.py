@@ -106,9 +106,10 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     # a step over 1.5 frame periods is a gap (frames dropped where no face was found)
     wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps)
             for name in SPLITS}
+    syncs = {name: sync_audio(v, w, audio, ds.fps) for name, w in wins.items()} if audio is not None else {}
     if audio is not None and audio_len is None:
         # one fixed length, the longest in training: dev and test are cut to it, never define it
-        audio_len = sync_audio(v, wins["train"], audio, ds.fps).max_len if len(wins["train"]) else 1
+        audio_len = syncs["train"].max_len
     samples, index = {}, {}
     skipped = sorted(s for w in wins.values() for s in w.skipped_videos)
     for name, w in wins.items():
@@ -119,8 +120,7 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
         if audio is None:
             samples[name] = WindowSamples(v, w, labels)
         else:
-            sync = sync_audio(v, w, audio, ds.fps, max_len=audio_len)
-            samples[name] = FusionSamples(v, w, labels, audio, sync)
+            samples[name] = FusionSamples(v, w, labels, audio, syncs[name].cut(audio_len))
         start, end = window_span(v, w, ds.fps)
         index[name] = SampleIndex(v.video_ids[w.video], start, end)
     dims = {"input_dim": v.dim, "video_dim": v.dim, "frames": frames}

@@ -93,9 +93,24 @@ def window_labels(table: FrameTable, windows: Windows, how: str = "mean") -> np.
         raise DataError(f"unknown window label {how!r}; choose one of {', '.join(LABELS)}.")
     if how == "last":
         return table.labels[windows.starts + windows.length - 1]
+    return _mean_labels(table, windows.starts, np.full(len(windows), windows.length))
+
+
+def _mean_labels(table: FrameTable, first: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """(n, 2) mean label of rows first[i] : first[i] + count[i], by a cumulative sum; NaN where count is 0."""
     csum = np.zeros((table.n_rows + 1, 2), np.float64)
     np.cumsum(table.labels, axis=0, out=csum[1:])
-    return ((csum[windows.starts + windows.length] - csum[windows.starts]) / windows.length).astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (csum[first + count] - csum[first]) / count[:, None]
+    return out.astype(np.float32)
+
+
+def _match_ids(ids: np.ndarray, sorted_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each of `ids` in `sorted_ids`, and whether it is there at all."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), np.int64), np.zeros(len(ids), bool)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return pos, sorted_ids[pos] == ids
 
 
 def window_span(table: FrameTable, windows: Windows, fps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -109,9 +124,7 @@ def _rows_in_spans(video: FrameTable, vid_index: np.ndarray, start: np.ndarray, 
     `other` of the same video with time in the span, and how many follow."""
     first = np.zeros(len(start), np.int64)
     count = np.zeros(len(start), np.int64)
-    pos = np.searchsorted(other.video_ids, video.video_ids)
-    pos = np.minimum(pos, max(len(other.video_ids) - 1, 0))
-    has = other.video_ids[pos] == video.video_ids if len(other.video_ids) else np.zeros(len(pos), bool)
+    pos, has = _match_ids(video.video_ids, other.video_ids)
     # one searchsorted per video (not per window): windows are grouped by video after sorting
     order = np.argsort(vid_index, kind="stable")
     bounds = np.searchsorted(vid_index[order], np.arange(len(video.video_ids) + 1))
@@ -135,7 +148,17 @@ class AudioSync:
     first: np.ndarray  # (n,) int64 first audio row (in the audio table)
     count: np.ndarray  # (n,) int64 rows used, at most max_len
     max_len: int
-    truncated: int  # windows that had more than max_len audio rows
+    truncated: int = 0  # windows that had more than max_len audio rows
+
+    def cut(self, max_len: int) -> "AudioSync":
+        """The same pairing with sequences truncated to their first `max_len` rows (and counted)."""
+        if max_len < 1:
+            raise DataError(f"the audio sequence length must be at least 1 (got {max_len}).")
+        truncated = int((self.count > max_len).sum())
+        if truncated:
+            log.info("%d of %d windows had more than %d audio rows; truncated to the first %d.", truncated,
+                     len(self.count), max_len, max_len)
+        return AudioSync(self.first, np.minimum(self.count, max_len), int(max_len), truncated)
 
 
 def sync_audio(video: FrameTable, windows: Windows, audio: FrameTable, fps: float,
@@ -147,15 +170,8 @@ def sync_audio(video: FrameTable, windows: Windows, audio: FrameTable, fps: floa
     """
     start, end = window_span(video, windows, fps)
     first, count = _rows_in_spans(video, windows.video, start, end, audio)
-    longest = int(count.max()) if len(count) else 0
-    max_len = max(longest, 1) if max_len is None else int(max_len)
-    if max_len < 1:
-        raise DataError(f"the audio sequence length must be at least 1 (got {max_len}).")
-    truncated = int((count > max_len).sum())
-    if truncated:
-        log.info("%d of %d windows had more than %d audio rows; truncated to the first %d.", truncated,
-                 len(count), max_len, max_len)
-    return AudioSync(first=first, count=np.minimum(count, max_len), max_len=max_len, truncated=truncated)
+    longest = AudioSync(first, count, max(int(count.max()) if len(count) else 0, 1))
+    return longest if max_len is None else longest.cut(max_len)
 
 
 def audio_row_labels(audio: FrameTable, video: FrameTable, window_s: float) -> np.ndarray:
@@ -163,17 +179,9 @@ def audio_row_labels(audio: FrameTable, video: FrameTable, window_s: float) -> n
     in [timestamp, timestamp + window_s). Rows with no frame inside get NaN."""
     if audio.labels is not None:
         return audio.labels
-    vid = np.searchsorted(video.video_ids, audio.video_ids)
-    vid = np.minimum(vid, len(video.video_ids) - 1)
-    known = video.video_ids[vid] == audio.video_ids
+    vid, known = _match_ids(audio.video_ids, video.video_ids)
     row_vid = np.where(known, vid, -1)[audio.row_video()]
     ok = row_vid >= 0
     first, count = np.zeros(audio.n_rows, np.int64), np.zeros(audio.n_rows, np.int64)
-    f, c = _rows_in_spans(video, row_vid[ok], audio.times[ok], audio.times[ok] + window_s, video)
-    first[ok], count[ok] = f, c
-    csum = np.zeros((video.n_rows + 1, 2), np.float64)
-    np.cumsum(video.labels, axis=0, out=csum[1:])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (csum[first + count] - csum[first]) / count[:, None]
-    out[count == 0] = np.nan
-    return out.astype(np.float32)
+    first[ok], count[ok] = _rows_in_spans(video, row_vid[ok], audio.times[ok], audio.times[ok] + window_s, video)
+    return _mean_labels(video, first, count)
