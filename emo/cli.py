@@ -233,9 +233,7 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
         click.echo(f"winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
                                                            if "rmse" in k or "ccc" in k))
     if register and result.best_trial is not None and base.family == "fusion" and base.method == 4:
-        import mlflow
-
-        run = mlflow.MlflowClient().get_run(result.best_trial.user_attrs["mlflow_run_id"])
+        run = champion.best_fusion4_run(run_ids=[result.best_trial.user_attrs["mlflow_run_id"]])
         click.echo(str(champion.register(run)))
 
 
