@@ -1,12 +1,21 @@
 import contextlib
 import logging
+import os
 import sys
+
+# Training tests run on one thread: on a shared 2-core machine torch's default threads spin-wait and
+# run many times slower. Set before torch is imported; subprocesses (mlflow run, workers) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # the `tables` helper module
 
 
 def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)
     logging.getLogger("emo").setLevel(logging.INFO)
 
 
