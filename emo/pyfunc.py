@@ -25,13 +25,15 @@ def input_shapes(kind: str, dims: dict) -> dict[str, tuple]:
     if kind == "audio":
         return {"audio": (dims["input_dim"],)}
     shapes = {"video": (dims["frames"], dims["video_dim"])}
+    if dims.get("video_mask"):  # trained on windows padded at the start (clips shorter than the window)
+        shapes["video_mask"] = (dims["frames"],)
     if kind == "fusion":
         shapes.update(audio=(dims["audio_len"], dims["audio_dim"]), audio_mask=(dims["audio_len"],))
     return shapes
 
 
 def signature(kind: str, dims: dict) -> ModelSignature:
-    specs = [TensorSpec(np.dtype(np.bool_) if name == "audio_mask" else np.dtype(np.float32), (-1, *shape), name)
+    specs = [TensorSpec(np.dtype(np.bool_) if name.endswith("_mask") else np.dtype(np.float32), (-1, *shape), name)
              for name, shape in input_shapes(kind, dims).items()]
     return ModelSignature(inputs=Schema(specs), outputs=Schema([ColSpec("double", t) for t in TARGETS]))
 
@@ -55,12 +57,12 @@ def as_arrays(model_input, kind: str, dims: dict) -> dict[str, np.ndarray]:
             raise bad_request(f"missing input {name!r}; this model takes {', '.join(shapes)} with per-sample "
                               f"shapes {', '.join(f'{k} {v}' for k, v in shapes.items())}.")
         try:
-            arr = np.asarray(model_input[name], dtype=np.bool_ if name == "audio_mask" else np.float32)
+            arr = np.asarray(model_input[name], dtype=np.bool_ if name.endswith("_mask") else np.float32)
         except (TypeError, ValueError) as exc:
             raise bad_request(f"input {name!r} is not a numeric array ({exc}).") from None
         if arr.shape[1:] != shape:
             raise bad_request(f"input {name!r} has shape {arr.shape}; expected (batch, {', '.join(map(str, shape))}).")
-        if name != "audio_mask" and not np.isfinite(arr).all():
+        if not name.endswith("_mask") and not np.isfinite(arr).all():
             raise bad_request(f"input {name!r} holds NaN or infinite values.")
         out[name] = arr
     sizes = {len(a) for a in out.values()}

@@ -232,3 +232,60 @@ def test_fusion4_v2_overfits_a_small_batch() -> None:
         rmse = ((model.eval()(video, audio, mask) - target) ** 2).mean().sqrt().item()
     assert target.std().item() > 0.4
     assert rmse < 0.05, rmse  # observed ~1e-5 across seeds; label std ~0.46
+
+
+# --- windows padded at the start (clips shorter than the window) -----------------------------------------
+
+WINDOW_CASES = [("video", {"pooling": p}) for p in ("avg", "max", "conv1d")] + FUSION_CASES
+WINDOW_IDS = [f"video-{p}" for p in ("avg", "max", "conv1d")] + FUSION_IDS
+
+
+def video_mask() -> Tensor:
+    """Sample 0: a full window; sample 1: two padded steps first; sample 2: only the last step is real."""
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, :2] = False
+    mask[2, :-1] = False
+    return mask
+
+
+@pytest.mark.parametrize(("name", "kwargs"), WINDOW_CASES, ids=WINDOW_IDS)
+def test_padded_video_steps_do_not_change_the_output(name: str, kwargs: dict) -> None:
+    torch.manual_seed(0)
+    model = build(name, **kwargs)
+    batch = {**inputs_for(model), "video_mask": video_mask()}
+    padded = ~batch["video_mask"]
+    noisy = batch["video"].clone()
+    noisy[padded] = torch.randn(int(padded.sum()), DV) * 100.0
+    nan_padded = batch["video"].masked_fill(padded.unsqueeze(-1), float("nan"))
+    with torch.no_grad():
+        ref = model(**batch)
+        assert torch.isfinite(ref).all()
+        assert torch.allclose(model(**{**batch, "video": noisy}), ref, atol=1e-5)
+        assert torch.allclose(model(**{**batch, "video": nan_padded}), ref, atol=1e-5)
+        # a full window with a mask of all True is the unmasked model
+        full = {k: v[:1] for k, v in batch.items()}
+        assert torch.allclose(model(**full), model(**{k: v for k, v in full.items() if k != "video_mask"}),
+                              atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_the_gru_reads_a_padded_window_as_the_short_clip_alone(pooling: str) -> None:
+    torch.manual_seed(0)
+    model = build("video", pooling=pooling)
+    clip = torch.randn(1, 3, DV)  # three real frames
+    padded = torch.cat([torch.randn(1, T - 3, DV), clip], dim=1)
+    mask = torch.arange(T)[None] >= T - 3
+    with torch.no_grad():
+        assert torch.allclose(model(video=padded, video_mask=mask), model(video=clip), atol=1e-6)
+
+
+def test_fusion4_reads_a_padded_window_as_the_short_clip_alone() -> None:
+    """Fusion 4 has no positional encoding and its Conv1d pads with zeros: padding is exactly invisible."""
+    torch.manual_seed(0)
+    model = build("fusion4", **SMALL, variant="v2")
+    batch = inputs_for(model)
+    clip = batch["video"][:, -3:]
+    mask = (torch.arange(T)[None] >= T - 3).expand(B, T)
+    with torch.no_grad():
+        short = model(video=clip, audio=batch["audio"], audio_mask=batch["audio_mask"])
+        assert torch.allclose(model(**batch, video_mask=mask), short, atol=1e-5)

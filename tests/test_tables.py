@@ -161,7 +161,9 @@ def test_data_check_summarises_a_valid_dataset(tmp_path):
     out = result.output
     assert "10 videos, 145 frames, 4-dim features, 5 fps" in out
     assert "train 6 videos" in out and "dev 2 videos" in out and "test 2 videos" in out
-    assert "3 s = 15 frames: 15 windows (stride 1), 5 videos too short" in out
+    # videos of 10-14 frames are shorter than 15: one window each, padded at the start
+    assert "3 s = 15 frames: 20 windows (stride 1), 5 of them padded" in out
+    assert "coverage  145 labelled frames, 0 unlabelled, 0 gaps in 10 videos" in out
     assert "audio_2s: 40 rows, 2 features, 10 videos" in out
     assert json.loads((folder / "split.json").read_text())["seed"] == 0
 

@@ -69,7 +69,8 @@ def _frame_inputs(ds: Dataset) -> Inputs:
     row_video = v.row_video()
     samples, index = {}, {}
     for name in SPLITS:
-        rows = np.flatnonzero(np.isin(row_video, np.flatnonzero(np.isin(v.video_ids, ds.split.of(name)))))
+        rows = np.flatnonzero(np.isin(row_video, np.flatnonzero(np.isin(v.video_ids, ds.split.of(name))))
+                               & v.labelled)
         samples[name] = FrameSamples(v, rows, v.labels[rows])
         index[name] = SampleIndex(v.video_ids[row_video[rows]], v.times[rows], v.times[rows] + 1 / ds.fps)
     return Inputs("frame", samples, index, {"input_dim": v.dim},
@@ -104,8 +105,18 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     frames = window_frames(window_s, ds.fps)
     audio = ds.audio(audio_window) if kind == "fusion" else None
     # a step over 1.5 frame periods is a gap (frames dropped where no face was found)
-    wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps)
-            for name in SPLITS}
+    # a step over 1.5 frame periods is a gap (frames dropped where no face was found); a stretch shorter
+    # than the window (a 1-3 s AFEW-VA clip) gets one window padded at the start
+    wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps,
+                               pad_short=True) for name in SPLITS}
+    labels = {}
+    unlabelled = 0
+    for name, w in wins.items():
+        y = window_labels(v, w, label)
+        known = ~np.isnan(y).any(axis=1)  # windows whose label is unknown never train nor score
+        unlabelled += int((~known).sum())
+        wins[name], labels[name] = w.select(known), y[known]
+    masked = any(w.padded for w in wins.values())
     syncs = {name: sync_audio(v, w, audio, ds.fps) for name, w in wins.items()} if audio is not None else {}
     if audio is not None and audio_len is None:
         # one fixed length, the longest in training: dev and test are cut to it, never define it
@@ -114,21 +125,23 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     skipped = sorted(s for w in wins.values() for s in w.skipped_videos)
     for name, w in wins.items():
         if not len(w):
-            raise DataError(f"{v.source}: the {name} split has no window of {window_s:g} s ({frames} frames): its "
-                            f"{len(ds.split.of(name))} videos are all shorter. Choose a shorter --window.")
-        labels = window_labels(v, w, label)
+            raise DataError(f"{v.source}: the {name} split has no labelled window of {window_s:g} s ({frames} "
+                            f"frames) in its {len(ds.split.of(name))} videos. Check the labels (`emo data check`).")
         if audio is None:
-            samples[name] = WindowSamples(v, w, labels)
+            samples[name] = WindowSamples(v, w, labels[name], masked=masked)
         else:
-            samples[name] = FusionSamples(v, w, labels, audio, syncs[name].cut(audio_len))
+            samples[name] = FusionSamples(v, w, labels[name], audio, syncs[name].cut(audio_len), masked=masked)
         start, end = window_span(v, w, ds.fps)
         index[name] = SampleIndex(v.video_ids[w.video], start, end)
     dims = {"input_dim": v.dim, "video_dim": v.dim, "frames": frames}
+    if masked:
+        dims["video_mask"] = 1  # the model takes a (B, T) mask of real frames
     stats = {"video": train_stats(v, ds.split.train)}
     if audio is not None:
         dims.update(audio_dim=audio.dim, audio_len=int(audio_len))
         stats["audio"] = train_stats(audio, ds.split.train)
-    notes = {"skipped_short_videos": len(skipped)}
+    notes = {"skipped_short_videos": len(skipped), "unlabelled_windows": unlabelled,
+             "padded_windows": int(sum(int((w.padding > 0).sum()) for w in wins.values()))}
     if audio is not None:
         notes["audio_window"] = audio_window
     return Inputs(kind, samples, index, dims, notes, stats)

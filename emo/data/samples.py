@@ -25,6 +25,7 @@ class Batch:
     video: torch.Tensor | None = None  # (B, D) frames or (B, T, D) windows
     audio: torch.Tensor | None = None  # (B, Da) audio rows or (B, Ta, Da) sequences
     audio_mask: torch.Tensor | None = None  # (B, Ta) bool, True = a real audio step
+    video_mask: torch.Tensor | None = None  # (B, T) bool, True = a real frame (windows padded at the start)
 
     def inputs(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -68,28 +69,39 @@ class FrameSamples(_Samples):
 
 
 class WindowSamples(_Samples):
-    """One sample per video window: (T, D) consecutive frames."""
+    """One sample per video window: (T, D) consecutive frames.
 
-    def __init__(self, table: FrameTable, windows: Windows, labels: np.ndarray):
+    With `masked`, every batch carries `video_mask`; padded steps (before a short stretch's first
+    frame) are zeros there and False in the mask.
+    """
+
+    def __init__(self, table: FrameTable, windows: Windows, labels: np.ndarray, *, masked: bool = False):
         self.features = torch.from_numpy(table.features)
         self.starts = torch.as_tensor(windows.starts, dtype=torch.long)
+        self.pad = torch.as_tensor(windows.padding, dtype=torch.long)
         self.offsets = torch.arange(windows.length)
         self.labels = torch.as_tensor(labels, dtype=torch.float32)
+        self.masked = masked
 
-    def _video(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.features[self.starts[idx, None] + self.offsets]  # (B, T, D)
+    def _video(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not self.masked:
+            return {"video": self.features[self.starts[idx, None] + self.offsets]}  # (B, T, D)
+        step = self.offsets - self.pad[idx, None]  # (B, T): < 0 on padding
+        mask = step >= 0
+        rows = self.starts[idx, None] + step.clamp(min=0)
+        return {"video": self.features[rows] * mask[..., None], "video_mask": mask}
 
     def __getitems__(self, idx) -> Batch:
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return Batch(target=self.labels[idx], video=self._video(idx))
+        return Batch(target=self.labels[idx], **self._video(idx))
 
 
 class FusionSamples(WindowSamples):
     """A video window with the audio rows of its video inside it, padded to `max_len` with a mask."""
 
     def __init__(self, video: FrameTable, windows: Windows, labels: np.ndarray, audio: FrameTable,
-                 sync: AudioSync):
-        super().__init__(video, windows, labels)
+                 sync: AudioSync, *, masked: bool = False):
+        super().__init__(video, windows, labels, masked=masked)
         self.audio_features = torch.from_numpy(audio.features)
         self.audio_first = torch.as_tensor(sync.first, dtype=torch.long)
         self.audio_count = torch.as_tensor(sync.count, dtype=torch.long)
@@ -100,7 +112,7 @@ class FusionSamples(WindowSamples):
         mask = self.steps < self.audio_count[idx, None]  # (B, Ta)
         rows = torch.where(mask, self.audio_first[idx, None] + self.steps, 0)
         audio = self.audio_features[rows] * mask[..., None]  # padded steps are zeros
-        return Batch(target=self.labels[idx], video=self._video(idx), audio=audio, audio_mask=mask)
+        return Batch(target=self.labels[idx], **self._video(idx), audio=audio, audio_mask=mask)
 
 
 def _whole_batch(batch: Batch) -> Batch:

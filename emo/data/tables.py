@@ -34,7 +34,7 @@ class FrameTable:
     """One modality's rows, sorted by (video, time).
 
     Rows of video `k` (named `video_ids[k]`) are `offsets[k]:offsets[k+1]`.
-    `labels` are scaled to [-1, 1]; None for an audio table without label columns.
+    `labels` are scaled to [-1, 1], NaN on unlabelled frames; None for an audio table without label columns.
     """
 
     source: Path
@@ -57,6 +57,13 @@ class FrameTable:
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """(N,) bool: rows that carry labels (an unlabelled frame has both labels empty)."""
+        if self.labels is None:
+            return np.zeros(self.n_rows, bool)
+        return ~np.isnan(self.labels[:, 0])
 
     def row_video(self) -> np.ndarray:
         """(N,) index into `video_ids` of every row."""
@@ -206,21 +213,27 @@ def _labels(df: pd.DataFrame, path: Path, label_scale: float, required: bool) ->
     out = np.empty((len(df), 2), np.float32)
     for j, col in enumerate(("valence", "arousal")):
         y = _numeric(df, col, path, "label")
-        nan = np.isnan(y)
-        if nan.any():
-            row = int(np.flatnonzero(nan)[0])
-            raise DataError(f"{path}: label {col!r} is missing at {_line(path, row)} ({int(nan.sum())} rows in "
-                            f"all). Every frame needs a label; drop unlabelled frames first.")
-        out_of_range = np.abs(y) > label_scale * (1 + 1e-6)
+        out_of_range = np.abs(np.nan_to_num(y)) > label_scale * (1 + 1e-6)
         if out_of_range.any():
             row = int(np.flatnonzero(out_of_range)[0])
-            peak = float(np.abs(y).max())
+            peak = float(np.nanmax(np.abs(y)))
             hint = (f" The labels reach {peak:g}: if the corpus is on a [-{np.ceil(peak):g}, {np.ceil(peak):g}] "
                     f"scale (AFEW-VA uses [-10, 10]), pass --label-scale {np.ceil(peak):g} or set \"label_scale\" "
                     f"in meta.json.")
             raise DataError(f"{path}: label {col!r} is {y[row]:g} at {_line(path, row)}, outside the declared "
                             f"range [-{label_scale:g}, {label_scale:g}] ({int(out_of_range.sum())} rows).{hint}")
         out[:, j] = y / label_scale
+    # both labels empty: an unlabelled frame (its features still serve as context); one alone is a defect
+    half = np.isnan(out).any(axis=1) & ~np.isnan(out).all(axis=1)
+    if half.any():
+        row = int(np.flatnonzero(half)[0])
+        missing = "valence" if np.isnan(out[row, 0]) else "arousal"
+        raise DataError(f"{path}: label {missing!r} is missing at {_line(path, row)} while the other label is set "
+                        f"({int(half.sum())} rows in all). Give a frame both labels, or leave both empty to mark it "
+                        f"unlabelled.")
+    if required and np.isnan(out).all():
+        raise DataError(f"{path}: no frame has labels (both 'valence' and 'arousal' are empty on every row). emo "
+                        f"needs labelled frames to train and evaluate.")
     return out
 
 

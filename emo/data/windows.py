@@ -22,15 +22,38 @@ LABELS = ("mean", "last")
 
 @dataclass(frozen=True)
 class Windows:
-    """Windows of `length` frames starting at rows `starts` of a video table."""
+    """Windows of `length` steps whose first real frame is row `starts` of a video table.
 
-    starts: np.ndarray  # (n,) int64 row of each window's first frame
+    A stretch of frames shorter than the window (an AFEW-VA clip of 1-3 s, say) gives one window
+    of its frames preceded by `pad` padding steps, which batches mask out.
+    """
+
+    starts: np.ndarray  # (n,) int64 row of each window's first real frame
     video: np.ndarray  # (n,) int64 index into the table's video_ids
     length: int
     skipped_videos: tuple[str, ...] = ()
+    pad: np.ndarray | None = None  # (n,) int64 padding steps before the first real frame; None: none
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    @property
+    def padding(self) -> np.ndarray:
+        return np.zeros(len(self.starts), np.int64) if self.pad is None else self.pad
+
+    @property
+    def last(self) -> np.ndarray:
+        """(n,) row of each window's last frame."""
+        return self.starts + self.length - 1 - self.padding
+
+    @property
+    def padded(self) -> bool:
+        return self.pad is not None and bool(self.pad.any())
+
+    def select(self, keep: np.ndarray) -> "Windows":
+        """The windows where `keep` (a bool mask or indices) holds."""
+        return Windows(self.starts[keep], self.video[keep], self.length, self.skipped_videos,
+                       None if self.pad is None else self.pad[keep])
 
 
 def window_frames(window_s: float, fps: float) -> int:
@@ -52,13 +75,14 @@ def _segments(table: FrameTable, max_gap: float | None) -> tuple[np.ndarray, np.
 
 
 def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None,
-                 max_gap: float | None = None) -> Windows:
+                 max_gap: float | None = None, pad_short: bool = False) -> Windows:
     """All windows of `length` frames, every `stride` frames, within each selected video.
 
     `videos` is an iterable of video ids (default: all). With `max_gap` (seconds), a window never
     spans a time step longer than that (frames missing where no face was found), so a "1 s"
-    window always covers about 1 s. A video with no stretch of `length` frames has no window; it
-    is logged and counted in `skipped_videos`, never dropped silently.
+    window always covers about 1 s. A stretch of fewer than `length` frames gets one window padded
+    at the start with `pad_short`; otherwise it has none, and a video left without any window is
+    logged and counted in `skipped_videos`, never dropped silently.
     """
     if length < 1 or stride < 1:
         raise DataError(f"window length ({length}) and stride ({stride}) must be at least 1 frame.")
@@ -73,35 +97,49 @@ def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None
         log.info("%s: %d gap(s) longer than %.2f s between frames; windows do not span them.", table.source,
                  n_gaps, max_gap)
     fits = keep & (seg_len >= length)
-    skipped_idx = np.setdiff1d(chosen, seg_video[fits])
+    short = keep & (seg_len < length) & (seg_len > 0) if pad_short else np.zeros(len(seg_len), bool)
+    skipped_idx = np.setdiff1d(chosen, seg_video[fits | short])
     skipped = tuple(table.video_ids[skipped_idx].tolist())
     if skipped:
         log.warning("%s: %d video(s) without %d consecutive frames were skipped (%s%s).", table.source,
                     len(skipped), length, ", ".join(skipped[:5]), " …" if len(skipped) > 5 else "")
-    seg_start, seg_video, seg_len = seg_start[fits], seg_video[fits], seg_len[fits]
-    counts = (seg_len - length) // stride + 1
+    if short.any():
+        log.info("%s: %d stretch(es) shorter than %d frames get one window each, padded at the start and masked.",
+                 table.source, int(short.sum()), length)
+    counts = np.where(fits, (seg_len - length) // stride + 1, short.astype(np.int64))
     total = int(counts.sum())
     # position of each window within its stretch: 0, 1, 2, ... restarting at every stretch
     rank = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    pad = np.repeat(np.where(short, length - seg_len, 0), counts)
     return Windows(starts=np.repeat(seg_start, counts) + rank * stride, video=np.repeat(seg_video, counts),
-                   length=length, skipped_videos=skipped)
+                   length=length, skipped_videos=skipped, pad=pad if pad_short else None)
 
 
 def window_labels(table: FrameTable, windows: Windows, how: str = "mean") -> np.ndarray:
-    """(n, 2) label of each window: the mean of its frames' labels, or its last frame's."""
+    """(n, 2) label of each window: the mean of its labelled frames' labels, or its last frame's.
+
+    NaN where that is not known: the last frame is unlabelled, or (mean) fewer than half of the
+    window's real frames are labelled.
+    """
     if how not in LABELS:
         raise DataError(f"unknown window label {how!r}; choose one of {', '.join(LABELS)}.")
     if how == "last":
-        return table.labels[windows.starts + windows.length - 1]
-    return _mean_labels(table, windows.starts, np.full(len(windows), windows.length))
+        return table.labels[windows.last]
+    return _mean_labels(table, windows.starts, windows.length - windows.padding, min_share=0.5)
 
 
-def _mean_labels(table: FrameTable, first: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """(n, 2) mean label of rows first[i] : first[i] + count[i], by a cumulative sum; NaN where count is 0."""
+def _mean_labels(table: FrameTable, first: np.ndarray, count: np.ndarray, *, min_share: float = 0.0) -> np.ndarray:
+    """(n, 2) mean label of the labelled rows among first[i] : first[i] + count[i], by cumulative sums;
+    NaN where none is labelled, or fewer than `min_share` of them."""
+    labelled = table.labelled
     csum = np.zeros((table.n_rows + 1, 2), np.float64)
-    np.cumsum(table.labels, axis=0, out=csum[1:])
+    np.cumsum(np.where(labelled[:, None], table.labels, 0.0), axis=0, out=csum[1:])
+    ccount = np.zeros(table.n_rows + 1, np.int64)
+    np.cumsum(labelled, out=ccount[1:])
+    n = ccount[first + count] - ccount[first]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = (csum[first + count] - csum[first]) / count[:, None]
+        out = (csum[first + count] - csum[first]) / n[:, None]
+    out[(n == 0) | (n < min_share * count)] = np.nan
     return out.astype(np.float32)
 
 
@@ -115,7 +153,7 @@ def _match_ids(ids: np.ndarray, sorted_ids: np.ndarray) -> tuple[np.ndarray, np.
 
 def window_span(table: FrameTable, windows: Windows, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """(start, end) seconds of each window: [first frame's time, last frame's time + 1/fps)."""
-    return table.times[windows.starts], table.times[windows.starts + windows.length - 1] + 1.0 / fps
+    return table.times[windows.starts], table.times[windows.last] + 1.0 / fps
 
 
 def _rows_in_spans(video: FrameTable, vid_index: np.ndarray, start: np.ndarray, end: np.ndarray,

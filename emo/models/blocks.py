@@ -21,6 +21,13 @@ def require(tensor: Tensor | None, name: str, model: str) -> Tensor:
     return tensor
 
 
+def zero_padding(video: Tensor, video_mask: Tensor | None) -> Tensor:
+    """(B, T, D) video with padded steps (mask False) set to zero, so their content cannot matter."""
+    if video_mask is None:
+        return video
+    return video.masked_fill(~video_mask.bool().unsqueeze(-1), 0.0)
+
+
 def masked_mean(x: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean over time of the valid steps: (B, T, D), (B, T) -> (B, D); rows with no valid step give zeros."""
     if mask is None:

@@ -14,17 +14,20 @@ import torch
 from torch import Tensor, nn
 
 from emo.errors import ConfigError
-from emo.models.blocks import Block, PositionalEncoding, masked_mean, require
+from emo.models.blocks import Block, PositionalEncoding, masked_mean, require, zero_padding
 from emo.models.registry import register
 
 VARIANTS = ("v1", "v2", "v3")
 
 
 def _fusion_inputs(
-    video: Tensor | None, audio: Tensor | None, audio_mask: Tensor | None, model: str
+    video: Tensor | None, audio: Tensor | None, audio_mask: Tensor | None, model: str,
+    video_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Check the inputs a fusion model reads; a missing mask means every audio step is real."""
-    video = require(video, "video", model)  # (B, T, Dv)
+    """Check the inputs a fusion model reads; a missing mask means every audio step is real.
+    Padded video steps (`video_mask` False) are zeroed, and every model also masks them wherever
+    it attends or pools."""
+    video = zero_padding(require(video, "video", model), video_mask)  # (B, T, Dv)
     audio = require(audio, "audio", model)  # (B, Ta, Da)
     if audio_mask is None:
         audio_mask = torch.ones(audio.shape[:2], dtype=torch.bool, device=audio.device)
@@ -48,10 +51,11 @@ class Fusion1(nn.Module):
         )
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None
+        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        video_mask: Tensor | None = None,
     ) -> Tensor:
-        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion1")
-        pooled = torch.cat([video.mean(dim=1), masked_mean(audio, audio_mask)], dim=-1)  # (B, Dv + Da)
+        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion1", video_mask)
+        pooled = torch.cat([masked_mean(video, video_mask), masked_mean(audio, audio_mask)], dim=-1)  # (B, Dv + Da)
         return self.head(pooled)  # (B, 2)
 
 
@@ -83,13 +87,15 @@ class Fusion2(nn.Module):
         self.head = nn.Sequential(nn.Linear(d_model, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None
+        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        video_mask: Tensor | None = None,
     ) -> Tensor:
-        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion2")
+        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion2", video_mask)
         v = self.pos(self.video_proj(video)) + self.modality[0]  # (B, T, D)
         a = self.pos(self.audio_proj(audio)) + self.modality[1]  # (B, Ta, D)
         x = torch.cat([v, a], dim=1)  # (B, T + Ta, D)
-        mask = torch.cat([audio_mask.new_ones(video.shape[:2]), audio_mask], dim=1)  # (B, T + Ta), video always valid
+        vmask = audio_mask.new_ones(video.shape[:2]) if video_mask is None else video_mask.bool()
+        mask = torch.cat([vmask, audio_mask], dim=1)  # (B, T + Ta)
         for block in self.blocks:
             x = block(x, context_mask=mask)
         return self.head(masked_mean(x, mask))  # (B, 2)
@@ -125,14 +131,15 @@ class Fusion3(nn.Module):
         self.head = nn.Sequential(nn.Linear(d_model, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None
+        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        video_mask: Tensor | None = None,
     ) -> Tensor:
-        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion3")
+        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion3", video_mask)
         v = self.pos(self.video_proj(video))  # (B, T, D)
         a = self.pos(self.audio_proj(audio))  # (B, Ta, D)
-        x = self.cross(v, context=a, context_mask=audio_mask)  # (B, T, D): one row per video step, all valid
-        x = self.self_attn(x)
-        return self.head(x.mean(dim=1))  # (B, 2)
+        x = self.cross(v, context=a, context_mask=audio_mask)  # (B, T, D): one row per video step
+        x = self.self_attn(x, context_mask=video_mask)
+        return self.head(masked_mean(x, video_mask))  # (B, 2)
 
 
 @register("fusion4")
@@ -169,17 +176,18 @@ class Fusion4(nn.Module):
         self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None
+        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        video_mask: Tensor | None = None,
     ) -> Tensor:
-        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion4")
+        video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion4", video_mask)
         a = self.audio_encoder(audio)  # (B, Ta, D)
         v = self.video_encoder(video.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
         x = self.first(v, context=a, context_mask=audio_mask)  # (B, T, D)
         for block in self.blocks:
             if self.variant == "v1":
-                x = block(x)
+                x = block(x, context_mask=video_mask)
             elif self.variant == "v2":
-                x = block(x, context=v)
+                x = block(x, context=v, context_mask=video_mask)
             else:
                 x = block(x, context=a, context_mask=audio_mask)
-        return self.head(x.mean(dim=1))  # (B, 2)
+        return self.head(masked_mean(x, video_mask))  # (B, 2)

@@ -32,11 +32,13 @@ class Standardized(nn.Module):
         return self
 
     def forward(self, video: Tensor | None = None, audio: Tensor | None = None,
-                audio_mask: Tensor | None = None) -> Tensor:
+                audio_mask: Tensor | None = None, video_mask: Tensor | None = None) -> Tensor:
         if video is not None and hasattr(self, "video_mean"):
             video = (video - self.video_mean) / self.video_std
         if audio is not None and hasattr(self, "audio_mean"):
             audio = (audio - self.audio_mean) / self.audio_std  # padded steps stay masked downstream
+        if video_mask is not None:  # only window models are handed a mask
+            return self.model(video=video, audio=audio, audio_mask=audio_mask, video_mask=video_mask)
         return self.model(video=video, audio=audio, audio_mask=audio_mask)
 
 

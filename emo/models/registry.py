@@ -16,7 +16,7 @@ from torch import nn
 from emo.errors import ConfigError
 
 # Sizes fixed by the data rather than chosen by the user; silently dropped where a model has no use for them.
-STRUCTURAL_KEYS = frozenset({"input_dim", "video_dim", "audio_dim", "frames", "audio_len"})
+STRUCTURAL_KEYS = frozenset({"input_dim", "video_dim", "audio_dim", "frames", "audio_len", "video_mask"})
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 

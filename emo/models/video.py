@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emo.errors import ConfigError
-from emo.models.blocks import require
+from emo.models.blocks import masked_mean, require, zero_padding
 from emo.models.registry import register
 
 POOLINGS = ("avg", "max", "conv1d")
@@ -41,17 +43,33 @@ class VideoGRU(nn.Module):
         self.head = nn.Sequential(nn.Linear(hidden, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None
+        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        video_mask: Tensor | None = None,
     ) -> Tensor:
         x = require(video, "video", "video model")  # (B, T, D)
-        h = self.dropout(self.gru(x)[0])  # (B, T, H)
+        if video_mask is not None and bool(video_mask.all()):
+            video_mask = None
+        h = self.dropout(self.gru(x)[0] if video_mask is None else self._gru_real_steps(x, video_mask))  # (B, T, H)
         if self.pooling == "avg":
-            pooled = h.mean(dim=1)
+            pooled = masked_mean(h, video_mask)
         elif self.pooling == "max":
-            pooled = h.amax(dim=1)
+            pooled = (h if video_mask is None else h.masked_fill(~video_mask.unsqueeze(-1), float("-inf"))).amax(dim=1)
         else:
             if h.shape[1] < self.frames:
                 raise ValueError(f"conv1d pooling needs windows of at least frames={self.frames} steps, got {h.shape[1]}")
             # (B, H, T - frames + 1): one step for a full window; longer windows are averaged.
-            pooled = self.conv(h.transpose(1, 2)).mean(dim=2)
+            pooled = self.conv(h.transpose(1, 2)).mean(dim=2)  # padded steps of h are zeros
         return self.head(pooled)  # (B, 2)
+
+    def _gru_real_steps(self, x: Tensor, mask: Tensor) -> Tensor:
+        """GRU over each window's real frames only (padding comes first), as if the padding were not there:
+        the real steps are moved to the front, packed, run, and moved back; padded steps of the result are 0."""
+        t = x.shape[1]
+        pad = (~mask).sum(dim=1)  # (B,)
+        steps = torch.arange(t, device=x.device)
+        front = (steps + pad[:, None]) % t  # (B, T): real steps first
+        x = torch.gather(zero_padding(x, mask), 1, front[..., None].expand(-1, -1, x.shape[2]))
+        packed = pack_padded_sequence(x, (t - pad).cpu(), batch_first=True, enforce_sorted=False)
+        h = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=t)[0]  # zeros after the real steps
+        back = (steps - pad[:, None]) % t
+        return torch.gather(h, 1, back[..., None].expand(-1, -1, h.shape[2]))
