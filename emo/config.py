@@ -59,6 +59,8 @@ HELP = {
     "id_pattern": "Regex with a named group 'id' deriving the video id from the video table's 'path'.",
     "audio_id_pattern": "Regex with a named group 'id' deriving the video id from an audio 'filename'.",
     "split_seed": "Seed of the video split, used only when the dataset has no split yet.",
+    "label_delay": "Annotator lag in seconds: the features at time t are paired with the label at t + delay "
+                   "(AVEC's CES baseline uses 2 s).",
 }
 
 
@@ -102,6 +104,7 @@ class Config:
     id_pattern: str | None = None
     audio_id_pattern: str | None = None
     split_seed: int = 0
+    label_delay: float = 0.0  # seconds the labels lag the features (annotator reaction time)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -185,6 +188,9 @@ class Config:
                 bad(f"{name} must be at least 1 (got {getattr(self, name)}).")
         if self.patience < 0:
             bad(f"patience must be 0 or more (got {self.patience}).")
+        if not 0 <= self.label_delay < 60:
+            bad(f"label_delay must be 0 or more seconds, below a minute (got {self.label_delay:g}); raters react "
+                f"about 1-4 s late.")
         if not self.lr > 0:
             bad(f"lr must be positive (got {self.lr:g}).")
         if self.dropout is not None and not 0 <= self.dropout < 1:

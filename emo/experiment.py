@@ -104,6 +104,7 @@ def input_spec(config: Config, inputs: Inputs) -> dict:
     """How to rebuild a model's samples from a dataset folder (for `emo predict`)."""
     return {"kind": inputs.kind, "window": float(config.window), "label": config.window_label,
             "stride": int(config.stride), "audio_window": int(inputs.notes.get("audio_window", 0)),
+            "label_delay": float(config.label_delay),
             "audio_len": int(inputs.dims.get("audio_len", 0))}
 
 
@@ -237,7 +238,7 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
             on_start(tracker.run_id)
         ds = dataset or load_dataset(config.data, fps=config.fps, label_scale=config.label_scale,
                                      id_pattern=config.id_pattern, audio_id_pattern=config.audio_id_pattern,
-                                     split_seed=config.split_seed)
+                                     split_seed=config.split_seed, label_delay=config.label_delay)
         inputs = build_inputs(ds, config.input_kind, window_s=config.window, label=config.window_label,
                               stride=config.stride, audio_window=config.audio_window, audio_len=config.audio_len)
         params = config.params()

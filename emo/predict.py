@@ -38,7 +38,7 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
     """
     emo_model = model.unwrap_python_model()
     spec = emo_model.inputs
-    ds = dataset or load_dataset(data, **data_options)
+    ds = dataset or load_dataset(data, label_delay=spec.get("label_delay", 0.0), **data_options)
     inputs = build_inputs(ds, spec["kind"], window_s=spec["window"], label=spec["label"], stride=spec["stride"],
                           audio_window=spec["audio_window"] or None, audio_len=spec["audio_len"] or None)
     if inputs.dims != emo_model.dims:

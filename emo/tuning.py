@@ -44,6 +44,7 @@ SPACES: dict[str, dict[str, dict]] = {
         "batch_size": {"choices": [32, 64, 128]},
         "patience": {"low": 2, "high": 8},
         "window": {"choices": [1, 2, 3, 4]},
+        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
     },
     "video": {
         "hidden": {"choices": [32, 64, 128, 256]},
@@ -54,6 +55,7 @@ SPACES: dict[str, dict[str, dict]] = {
         "batch_size": {"choices": [32, 64, 128]},
         "patience": {"low": 2, "high": 8},
         "window": {"choices": [1, 2, 3, 4]},
+        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
     },
     "audio": {
         "hidden": {"choices": [32, 64, 128, 256]},
@@ -61,12 +63,14 @@ SPACES: dict[str, dict[str, dict]] = {
         "batch_size": {"choices": [32, 64, 128]},
         "patience": {"low": 2, "high": 8},
         "window": {"choices": [1, 2, 3, 4]},
+        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
     },
     "ffnn": {
         "hidden": {"choices": [32, 64, 128, 256]},
         "lr": {"low": 1e-4, "high": 3e-3, "log": True},
         "batch_size": {"choices": [32, 64, 128]},
         "patience": {"low": 2, "high": 8},
+        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
     },
 }
 METRICS = {"rmse": "minimize", "ccc": "maximize"}

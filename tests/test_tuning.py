@@ -19,7 +19,7 @@ from emo.tuning import search_space, suggest, tune
 
 TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=3, d_model=16, heads=2, ff=32,
             depth=1, batch_size=64)
-SPACE = {"window": None, "patience": None, "batch_size": None, "d_model": {"choices": [16, 32]},
+SPACE = {"window": None, "patience": None, "batch_size": None, "label_delay": None, "d_model": {"choices": [16, 32]},
          "ff": {"choices": [32]}, "depth": {"low": 1, "high": 2}}
 
 
@@ -111,8 +111,9 @@ def test_search_spaces_are_defined_once_and_overridable():
     space = search_space("fusion", {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "window": None})
     assert "window" not in space and space["lr"]["low"] == 1e-3 and "heads" in space
     params = suggest(optuna.trial.FixedTrial({"d_model": 64, "heads": 4, "ff": 128, "depth": 2, "dropout": 0.1,
-                                              "lr": 0.002, "batch_size": 32, "patience": 3}), space)
-    assert params["depth"] == 2 and params["lr"] == 0.002
+                                              "lr": 0.002, "batch_size": 32, "patience": 3, "label_delay": 2.0}),
+                     space)
+    assert params["depth"] == 2 and params["lr"] == 0.002 and params["label_delay"] == 2.0
     with pytest.raises(ConfigError, match="'colour' is not a setting"):
         search_space("fusion", {"colour": {"choices": [1]}})
     with pytest.raises(ConfigError, match="no search space for family 'baseline'"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.data.align import shift_labels
 from emo.data.split import Split, load_or_create_split
 from emo.data.tables import FrameTable, read_table
 from emo.errors import DataError
@@ -150,8 +152,12 @@ class Dataset:
 
 def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: float | None = None,
                  id_pattern: str | None = None, audio_id_pattern: str | None = None,
-                 split_seed: int = 0) -> Dataset:
-    """Load a dataset folder: meta.json, the validated video table, and its split (made on first use)."""
+                 split_seed: int = 0, label_delay: float = 0.0) -> Dataset:
+    """Load a dataset folder: meta.json, the validated video table, and its split (made on first use).
+
+    `label_delay` (seconds) pairs each frame with its video's label `label_delay` later (annotator
+    lag); frames whose delayed label falls past the labelled span become unlabelled.
+    """
     folder = resolve_data(data)
     meta = read_meta(folder)
     fps = _positive(fps if fps is not None else meta.get("fps"), "fps", folder)
@@ -164,6 +170,12 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
     video = read_table(path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern)
     if fps is None:
         fps = _infer_fps(video)
+    if label_delay:
+        before = int(video.labelled.sum())
+        video = dataclasses.replace(video, labels=shift_labels(video.video_ids, video.offsets, video.times,
+                                                               video.labels, label_delay, fps))
+        log.info("labels delayed by %g s: %d of %d labelled frames keep a label.", label_delay,
+                 int(video.labelled.sum()), before)
     split = load_or_create_split(folder, video.video_ids, seed=split_seed, column=video.split)
     return Dataset(folder=folder, meta=meta, fps=fps, label_scale=scale, video=video, split=split,
                    audio_id_pattern=audio_id_pattern)
