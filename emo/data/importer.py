@@ -1,0 +1,285 @@
+"""Writing an imported corpus as a dataset folder in the data contract.
+
+The corpus readers (`emo.data.corpora`) yield one `Recording` at a time; each is aligned to the
+grid (`emo.data.align`) and appended to the tables as it comes, so memory holds one recording,
+not the corpus. Everything is written to a temporary folder beside DEST and moved into place at
+the end: a failed import leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from emo.data.align import Series, align, to_grid
+from emo.data.split import Split, make_split
+from emo.errors import DataError
+
+log = logging.getLogger(__name__)
+
+PARTITIONS = ("train", "dev", "test")
+
+
+@dataclass
+class Recording:
+    """One recording as a corpus ships it: features and labels in seconds, not yet on the grid."""
+
+    id: str
+    video: Series  # (n, D) per-frame features
+    labels: Series | None  # (m, 2) valence, arousal; None: the corpus ships no labels for it
+    partition: str | None = None  # official partition: train | dev | test
+    audio: dict[int, Series] = field(default_factory=dict)  # window seconds -> (k, Da) features
+    audio_names: dict[int, list[str]] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)  # e.g. {"culture": "DE"}
+
+
+class _TableWriter:
+    """Appends (video_id, timestamp, [valence, arousal,] features) blocks to one .csv or .parquet file."""
+
+    def __init__(self, path: Path, names: list[str], labels: bool):
+        self.path, self.names, self.labels = path, names, labels
+        fields = [pa.field("video_id", pa.string()), pa.field("timestamp", pa.float64())]
+        if labels:
+            fields += [pa.field("valence", pa.float32()), pa.field("arousal", pa.float32())]
+        fields += [pa.field(n, pa.float32()) for n in names]
+        self.schema = pa.schema(fields)
+        self.writer = None
+        self.rows = 0
+
+    def append(self, vid: str, times: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> None:
+        cols = [pa.array(np.full(len(times), vid, dtype=object), pa.string()), pa.array(times, pa.float64())]
+        if self.labels:
+            cols += [pa.array(y[:, j], pa.float32(), from_pandas=True) for j in range(2)]  # NaN -> empty
+        cols += [pa.array(x[:, j], pa.float32()) for j in range(x.shape[1])]
+        table = pa.Table.from_arrays(cols, schema=self.schema)
+        if self.writer is None:
+            self.writer = (pq.ParquetWriter(self.path, self.schema) if self.path.suffix == ".parquet"
+                           else pacsv.CSVWriter(self.path, self.schema))
+        self.writer.write_table(table)
+        self.rows += len(times)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass
+class RecordingStats:
+    id: str
+    partition: str | None
+    steps: int
+    labelled: int
+    gaps: int
+    label_min: np.ndarray | None
+    label_max: np.ndarray | None
+
+
+@dataclass
+class ImportSummary:
+    dest: Path
+    fmt: str
+    fps: float
+    label_scale: float
+    recordings: list[RecordingStats]
+    unlabelled: list[RecordingStats]
+    split_rule: str
+    audio: dict[int, int]
+
+    def __str__(self) -> str:
+        lines = [f"imported {self.fmt} into {self.dest} on a {self.fps:g} fps grid (labels in "
+                 f"[-{self.label_scale:g}, {self.label_scale:g}])"]
+        by_part: dict[str, list[RecordingStats]] = {}
+        for r in self.recordings:
+            by_part.setdefault(r.partition or "-", []).append(r)
+        for part, recs in sorted(by_part.items()):
+            steps, lab = sum(r.steps for r in recs), sum(r.labelled for r in recs)
+            ranges = [(r.label_min, r.label_max) for r in recs if r.label_min is not None]
+            if ranges:
+                lo, hi = np.min([a for a, _ in ranges], axis=0), np.max([b for _, b in ranges], axis=0)
+                span = f"valence [{lo[0]:+.3f}, {hi[0]:+.3f}] arousal [{lo[1]:+.3f}, {hi[1]:+.3f}]"
+            else:
+                span = "no label on the grid"
+            name = "no official partition" if part == "-" else f"partition {part}"
+            lines.append(f"  {name:22s} {len(recs):4d} recordings, {lab} labelled frames, {steps - lab} "
+                         f"unlabelled, {sum(r.gaps for r in recs)} gaps; {span}")
+        if self.unlabelled:
+            ids = [r.id for r in self.unlabelled]
+            lines.append(f"  without labels         {len(ids):4d} recordings ({', '.join(ids[:4])}"
+                         f"{' …' if len(ids) > 4 else ''}): written to {self.dest / 'unlabelled'} for prediction, "
+                         f"never used for training or evaluation")
+        for w, rows in sorted(self.audio.items()):
+            lines.append(f"  audio_{w}s               {rows} rows")
+        lines.append(f"  split: {self.split_rule}")
+        lines.append(f"check it with: emo data check {self.dest}")
+        return "\n".join(lines)
+
+
+def _stats(rec: Recording, times: np.ndarray, y: np.ndarray | None, fps: float) -> RecordingStats:
+    labelled = np.isfinite(y).all(axis=1) if y is not None else np.zeros(len(times), bool)
+    gaps = int((np.diff(times) > 1.5 / fps).sum())
+    lo = hi = None
+    if labelled.any():
+        lo, hi = y[labelled].min(axis=0), y[labelled].max(axis=0)
+    return RecordingStats(rec.id, rec.partition, len(times), int(labelled.sum()), gaps, lo, hi)
+
+
+def official_split(partition: dict[str, str | None], groups: dict[str, dict[str, str]], seed: int,
+                   dev_share: float = 0.15) -> tuple[Split | None, str]:
+    """The split the corpus's official partitions give, and the rule, in words.
+
+    All three partitions labelled: they are the split. Otherwise the set emo reports on is the
+    official test partition when it has labels, else the official dev partition (SEWA/AVEC,
+    Aff-Wild2 and RECOLA keep their test labels back), and emo's dev set, which early stopping and
+    tuning see, is carved from the official training recordings (`dev_share`, seeded, per group
+    such as culture): nothing that picks a model ever sees the set it is reported on.
+    No partitions at all: None (emo splits 70/15/15 by video on first use).
+    """
+    parts = {p: sorted(v for v, q in partition.items() if q == p) for p in PARTITIONS}
+    if not any(parts.values()):
+        return None, "no official partitions: emo splits the recordings 70/15/15 by video on first use (split.json)"
+    if all(parts.values()):
+        return (Split(*(tuple(parts[p]) for p in PARTITIONS), seed=None, ratios=(0, 0, 0), source="official"),
+                "the corpus's official partitions (train / dev / test)")
+    held = "test" if parts["test"] else "dev"
+    if not (parts["train"] and parts[held]) or len(parts["train"]) < 2:
+        have = ", ".join(f"{p} {len(v)}" for p, v in parts.items())
+        raise DataError(f"the official partitions hold too few labelled recordings ({have}): emo needs at least 2 "
+                        f"labelled training recordings and a labelled dev or test partition to build its split from "
+                        f"them. Import without the partition information to let emo split by video.")
+    group = next(iter(groups.values()), {})
+    rng = np.random.default_rng(seed)
+    dev: list[str] = []
+    for g in sorted({group.get(v, "") for v in parts["train"]}):
+        members = [v for v in parts["train"] if group.get(v, "") == g]
+        n = max(1, int(round(dev_share * len(members)))) if len(members) > 2 else 0
+        dev += rng.permutation(members)[:n].tolist()
+    if not dev:
+        dev = rng.permutation(parts["train"])[:1].tolist()
+    train = sorted(set(parts["train"]) - set(dev))
+    why = "the official dev partition" if held == "dev" else "the official test partition"
+    rule = (f"{why} ({len(parts[held])} recordings) is emo's test set"
+            + (", as the official test partition has no labels" if held == "dev" else "")
+            + f"; emo's dev set is {len(dev)} of the {len(parts['train'])} official training recordings "
+              f"(seed {seed}{', per ' + next(iter(groups)) if groups else ''})")
+    return Split(tuple(train), tuple(sorted(dev)), tuple(parts[held]), seed=seed, ratios=(0, 0, 0),
+                 source="official"), rule
+
+
+def prepare_dest(dest: Path, force: bool) -> Path:
+    """A fresh temporary folder beside `dest`; refuses an existing `dest` unless `force`."""
+    dest = Path(dest)
+    if dest.exists() and not force:
+        raise DataError(f"{dest} exists already. Choose a new folder, or pass --force to replace it.")
+    tmp = dest.with_name(f".{dest.name}.import-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_dest(tmp: Path, dest: Path) -> None:
+    """Move the finished import into place (replacing `dest` when it exists: --force was checked)."""
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        dest.rename(old)
+        shutil.rmtree(old, ignore_errors=True)
+    tmp.rename(dest)
+
+
+def write_dataset(recordings: Iterable[Recording], dest: str | Path, *, fps: float, label_scale: float,
+                  source_format: str, options: dict | None = None, force: bool = False, fmt: str = "parquet",
+                  seed: int = 0, progress: bool = True) -> ImportSummary:
+    """Align each recording to the grid and write the dataset folder DEST (see the module docstring)."""
+    dest = Path(dest)
+    if fmt not in ("csv", "parquet"):
+        raise DataError(f"unknown table format {fmt!r}; choose csv or parquet.")
+    tmp = prepare_dest(dest, force)
+    try:
+        summary = _write(recordings, tmp, dest, fps, label_scale, source_format, options or {}, fmt, seed, progress)
+        commit_dest(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return summary
+
+
+def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, options, fmt, seed, progress):
+    from tqdm import tqdm
+
+    writers: dict[tuple[str, str], _TableWriter] = {}
+    shapes: dict[str, tuple[int | str, ...]] = {}
+    stats, unlabelled = [], []
+    partition: dict[str, str | None] = {}
+    groups: dict[str, dict[str, str]] = {}
+    seen: set[str] = set()
+
+    def writer(folder: str, table: str, names: list[str], labels: bool, source: str) -> _TableWriter:
+        key = (folder, table)
+        if key not in writers:
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
+            writers[key] = _TableWriter(tmp / folder / f"{table}.{fmt}", names, labels)
+            shapes[table] = (source, *names)
+        elif writers[key].names != names:
+            first = shapes[table][0]
+            raise DataError(f"{source}: its features ({len(names)}: {', '.join(names[:3])} …) differ from those of "
+                            f"{first} ({len(writers[key].names)}: {', '.join(writers[key].names[:3])} …). Every "
+                            f"recording's {table} features must be the same columns.")
+        return writers[key]
+
+    try:
+        for rec in tqdm(recordings, desc=f"import {source_format}", unit="rec", disable=not progress):
+            if rec.id in seen:
+                raise DataError(f"{rec.video.source}: recording id {rec.id!r} appears twice in the corpus. Ids "
+                                f"must be unique; import the parts separately or rename one.")
+            seen.add(rec.id)
+            labelled = rec.labels is not None
+            on = align(rec.video, rec.labels, fps)
+            y = on.labels  # written in the corpus's own scale; emo divides by label_scale when it reads
+            peak = np.abs(np.nan_to_num(y)).max(axis=1) if labelled else np.zeros(0)
+            if (peak > label_scale * (1 + 1e-6)).any():
+                row = int(np.argmax(peak))
+                raise DataError(f"{rec.labels.source}: a label reaches {peak[row]:g} near "
+                                f"{on.times[row]:g} s, outside [-{label_scale:g}, {label_scale:g}]. Pass the "
+                                f"corpus's scale with --label-scale.")
+            folder = "." if labelled else "unlabelled"
+            names = [f"emb_{j}" for j in range(on.features.shape[1])]
+            writer(folder, "video", names, True, rec.video.source).append(
+                rec.id, on.times, on.features, y if labelled else np.full((len(on.times), 2), np.nan, np.float32))
+            for w, series in sorted(rec.audio.items()):
+                times, xa, _ = to_grid(series, fps, keep_sparse=True)
+                aname = rec.audio_names.get(w) or [f"emb_{j}" for j in range(xa.shape[1])]
+                writer(folder, f"audio_{w}s", aname, False, series.source).append(rec.id, times, xa)
+            (stats if labelled else unlabelled).append(_stats(rec, on.times, y, fps))
+            if labelled:
+                partition[rec.id] = rec.partition
+                for g, value in rec.groups.items():
+                    groups.setdefault(g, {})[rec.id] = value
+    finally:
+        for w in writers.values():
+            w.close()
+    if not stats:
+        raise DataError("no recording has labels, so there is nothing to train on. Check --labels.")
+    split, rule = official_split(partition, groups, seed)
+    if split is not None:
+        body = {**split.to_json(), "rule": rule}
+        (tmp / "split.json").write_text(json.dumps(body, indent=1) + "\n")
+    audio_rows = {int(t.split("_")[1][:-1]): w.rows for (f, t), w in writers.items() if f == "." and t != "video"}
+    meta = {"name": dest.name, "fps": fps, "label_scale": label_scale, "synthetic": False,
+            "source_format": source_format, "import_options": options, "split_rule": rule,
+            "alignment": "features averaged into grid steps [k/fps, (k+1)/fps); labels linearly interpolated at "
+                         "the mean time of each step's features, never extrapolated past the labelled span",
+            "groups": groups, "unlabelled_recordings": [r.id for r in unlabelled]}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    if unlabelled:
+        (tmp / "unlabelled" / "meta.json").write_text(json.dumps(
+            {**meta, "name": f"{dest.name}-unlabelled", "unlabelled": True}, indent=1, default=str) + "\n")
+    return ImportSummary(dest, source_format, fps, label_scale, stats, unlabelled, rule, audio_rows)

@@ -1,0 +1,207 @@
+"""Readers for the file formats corpora ship: delimited text (AVEC/SEWA, MuSe, Aff-Wild2, openSMILE CSV)
+and ARFF (RECOLA gold standards, openSMILE ARFF). They return raw columns; units and alignment
+are the importers' and `align`'s business.
+
+Every defect is a `DataError` naming the file, the line where there is one, and what to do.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from emo.errors import DataError
+
+DELIMITERS = (";", ",", "\t")
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _is_number(text: str) -> bool:
+    return bool(_NUMBER.match(text.strip().strip("'\"")))
+
+
+def _first_lines(path: Path, n: int = 2) -> list[str]:
+    """The first `n` non-blank lines of a text file."""
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.strip():
+                    out.append(line.rstrip("\r\n"))
+                    if len(out) == n:
+                        break
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc}).") from None
+    if not out:
+        raise DataError(f"{path}: the file is empty. Export it again.")
+    return out
+
+
+def _first_line(path: Path) -> str:
+    return _first_lines(path, 1)[0]
+
+
+def has_header(lines: list[str], sep: str) -> bool:
+    """A first line is a header when some field of it is text where the next line has a number
+    (`timestamp,1,2,3` over `0.50,…`; not `'Train_DE_01';0.0;…` over `'Train_DE_01';0.1;…`)."""
+    first = lines[0].split(sep)
+    if len(lines) < 2:
+        return not all(_is_number(f) for f in first[1:])
+    second = lines[1].split(sep)
+    return any(not _is_number(a) and _is_number(b) for a, b in zip(first, second))
+
+
+def sniff(path: Path) -> str:
+    """The delimiter of a text table: the one of `;`, `,`, tab that its first line holds most of."""
+    line = _first_line(path)
+    counts = {d: line.count(d) for d in DELIMITERS}
+    best = max(counts, key=counts.get)
+    if not counts[best]:
+        raise DataError(f"{path}: the first line holds none of ';', ',' or tab, so it is not a table "
+                        f"(first line: {line[:80]!r}).")
+    return best
+
+
+def read_delimited(path: str | Path, *, sep: str | None = None, names: list[str] | None = None,
+                   what: str = "file") -> pd.DataFrame:
+    """A `;`/`,`/tab-separated table, with or without a header, `'quoted'` names unquoted.
+
+    `sep=None` detects the delimiter; a given `sep` is checked (a `;` file read as `,` fails with
+    the reason). A first line whose second field is not a number is the header; without one the
+    columns are `names` (AVEC 2018 ships headerless files).
+    """
+    path = Path(path)
+    found = sniff(path)
+    if sep is not None and found != sep:
+        line = _first_line(path)
+        if line.count(sep) == 0:
+            shown = {";": "';'", ",": "','", "\t": "tab"}
+            raise DataError(f"{path}: this {what} is {shown[found]}-separated, but this format's files are "
+                            f"{shown[sep]}-separated (first line: {line[:80]!r}). Check that the file is the "
+                            f"one meant here, or convert it.")
+        found = sep
+    header = has_header(_first_lines(path), found)
+    if not header and names is None:
+        raise DataError(f"{path}: the {what} has no header line, and this format needs one "
+                        f"(first line: {_first_line(path)[:80]!r}).")
+    try:  # pyarrow's reader: several times faster than pandas' on wide numeric files
+        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
+                               parse_options=pacsv.ParseOptions(delimiter=found, quote_char="'"),
+                               convert_options=pacsv.ConvertOptions(null_values=["", "?", "NaN", "nan"],
+                                                                    strings_can_be_null=True))
+        df = table.to_pandas()
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be read as a {found!r}-separated table ({str(exc).splitlines()[0]}). "
+                        f"Check that every line has the same number of fields.") from None
+    if not header:
+        if len(df.columns) < len(names):
+            raise DataError(f"{path}: a headerless {what} needs at least {len(names)} columns "
+                            f"({', '.join(names)}); it has {len(df.columns)}.")
+        df.columns = list(names) + [f"col{j}" for j in range(len(names), len(df.columns))]
+    df.columns = [str(c).strip().strip("'\"") for c in df.columns]
+    df.attrs["first_line"] = 2 if header else 1
+    if len(df) == 0:
+        raise DataError(f"{path}: the {what} has a header but no rows.")
+    return df
+
+
+def read_arff(path: str | Path) -> pd.DataFrame:
+    """An ARFF file (`@attribute` lines, then `@data`) as a table; `?` is missing."""
+    path = Path(path)
+    names, kinds = [], []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc}).") from None
+    lines = text.splitlines()
+    data_at = None
+    for n, line in enumerate(lines):
+        s = line.strip()
+        low = s.lower()
+        if low.startswith("@attribute"):
+            parts = s.split(None, 2)
+            if len(parts) < 3:
+                raise DataError(f"{path}: line {n + 1} is not an @attribute NAME TYPE line: {s[:80]!r}.")
+            names.append(parts[1].strip("'\""))
+            kinds.append(parts[2].strip().lower())
+        elif low.startswith("@data"):
+            data_at = n + 1
+            break
+    if data_at is None:
+        raise DataError(f"{path}: an ARFF file needs a '@data' line before its rows, and this one has none. "
+                        f"The file may be cut short: export it again.")
+    if not names:
+        raise DataError(f"{path}: no '@attribute' lines before '@data'; this is not an ARFF table.")
+    body = "\n".join(line for line in lines[data_at:] if line.strip() and not line.lstrip().startswith("%"))
+    if not body:
+        raise DataError(f"{path}: the ARFF file has no rows after '@data'.")
+    try:
+        df = pd.read_csv(io.StringIO(body), sep=",", header=None, names=names, quotechar="'", na_values=["?"],
+                         skipinitialspace=True, low_memory=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{path}: the rows after '@data' do not match its {len(names)} attributes "
+                        f"({str(exc).splitlines()[0]}).") from None
+    df.attrs["arff_kinds"] = dict(zip(names, kinds))
+    rows_at = [i for i in range(data_at, len(lines)) if lines[i].strip() and not lines[i].lstrip().startswith("%")]
+    df.attrs["first_line"] = rows_at[0] + 1  # line numbers hold while the rows have no blank lines between
+    return df
+
+
+def read_any(path: str | Path, *, sep: str | None = None, names: list[str] | None = None,
+             what: str = "file") -> pd.DataFrame:
+    """`read_arff` for .arff files, else `read_delimited`."""
+    path = Path(path)
+    if path.suffix.lower() == ".arff":
+        return read_arff(path)
+    return read_delimited(path, sep=sep, names=names, what=what)
+
+
+def numeric_column(df: pd.DataFrame, col: str, path: Path, what: str) -> np.ndarray:
+    """Column `col` as float64; text in it is an error naming the line."""
+    if col not in df.columns:
+        raise DataError(f"{path}: no {col!r} column ({what}); its columns are {', '.join(map(str, df.columns[:8]))}"
+                        f"{' …' if len(df.columns) > 8 else ''}.")
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = values.isna() & df[col].notna()
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        first = df.attrs.get("first_line", 2)
+        raise DataError(f"{path}: column {col!r} ({what}) holds {df[col].iloc[row]!r} at line {row + first}, not a "
+                        f"number. Fix that line ({int(bad.sum())} such lines in all).")
+    return values.to_numpy(np.float64)
+
+
+# Columns of a feature file that are not features: names, times, segment ids, ARFF class.
+NOT_FEATURES = {"name", "instance_name", "frametime", "timestamp", "time", "segment_id", "class", "frame",
+                "video_id", "filename", "start", "end", "valence", "arousal", "liking", "split"}
+
+
+def feature_block(df: pd.DataFrame, path: Path) -> tuple[np.ndarray, list[str]]:
+    """(rows, D) float64 features: every numeric column that is not a name, time or class column.
+
+    An ARFF `class` column of `?` (openSMILE writes one) is dropped; text in a numeric column is an
+    error naming the line.
+    """
+    kinds = df.attrs.get("arff_kinds", {})
+    cols = [c for c in df.columns if c.lower() not in NOT_FEATURES and kinds.get(c, "numeric") != "string"]
+    if not cols:
+        raise DataError(f"{path}: no feature columns besides {', '.join(map(str, df.columns))}.")
+    block = df[cols]
+    if not all(pd.api.types.is_numeric_dtype(t) for t in block.dtypes):
+        x = np.column_stack([numeric_column(df, c, path, "feature") for c in cols])
+    else:
+        x = block.to_numpy(np.float64)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        r, c = (int(v[0]) for v in np.nonzero(bad))
+        first = df.attrs.get("first_line", 2)
+        raise DataError(f"{path}: feature {cols[c]!r} is missing or not finite at line {r + first} "
+                        f"({int(bad.any(axis=1).sum())} lines in all). Re-extract the features or drop those lines.")
+    return x, [str(c) for c in cols]
