@@ -44,7 +44,13 @@ class Recording:
 
 
 class _TableWriter:
-    """Appends (video_id, timestamp, [valence, arousal,] features) blocks to one .csv or .parquet file."""
+    """Appends (video_id, timestamp, [valence, arousal,] features) blocks to one .csv or .parquet file.
+
+    Blocks are buffered into row groups of about `ROW_GROUP_CELLS` values: one row group per
+    recording would give a SEWA-sized file 500 row groups × 514 columns of metadata to hold and read.
+    """
+
+    ROW_GROUP_CELLS = 1 << 24  # 16 M values, 64 MiB of float32
 
     def __init__(self, path: Path, names: list[str], labels: bool):
         self.path, self.names, self.labels = path, names, labels
@@ -55,20 +61,31 @@ class _TableWriter:
         self.schema = pa.schema(fields)
         self.writer = None
         self.rows = 0
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
 
     def append(self, vid: str, times: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> None:
         cols = [pa.array(np.full(len(times), vid, dtype=object), pa.string()), pa.array(times, pa.float64())]
         if self.labels:
             cols += [pa.array(y[:, j], pa.float32(), from_pandas=True) for j in range(2)]  # NaN -> empty
         cols += [pa.array(x[:, j], pa.float32()) for j in range(x.shape[1])]
-        table = pa.Table.from_arrays(cols, schema=self.schema)
-        if self.writer is None:
-            self.writer = (pq.ParquetWriter(self.path, self.schema) if self.path.suffix == ".parquet"
-                           else pacsv.CSVWriter(self.path, self.schema))
-        self.writer.write_table(table)
+        self.pending.append(pa.Table.from_arrays(cols, schema=self.schema))
+        self.pending_rows += len(times)
         self.rows += len(times)
+        if self.pending_rows * len(self.schema) >= self.ROW_GROUP_CELLS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        if self.writer is None:
+            self.writer = (pq.ParquetWriter(self.path, self.schema, write_statistics=False)
+                           if self.path.suffix == ".parquet" else pacsv.CSVWriter(self.path, self.schema))
+        self.writer.write_table(pa.concat_tables(self.pending))
+        self.pending, self.pending_rows = [], 0
 
     def close(self) -> None:
+        self._flush()
         if self.writer is not None:
             self.writer.close()
 
