@@ -495,3 +495,17 @@ def test_a_lagged_corpus_is_learnt_only_with_the_right_label_delay(tmp_path):
                                              + result.mean_predictor_dev["dev_rmse_arousal"]) / 2)
     assert scores[2.0] < 0.5, scores  # features at t explain the label written 2 s later
     assert scores[0.0] > 0.85 and scores[4.0] > 0.85, scores  # no better than the mean
+
+
+def test_fusion_trains_on_an_import_with_recordings_shorter_than_the_window(tmp_path):
+    args = write_avec(tmp_path / "src", n=3)
+    for folder in ("labels", "video", "audio"):  # one training recording of 2 s, under the 4 s window
+        path = tmp_path / "src" / folder / "Train_DE_02.csv"
+        lines = path.read_text().splitlines()
+        header = 1 if lines[0].startswith("name") else 0
+        path.write_text("\n".join(lines[:header + 21]) + "\n")
+    assert run(["data", "import", *args, str(tmp_path / "ds")]).exit_code == 0
+    result = CliRunner().invoke(main, ["train", "fusion", "--data", str(tmp_path / "ds"), "--window", "4",
+                                       "--d-model", "16", "--heads", "2", "--ff", "16", "--depth", "1",
+                                       "--epochs", "1", "--no-track"])
+    assert result.exit_code == 0, result.output

@@ -127,11 +127,11 @@ class ImportSummary:
             else:
                 span = "no label on the grid"
             name = "no official partition" if part == "-" else f"partition {part}"
-            lines.append(f"  {name:22s} {len(recs):4d} recordings, {lab} labelled frames, {steps - lab} "
+            lines.append(f"  {name:22s} {_n(len(recs), 'recording')}, {lab} labelled frames, {steps - lab} "
                          f"unlabelled, {sum(r.gaps for r in recs)} gaps; {span}")
         if self.unlabelled:
             ids = [r.id for r in self.unlabelled]
-            lines.append(f"  without labels         {len(ids):4d} recordings ({', '.join(ids[:4])}"
+            lines.append(f"  without labels         {_n(len(ids), 'recording')} ({', '.join(ids[:4])}"
                          f"{' …' if len(ids) > 4 else ''}): written to {self.dest / 'unlabelled'} for prediction, "
                          f"never used for training or evaluation")
         for w, rows in sorted(self.audio.items()):
@@ -139,6 +139,10 @@ class ImportSummary:
         lines.append(f"  split: {self.split_rule}")
         lines.append(f"check it with: emo data check {self.dest}")
         return "\n".join(lines)
+
+
+def _n(count: int, noun: str, width: int = 4) -> str:
+    return f"{count:{width}d} {noun}{'' if count == 1 else 's'}"
 
 
 def _stats(rec: Recording, times: np.ndarray, y: np.ndarray | None, fps: float) -> RecordingStats:
@@ -184,7 +188,7 @@ def official_split(partition: dict[str, str | None], groups: dict[str, dict[str,
         dev = rng.permutation(parts["train"])[:1].tolist()
     train = sorted(set(parts["train"]) - set(dev))
     why = "the official dev partition" if held == "dev" else "the official test partition"
-    rule = (f"{why} ({len(parts[held])} recordings) is emo's test set"
+    rule = (f"{why} ({_n(len(parts[held]), 'recording', 0)}) is emo's test set"
             + (", as the official test partition has no labels" if held == "dev" else "")
             + f"; emo's dev set is {len(dev)} of the {len(parts['train'])} official training recordings "
               f"(seed {seed}{', per ' + next(iter(groups)) if groups else ''})")

@@ -104,7 +104,6 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     v = ds.video
     frames = window_frames(window_s, ds.fps)
     audio = ds.audio(audio_window) if kind == "fusion" else None
-    # a step over 1.5 frame periods is a gap (frames dropped where no face was found)
     # a step over 1.5 frame periods is a gap (frames dropped where no face was found); a stretch shorter
     # than the window (a 1-3 s AFEW-VA clip) gets one window padded at the start
     wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps,
