@@ -206,7 +206,8 @@ def import_avec(labels, video, audio, dest, fps, label_scale, fmt, seed, force):
 @click.option("--clips", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding the clip folders (<clip>/<clip>.json, at any depth).")
 @click.option("--video", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Per-frame embeddings (video_id = clip, frame, emb_*); default: the normalised landmarks.")
+              help="Per-frame embeddings: a table of video_id (the clip), frame (numbered like the clip's JSON "
+                   "keys) and emb_*; default: the normalised landmarks.")
 @click.option("--source-fps", type=click.FloatRange(min=0, min_open=True), default=25.0, show_default=True,
               help="Frame rate of the clips (frame numbers / this = seconds).")
 @import_options(10.0)
@@ -222,7 +223,8 @@ def import_afew(clips, video, source_fps, dest, fps, label_scale, fmt, seed, for
 @click.option("--annotations", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder holding VA_Set/ or VA_Estimation_Challenge/ (or their Train/Validation sets).")
 @click.option("--video", required=True, type=click.Path(exists=True),
-              help="Per-frame embeddings: a table (video_id, frame, emb_*) or a folder of per-video files.")
+              help="Per-frame embeddings: a table (video_id, frame counted from 0 like the annotation lines, "
+                   "emb_*) or a folder of per-video feature files.")
 @click.option("--source-fps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The videos' frame rate; default: from each name (<id>-<fps>-<W>x<H>).")
 @click.option("--tolerance", type=click.IntRange(min=0), default=None,

@@ -37,9 +37,7 @@ class Standardized(nn.Module):
             video = (video - self.video_mean) / self.video_std
         if audio is not None and hasattr(self, "audio_mean"):
             audio = (audio - self.audio_mean) / self.audio_std  # padded steps stay masked downstream
-        if video_mask is not None:  # only window models are handed a mask
-            return self.model(video=video, audio=audio, audio_mask=audio_mask, video_mask=video_mask)
-        return self.model(video=video, audio=audio, audio_mask=audio_mask)
+        return self.model(video=video, audio=audio, audio_mask=audio_mask, video_mask=video_mask)
 
 
 def build_model(name: str, kwargs: dict, dims: dict, stat_names: tuple[str, ...]) -> Standardized:
