@@ -22,7 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from emo.data.align import Series, align, to_grid
-from emo.data.split import Split, make_split
+from emo.data.split import Split
 from emo.errors import DataError
 
 log = logging.getLogger(__name__)
