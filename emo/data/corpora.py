@@ -181,24 +181,22 @@ def _afew_clip(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, n
 
 
 def table_series(path: Path, fps_of, what: str) -> dict[str, tuple[Series, list[str]]]:
-    """A per-frame feature table (`video_id`, `frame` 0-based or `timestamp` in s, `emb_*`) split by video.
-    `fps_of(video_id)` gives the rate that turns frame numbers into seconds."""
+    """A feature table (`video_id`, `frame` or `timestamp` in s, `emb_*` or named features) split by video.
+    `fps_of(video_id)` turns frame numbers into seconds (None: the table must have `timestamp`)."""
     from emo.data.tables import read_raw
 
     df = read_raw(Path(path))
     if "video_id" not in df.columns:
         raise DataError(f"{path}: a {what} table needs a 'video_id' column naming each row's clip or video.")
-    emb = [c for c in df.columns if re.fullmatch(r"emb_\d+", str(c))]
-    if not emb:
-        raise DataError(f"{path}: no emb_0 … emb_{{D-1}} feature columns in the {what} table.")
-    emb.sort(key=lambda c: int(c[4:]))
-    if "frame" in df.columns:
-        raw, unit = numeric_column(df, "frame", path, "frame number"), "frame"
-    elif "timestamp" in df.columns:
+    emb = sorted((c for c in df.columns if re.fullmatch(r"emb_\d+", str(c))), key=lambda c: int(c[4:]))
+    if "timestamp" in df.columns:
         raw, unit = numeric_column(df, "timestamp", path, "time in seconds"), "s"
+    elif "frame" in df.columns and fps_of is not None:
+        raw, unit = numeric_column(df, "frame", path, "frame number"), "frame"
     else:
-        raise DataError(f"{path}: the {what} table needs a 'frame' (0-based) or 'timestamp' (seconds) column.")
-    x, _ = feature_block(df[emb], path)
+        need = "a 'timestamp' (seconds)" + (" or 'frame' column" if fps_of is not None else " column")
+        raise DataError(f"{path}: the {what} table needs {need}.")
+    x, names = feature_block(df[emb] if emb else df, path)
     ids = df["video_id"].astype(str).to_numpy()
     out = {}
     order = np.lexsort((raw, ids))
@@ -207,7 +205,7 @@ def table_series(path: Path, fps_of, what: str) -> dict[str, tuple[Series, list[
     for lo, hi in zip(starts, np.r_[starts[1:], len(ids)]):
         vid = ids[lo]
         t = raw[lo:hi] / fps_of(vid) if unit == "frame" else raw[lo:hi]
-        out[vid] = (series(t, x[lo:hi], unit="s", source=f"{path} (video {vid})"), emb)
+        out[vid] = (series(t, x[lo:hi], unit="s", source=f"{path} (video {vid})"), names)
     return out
 
 
@@ -427,3 +425,45 @@ def recola(labels: Path, video: Path, *, audio: dict[int, Path] | None = None) -
         vs, _ = feature_series(features[vid])
         aud, names = _audio(vid, audio_files, "s")
         yield Recording(vid, vs, lab, m["partition"] if m else None, aud, names)
+
+
+# --- plain tables (your own recordings) -----------------------------------------------------------------
+
+def _label_series(df, path: Path, source: str) -> Series:
+    y = np.column_stack([numeric_column(df, c, path, "label") for c in ("valence", "arousal")])
+    return series(numeric_column(df, "timestamp", path, "time in seconds"), y, unit="s", source=source)
+
+
+def plain_labels(path: Path) -> dict[str, Series]:
+    """`video_id,timestamp,valence,arousal` in one table, or one `<video_id>.csv` (`timestamp,valence,arousal`)
+    per video; times in seconds."""
+    from emo.data.tables import read_raw
+
+    path = Path(path)
+    if path.is_dir():
+        return {vid: _label_series(read_raw(f), f, str(f)) for vid, f in _files(path, "label files", (".csv",)).items()}
+    df = read_raw(path)
+    missing = [c for c in ("video_id", "timestamp", "valence", "arousal") if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: a label table needs the columns video_id, timestamp (s), valence, arousal; "
+                        f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing.")
+    df = df.assign(video_id=df["video_id"].astype(str)).sort_values(["video_id", "timestamp"], kind="stable")
+    return {vid: _label_series(g, path, f"{path} (video {vid})") for vid, g in df.groupby("video_id", sort=True)}
+
+
+def plain_tables(labels: Path, video: Path, *, audio: dict[int, Path] | None = None) -> Iterator[Recording]:
+    """Label tables joined with feature tables keyed by video_id and timestamp (seconds): what
+    `emo extract` writes, or any table of the data contract's shape."""
+    lab = plain_labels(labels)
+    feats = table_series(video, None, "video feature")
+    auds = {w: table_series(Path(t), None, f"audio_{w}s feature") for w, t in (audio or {}).items()}
+    ids = pair({v: Path(v) for v in lab}, {v: Path(v) for v in feats}, labels_where=str(labels),
+               features_where=str(video))
+    for w, table in auds.items():
+        absent = [v for v in ids if v not in table]
+        if absent:
+            raise DataError(f"{audio[w]}: no audio rows for {_few(absent)}. Every recording needs its audio_{w}s "
+                            f"features.")
+    for vid in ids:
+        yield Recording(vid, feats[vid][0], lab[vid], audio={w: t[vid][0] for w, t in auds.items()},
+                        audio_names={w: t[vid][1] for w, t in auds.items()})
