@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from emo.data.align import GRID_FPS
+
 
 @click.group("extract")
 def extract() -> None:
@@ -54,7 +56,7 @@ def extract_audio(src, out, windows, hop, feature_set, jobs):
 @extract.command("video")
 @click.argument("src", type=click.Path(exists=True))
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=GRID_FPS, show_default=True,
               help="Frames per second to decode (times from the container).")
 @click.option("--extractor", default="landmarks", show_default=True,
               help="landmarks (68 dlib points, normalised, + face box), embedding (dlib 128-d) or "

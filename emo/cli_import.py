@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from emo.data.align import GRID_FPS
+
 
 def _audio_specs(ctx, param, values) -> dict[int, str]:
     """`--audio DIR:SECONDS` (repeatable) -> {seconds: DIR}."""
@@ -23,7 +25,7 @@ def import_options(default_scale: float):
     """Options every `emo data import FORMAT` shares."""
     def wrap(f):
         f = click.argument("dest", type=click.Path(file_okay=False))(f)
-        f = click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+        f = click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=GRID_FPS, show_default=True,
                          help="The grid labels and features meet on (the thesis: 5).")(f)
         f = click.option("--label-scale", type=click.FloatRange(min=0, min_open=True), default=default_scale,
                          show_default=True, help="Labels lie in [-S, S]; written to meta.json.")(f)

@@ -33,6 +33,7 @@ from emo.errors import DataError
 log = logging.getLogger(__name__)
 
 UNITS = {"s": 1.0, "ms": 1e-3}
+GRID_FPS = 5.0  # the thesis's rate: 1-4 s windows are 5, 10, 15, 20 frames
 _EPS = 1e-6  # of a grid step: 0.1 s * 10 fps lands on step 1, not 0.999…
 
 

@@ -119,6 +119,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.data.align import GRID_FPS
 from emo.errors import ConfigError
 
 __all__ = ["SynthConfig", "SCALES", "synthesize", "AUDIO_WINDOWS_S", "audio_feature_names"]
@@ -238,7 +239,7 @@ class SynthConfig:
     duration_s: float = 40.0
     dim: int = 32               # video embedding width (emb_0 .. emb_{dim-1})
     audio_dim: int = 16         # audio feature columns per table (sewa only)
-    fps: float = 5.0
+    fps: float = GRID_FPS
     audio_hop_s: float = 0.5    # an audio row every hop seconds, for each window length 1..4 s
     rater_noise: float = 0.05   # std of the label noise in [-1, 1] units (= the noise floor)
     seed: int = 0
