@@ -258,12 +258,15 @@ def register_cmd(run_ids, experiment, name):
 @click.option("--model", "model_uri", default="models:/emo-fusion4@champion", show_default=True,
               help="Model URI: models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-… or runs:/RUN/model.")
 @click.option("--data", required=True, help="Dataset folder (or `synthetic`).")
-@click.option("--split", type=click.Choice(["train", "dev", "test"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["train", "dev", "test", "all"]), default="test", show_default=True,
+              help="A split of the dataset, or 'all' for every recording, labelled or not (e.g. the unlabelled/ "
+                   "folder of an import).")
 @click.option("--out", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True,
               help="Where to write per-window predictions (.csv or .parquet).")
 @data_options
 def predict_cmd(model_uri, data, split, out, **opts):
-    """Predict valence and arousal for every sample of a dataset split; print metrics against the labels."""
+    """Predict valence and arousal for every sample of a dataset split; print metrics against the labels
+    (where there are labels)."""
     from emo.predict import load_model, predict_split, write_predictions
     from emo.report import metrics_table
 
@@ -271,7 +274,10 @@ def predict_cmd(model_uri, data, split, out, **opts):
     table, metrics = predict_split(model, data, split=split, **opts)
     path = write_predictions(table, out)
     click.echo(f"wrote {len(table)} predictions to {path}")
-    click.echo(metrics_table({split: metrics}, f"{split}_"))
+    if metrics:
+        click.echo(metrics_table({split: metrics}, f"{split}_"))
+    else:
+        click.echo("no sample has labels: predictions only, no metrics")
 
 
 def _register_subcommands() -> None:

@@ -33,18 +33,24 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
                   **data_options) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per-sample predictions of `model` (a loaded emo pyfunc) on `split` of dataset `data`.
 
-    Returns a table (video_id, start, end, valence, arousal, and true_valence/true_arousal) and
-    the metrics against the labels, named like `test_rmse_valence`.
+    `split="all"` predicts every recording of the folder, labelled or not (such as the test
+    recordings an import wrote to `unlabelled/`). Returns a table (video_id, start, end, valence,
+    arousal, and true_valence/true_arousal, empty where unknown) and the metrics over the samples
+    with labels, named like `test_rmse_valence` (none when no sample has labels).
     """
     emo_model = model.unwrap_python_model()
     spec = emo_model.inputs
-    ds = dataset or load_dataset(data, label_delay=spec.get("label_delay", 0.0), **data_options)
+    whole = split == "all"
+    ds = dataset or load_dataset(data, label_delay=spec.get("label_delay", 0.0), whole=whole, **data_options)
+    part = "test" if whole else split
+    masked = bool(emo_model.dims.get("video_mask")) if spec["kind"] in ("window", "fusion") else None
     inputs = build_inputs(ds, spec["kind"], window_s=spec["window"], label=spec["label"], stride=spec["stride"],
-                          audio_window=spec["audio_window"] or None, audio_len=spec["audio_len"] or None)
+                          audio_window=spec["audio_window"] or None, audio_len=spec["audio_len"] or None,
+                          splits=(part,), keep_unlabelled=whole, masked=masked)
     if inputs.dims != emo_model.dims:
         raise ConfigError(f"the model was trained on inputs {emo_model.dims} but {ds.folder} gives {inputs.dims}: "
                           f"the feature widths or window differ, so this model cannot predict on this dataset.")
-    samples, index = inputs.samples[split], inputs.index[split]
+    samples, index = inputs.samples[part], inputs.index[part]
     preds = []
     for lo in range(0, len(samples), batch_size):
         batch = samples.__getitems__(list(range(lo, min(lo + batch_size, len(samples)))))
@@ -56,7 +62,8 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
         table[target] = pred[:, j]
     for j, target in enumerate(TARGETS):
         table[f"true_{target}"] = truth[:, j]
-    return table, evaluate(truth, pred, f"{split}_")
+    known = np.isfinite(truth).all(axis=1)
+    return table, evaluate(truth[known], pred[known], f"{split}_") if known.any() else {}
 
 
 def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:

@@ -507,3 +507,23 @@ def test_fusion_trains_on_an_import_with_recordings_shorter_than_the_window(tmp_
                                        "--d-model", "16", "--heads", "2", "--ff", "16", "--depth", "1",
                                        "--epochs", "1", "--no-track"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_model_predicts_the_unlabelled_test_recordings_of_an_import(tmp_path, tracking):
+    args = write_avec(tmp_path / "src", n=3)
+    assert run(["data", "import", *args, str(tmp_path / "ds")]).exit_code == 0
+    trained = run(["train", "video", "--data", str(tmp_path / "ds"), "--window", "1", "--epochs", "1"])
+    assert trained.exit_code == 0, trained.output
+    import mlflow
+
+    uri = mlflow.search_runs(search_all_experiments=True).iloc[0]["tags.emo.model_uri"]
+    result = run(["predict", "--model", uri, "--data", str(tmp_path / "ds" / "unlabelled"), "--split", "all",
+                  "--out", str(tmp_path / "test.csv")])
+    assert result.exit_code == 0, result.output
+    assert "no sample has labels" in result.output
+    pred = pd.read_csv(tmp_path / "test.csv")
+    assert set(pred["video_id"]) == {"Test_DE_01"} and len(pred) == 101 - 5 + 1  # every 1 s window of 20 s
+    assert pred["valence"].between(-1, 1).all() and pred["true_valence"].isna().all()
+    scored = run(["predict", "--model", uri, "--data", str(tmp_path / "ds"), "--split", "test",
+                  "--out", str(tmp_path / "dev.csv")])
+    assert scored.exit_code == 0 and "RMSE V" in scored.output

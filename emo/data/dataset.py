@@ -152,8 +152,11 @@ class Dataset:
 
 def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: float | None = None,
                  id_pattern: str | None = None, audio_id_pattern: str | None = None,
-                 split_seed: int = 0, label_delay: float = 0.0) -> Dataset:
+                 split_seed: int = 0, label_delay: float = 0.0, whole: bool = False) -> Dataset:
     """Load a dataset folder: meta.json, the validated video table, and its split (made on first use).
+
+    `whole=True` reads recordings to predict: labels may be absent, and every video is in one split,
+    `test` (no split.json is made).
 
     `label_delay` (seconds) pairs each frame with its video's label `label_delay` later (annotator
     lag); frames whose delayed label falls past the labelled span become unlabelled.
@@ -167,7 +170,8 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
     if path is None:
         raise DataError(f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
                         f"(see the data contract).")
-    video = read_table(path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern)
+    video = read_table(path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern,
+                       require_labels=not whole)
     if fps is None:
         fps = _infer_fps(video)
     if label_delay:
@@ -176,7 +180,10 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
                                                                video.labels, label_delay, fps))
         log.info("labels delayed by %g s: %d of %d labelled frames keep a label.", label_delay,
                  int(video.labelled.sum()), before)
-    split = load_or_create_split(folder, video.video_ids, seed=split_seed, column=video.split)
+    if whole:
+        split = Split(train=(), dev=(), test=tuple(video.video_ids.tolist()), seed=None, source="every recording")
+    else:
+        split = load_or_create_split(folder, video.video_ids, seed=split_seed, column=video.split)
     return Dataset(folder=folder, meta=meta, fps=fps, label_scale=scale, video=video, split=split,
                    audio_id_pattern=audio_id_pattern)
 

@@ -64,24 +64,26 @@ def train_stats(table: FrameTable, videos) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
 
-def _frame_inputs(ds: Dataset) -> Inputs:
+def _frame_inputs(ds: Dataset, splits, keep_unlabelled: bool) -> Inputs:
     v = ds.video
     row_video = v.row_video()
     samples, index = {}, {}
-    for name in SPLITS:
+    for name in splits:
         rows = np.flatnonzero(np.isin(row_video, np.flatnonzero(np.isin(v.video_ids, ds.split.of(name))))
-                               & v.labelled)
+                               & (v.labelled | keep_unlabelled))
         samples[name] = FrameSamples(v, rows, v.labels[rows])
         index[name] = SampleIndex(v.video_ids[row_video[rows]], v.times[rows], v.times[rows] + 1 / ds.fps)
     return Inputs("frame", samples, index, {"input_dim": v.dim},
                   stats={"video": train_stats(v, ds.split.train)})
 
 
-def _audio_inputs(ds: Dataset, audio_window: int) -> Inputs:
+def _audio_inputs(ds: Dataset, audio_window: int, splits, keep_unlabelled: bool) -> Inputs:
     a = ds.audio(audio_window)
     labels = audio_row_labels(a, ds.video, audio_window)
     unlabelled = np.isnan(labels).any(axis=1)
-    if unlabelled.all():
+    if keep_unlabelled:
+        unlabelled[:] = False
+    elif unlabelled.all():
         raise DataError(f"{a.source}: no audio row overlaps a labelled video frame, so no audio row has a label. "
                         f"Check that both tables use the same time origin (seconds from the video's start).")
     if unlabelled.any():
@@ -89,7 +91,7 @@ def _audio_inputs(ds: Dataset, audio_window: int) -> Inputs:
                     "they are left out.", a.source, int(unlabelled.sum()), a.n_rows)
     row_video = a.row_video()
     samples, index = {}, {}
-    for name in SPLITS:
+    for name in splits:
         keep = np.isin(a.video_ids[row_video], ds.split.of(name)) & ~unlabelled
         rows = np.flatnonzero(keep)
         samples[name] = FrameSamples(a, rows, labels[rows], modality="audio")
@@ -100,22 +102,27 @@ def _audio_inputs(ds: Dataset, audio_window: int) -> Inputs:
 
 
 def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: int, audio_window: int | None,
-                   audio_len: int | None) -> Inputs:
+                   audio_len: int | None, splits, keep_unlabelled: bool, masked: bool | None) -> Inputs:
     v = ds.video
     frames = window_frames(window_s, ds.fps)
     audio = ds.audio(audio_window) if kind == "fusion" else None
     # a step over 1.5 frame periods is a gap (frames dropped where no face was found); a stretch shorter
     # than the window (a 1-3 s AFEW-VA clip) gets one window padded at the start
     wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps,
-                               pad_short=True) for name in SPLITS}
+                               pad_short=True) for name in splits}
     labels = {}
     unlabelled = 0
     for name, w in wins.items():
         y = window_labels(v, w, label)
-        known = ~np.isnan(y).any(axis=1)  # windows whose label is unknown never train nor score
+        known = ~np.isnan(y).any(axis=1) | keep_unlabelled  # unknown labels never train nor score
         unlabelled += int((~known).sum())
+        if masked is False and w.padded:  # a model trained without padding cannot read padded windows
+            log.warning("%d window(s) of recordings shorter than %g s are left out: the model was trained "
+                        "without padded windows.", int((w.padding > 0).sum()), window_s)
+            known &= w.padding == 0
         wins[name], labels[name] = w.select(known), y[known]
-    masked = any(w.padded for w in wins.values())
+    if masked is None:
+        masked = any(w.padded for w in wins.values())
     syncs = {name: sync_audio(v, w, audio, ds.fps) for name, w in wins.items()} if audio is not None else {}
     if audio is not None and audio_len is None:
         # one fixed length, the longest in training: dev and test are cut to it, never define it
@@ -147,23 +154,27 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
 
 
 def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = "mean", stride: int = 1,
-                 audio_window: int | None = None, audio_len: int | None = None) -> Inputs:
-    """Samples of `kind` for train/dev/test.
+                 audio_window: int | None = None, audio_len: int | None = None, splits=SPLITS,
+                 keep_unlabelled: bool = False, masked: bool | None = None) -> Inputs:
+    """Samples of `kind` for the `splits` (train/dev/test).
 
     `frame`: one sample per video frame. `audio`: one per row of the `audio_{audio_window}s` table.
     `window`: windows of `window_s` seconds. `fusion`: those windows with their audio rows from
     `audio_{audio_window}s` (default: the table of the same length as the window, else the 1 s one).
+    For prediction, `keep_unlabelled` keeps samples whose label is unknown (NaN), and `masked` says
+    whether the model reads `video_mask` (None: whenever a window is padded).
     """
     if kind not in KINDS:
         raise ConfigError(f"unknown input kind {kind!r}; choose one of {', '.join(KINDS)}.")
     if kind == "frame":
-        return _frame_inputs(ds)
+        return _frame_inputs(ds, splits, keep_unlabelled)
     if kind == "audio":
-        return _audio_inputs(ds, int(audio_window or window_s))
+        return _audio_inputs(ds, int(audio_window or window_s), splits, keep_unlabelled)
     if kind == "fusion" and audio_window is None:
         have = ds.audio_windows()
         if not have:
             raise DataError(f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
                             f"none (like AFEW-VA). Use a video model, or add the audio tables.")
         audio_window = int(window_s) if int(window_s) in have else have[0]
-    return _window_inputs(ds, kind, window_s, label, stride, audio_window, audio_len)
+    return _window_inputs(ds, kind, window_s, label, stride, audio_window, audio_len, splits, keep_unlabelled,
+                          masked)

@@ -257,11 +257,12 @@ def _split_column(df: pd.DataFrame, ids: np.ndarray, path: Path) -> dict[str, st
 
 
 def read_table(path: str | Path, *, modality: str = "video", fps: float | None = None,
-               label_scale: float = 1.0, id_pattern: str | None = None) -> FrameTable:
+               label_scale: float = 1.0, id_pattern: str | None = None, require_labels: bool = True) -> FrameTable:
     """Read and validate a video frame table (`modality="video"`) or an audio table (`"audio"`).
 
     Times come from `timestamp`, else `frame / fps` (video) or `frameTime` (openSMILE audio).
-    Labels are divided by `label_scale`.
+    Labels are divided by `label_scale`; `require_labels=False` reads a video table of recordings to
+    predict, whose labels may be empty or absent.
     """
     path = Path(path)
     df = read_raw(path)
@@ -288,7 +289,9 @@ def read_table(path: str | Path, *, modality: str = "video", fps: float | None =
 
     cols = _feature_columns(df, path, modality)
     x = _features(df, cols, path)
-    y = _labels(df, path, label_scale, required=modality == "video")
+    y = _labels(df, path, label_scale, required=modality == "video" and require_labels)
+    if y is None and modality == "video":  # recordings to predict, without label columns at all
+        y = np.full((len(df), 2), np.nan, np.float32)
     split = _split_column(df, ids, path)
 
     video_ids, codes = np.unique(ids, return_inverse=True)
