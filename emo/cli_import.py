@@ -94,7 +94,7 @@ def import_afew(clips, video, source_fps, dest, fps, label_scale, fmt, seed, for
               help="Folder holding VA_Set/ or VA_Estimation_Challenge/ (or their Train/Validation sets).")
 @click.option("--video", required=True, type=click.Path(exists=True),
               help="Per-frame embeddings: a table (video_id, frame counted from 0 like the annotation lines, "
-                   "emb_*) or a folder of per-video feature files.")
+                   "emb_*) or a folder of per-video feature files (timestamp or frameTime in seconds).")
 @click.option("--source-fps", type=click.FloatRange(min=0, min_open=True), default=None,
               help="The videos' frame rate; default: from each name (<id>-<fps>-<W>x<H>).")
 @click.option("--tolerance", type=click.IntRange(min=0), default=None,

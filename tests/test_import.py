@@ -364,15 +364,15 @@ def test_fixture_opensmile_outputs_read_as_feature_files():
     from emo.data.readers import feature_block, read_arff
 
     gen = FIXTURES / "opensmile" / "generated_egemapsv02"
-    csv, names = feature_series(gen / "opensmile_eGeMAPSv02_func.csv")
+    csv, names = feature_series(gen / "opensmile_eGeMAPSv02_func.csv", timestamp_unit="s")
     table = read_arff(gen / "opensmile_eGeMAPSv02_func.arff")  # whole-file functionals: no time column
     arff, arff_names = feature_block(table, gen / "opensmile_eGeMAPSv02_func.arff")
     assert csv.values.shape == arff.shape == (1, 88) and names == arff_names  # ARFF's `class ?` dropped
     np.testing.assert_allclose(csv.values, arff, rtol=1e-6)
-    lld, lld_names = feature_series(gen / "opensmile_eGeMAPSv02_lld.csv")
+    lld, lld_names = feature_series(gen / "opensmile_eGeMAPSv02_lld.csv", timestamp_unit="s")
     assert lld.values.shape == (200, 25) and lld.step == pytest.approx(0.01) and lld_names[0] == "Loudness_sma3"
     compare, _ = feature_series(FIXTURES / "opensmile" / "compare2016_lld_csv" /
-                                "Healthy_H57_04_2SL_4DN4KOLO_lld.csv")
+                                "Healthy_H57_04_2SL_4DN4KOLO_lld.csv", timestamp_unit="s")
     assert compare.values.shape[1] == 130 and np.all(np.diff(compare.times) > 0)  # the repeated last time dropped
 
 

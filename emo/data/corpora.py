@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 FEATURE_SUFFIXES = (".csv", ".arff", ".txt")
 PARTITION_NAMES = {"train": "train", "training": "train", "devel": "dev", "dev": "dev", "development": "dev",
                    "validation": "dev", "valid": "dev", "val": "dev", "test": "test"}
-TIME_COLUMNS = ("frameTime", "timestamp", "Time", "time")
+TIME_COLUMNS = ("frameTime", "timestamp")  # openSMILE's (seconds), and the format's own (its unit)
 
 
 def _files(folder: Path, what: str, suffixes=FEATURE_SUFFIXES) -> dict[str, Path]:
@@ -72,7 +72,7 @@ def pair(labels: dict[str, Path], features: dict[str, Path], *, labels_where: st
     return sorted(features)
 
 
-def feature_series(path: Path, *, timestamp_unit: str = "s") -> tuple[Series, list[str]]:
+def feature_series(path: Path, *, timestamp_unit: str) -> tuple[Series, list[str]]:
     """A feature file (openSMILE CSV/ARFF, AVEC or MuSe CSV, with or without a header) as a Series.
 
     `frameTime` is seconds (openSMILE); `timestamp` is in `timestamp_unit`, the format's own unit.
@@ -82,7 +82,7 @@ def feature_series(path: Path, *, timestamp_unit: str = "s") -> tuple[Series, li
     if col is None:
         raise DataError(f"{path}: no time column (one of {', '.join(TIME_COLUMNS)}); a feature file needs the "
                         f"time of each row.")
-    unit = "s" if col == "frameTime" else "ms" if col == "Time" else timestamp_unit
+    unit = "s" if col == "frameTime" else timestamp_unit
     x, names = feature_block(df, path)
     if df.attrs.get("first_line") == 1 or all(re.fullmatch(r"col\d+", n) for n in names):
         names = [f"emb_{j}" for j in range(len(names))]
@@ -131,7 +131,7 @@ def avec(labels: Path, video: Path, audio: dict[int, Path] | None = None) -> Ite
             y = np.column_stack([numeric_column(df, c, path, "label") for c in ("valence", "arousal")])
             lab = series(numeric_column(df, "timestamp", path, "time in seconds"), y, unit="s", source=str(path),
                          first_line=df.attrs["first_line"])
-        vs, _ = feature_series(features[vid])
+        vs, _ = feature_series(features[vid], timestamp_unit="s")  # AVEC: seconds, like its labels
         aud, names = _audio(vid, audio_files, "s")
         yield Recording(vid, vs, lab, PARTITION_NAMES[m["partition"].lower()] if m else None, aud, names,
                         {"culture": m["culture"]} if m and m["culture"] else {})
@@ -292,7 +292,10 @@ def affwild2(annotations: Path, video: Path, *, source_fps: float | None = None,
         y[(y == -5).any(axis=1)] = np.nan  # -5: no annotation for this frame
         fps = fps_of[vid]
         labels = series(np.arange(len(y)) / fps, y, unit="s", source=str(path))
-        vs = embeddings[vid][0] if embeddings is not None else feature_series(files[vid])[0]
+        if embeddings is not None:
+            vs = embeddings[vid][0]
+        else:
+            vs = feature_series(files[vid], timestamp_unit="s")[0]
         frames = int(round(vs.times[-1] * fps)) + 1
         tol = tolerance if tolerance is not None else max(10, int(0.02 * len(y)))
         if abs(frames - len(y)) > tol:
@@ -422,7 +425,7 @@ def recola(labels: Path, video: Path, *, audio: dict[int, Path] | None = None) -
     for vid in ids:
         m = _RECOLA_NAME.match(vid)
         lab = combine(recola_labels(val[vid]), recola_labels(aro[vid])) if vid in aro else None
-        vs, _ = feature_series(features[vid])
+        vs, _ = feature_series(features[vid], timestamp_unit="s")  # AVEC 2016: seconds
         aud, names = _audio(vid, audio_files, "s")
         yield Recording(vid, vs, lab, m["partition"] if m else None, aud, names)
 

@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 
 from emo.data.align import Series, align, to_grid
 from emo.data.split import Split
+from emo.data.tables import SPLITS as PARTITIONS  # official partitions map onto emo's splits
 from emo.errors import DataError
 
 log = logging.getLogger(__name__)
 
-PARTITIONS = ("train", "dev", "test")
 
 
 @dataclass
@@ -43,8 +43,26 @@ class Recording:
     groups: dict[str, str] = field(default_factory=dict)  # e.g. {"culture": "DE"}
 
 
+def table_schema(names: list[str], labels: bool) -> pa.Schema:
+    """The columns of a table emo writes: video_id, timestamp, [valence, arousal,] features."""
+    fields = [pa.field("video_id", pa.string()), pa.field("timestamp", pa.float64())]
+    if labels:
+        fields += [pa.field("valence", pa.float32()), pa.field("arousal", pa.float32())]
+    return pa.schema(fields + [pa.field(n, pa.float32()) for n in names])
+
+
+def rows_table(schema: pa.Schema, vid: str, times: np.ndarray, x: np.ndarray,
+               y: np.ndarray | None = None) -> pa.Table:
+    """One recording's rows in `schema`; NaN labels become empty cells."""
+    cols = [pa.array(np.full(len(times), vid, dtype=object), pa.string()), pa.array(np.asarray(times, np.float64))]
+    if y is not None:
+        cols += [pa.array(y[:, j], pa.float32(), from_pandas=True) for j in range(2)]
+    cols += [pa.array(np.ascontiguousarray(x[:, j]), pa.float32()) for j in range(x.shape[1])]
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
 class _TableWriter:
-    """Appends (video_id, timestamp, [valence, arousal,] features) blocks to one .csv or .parquet file.
+    """Appends one recording's rows at a time to one .csv or .parquet file.
 
     Blocks are buffered into row groups of about `ROW_GROUP_CELLS` values: one row group per
     recording would give a SEWA-sized file 500 row groups × 514 columns of metadata to hold and read.
@@ -52,24 +70,16 @@ class _TableWriter:
 
     ROW_GROUP_CELLS = 1 << 24  # 16 M values, 64 MiB of float32
 
-    def __init__(self, path: Path, names: list[str], labels: bool):
-        self.path, self.names, self.labels = path, names, labels
-        fields = [pa.field("video_id", pa.string()), pa.field("timestamp", pa.float64())]
-        if labels:
-            fields += [pa.field("valence", pa.float32()), pa.field("arousal", pa.float32())]
-        fields += [pa.field(n, pa.float32()) for n in names]
-        self.schema = pa.schema(fields)
+    def __init__(self, path: Path, names: list[str], labels: bool, source: str):
+        self.path, self.names, self.source = path, names, source  # source: the first file, for messages
+        self.schema = table_schema(names, labels)
         self.writer = None
         self.rows = 0
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
 
     def append(self, vid: str, times: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> None:
-        cols = [pa.array(np.full(len(times), vid, dtype=object), pa.string()), pa.array(times, pa.float64())]
-        if self.labels:
-            cols += [pa.array(y[:, j], pa.float32(), from_pandas=True) for j in range(2)]  # NaN -> empty
-        cols += [pa.array(x[:, j], pa.float32()) for j in range(x.shape[1])]
-        self.pending.append(pa.Table.from_arrays(cols, schema=self.schema))
+        self.pending.append(rows_table(self.schema, vid, times, x, y))
         self.pending_rows += len(times)
         self.rows += len(times)
         if self.pending_rows * len(self.schema) >= self.ROW_GROUP_CELLS:
@@ -237,7 +247,6 @@ def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, o
     from tqdm import tqdm
 
     writers: dict[tuple[str, str], _TableWriter] = {}
-    shapes: dict[str, tuple[int | str, ...]] = {}
     stats, unlabelled = [], []
     partition: dict[str, str | None] = {}
     groups: dict[str, dict[str, str]] = {}
@@ -247,12 +256,11 @@ def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, o
         key = (folder, table)
         if key not in writers:
             (tmp / folder).mkdir(parents=True, exist_ok=True)
-            writers[key] = _TableWriter(tmp / folder / f"{table}.{fmt}", names, labels)
-            shapes[table] = (source, *names)
+            writers[key] = _TableWriter(tmp / folder / f"{table}.{fmt}", names, labels, source)
         elif writers[key].names != names:
-            first = shapes[table][0]
+            first = writers[key]
             raise DataError(f"{source}: its features ({len(names)}: {', '.join(names[:3])} …) differ from those of "
-                            f"{first} ({len(writers[key].names)}: {', '.join(writers[key].names[:3])} …). Every "
+                            f"{first.source} ({len(first.names)}: {', '.join(first.names[:3])} …). Every "
                             f"recording's {table} features must be the same columns.")
         return writers[key]
 

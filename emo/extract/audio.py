@@ -47,14 +47,9 @@ def _smile(feature_set: str, window: float, hop: float):
         raise
 
 
-def audio_features(path: str | Path, *, windows=(1, 2, 3, 4), hop: float = 0.2,
-                   feature_set: str = "egemaps") -> dict[int, AudioFeatures]:
-    """Functionals of `path` over windows of each length in `windows` (seconds), every `hop` seconds."""
-    return functionals(decode_audio(path, AUDIO_RATE), path, windows=windows, hop=hop, feature_set=feature_set)
-
-
 def functionals(signal: np.ndarray, path, *, windows, hop: float, feature_set: str) -> dict[int, AudioFeatures]:
-    """`audio_features` of a decoded 16 kHz mono signal."""
+    """Functionals of a decoded 16 kHz mono signal over windows of each length in `windows` (seconds),
+    every `hop` seconds; `path` names it in messages."""
     if not hop > 0:
         raise ConfigError(f"--hop must be a positive number of seconds (got {hop:g}).")
     out = {}

@@ -19,9 +19,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emo.data.importer import rows_table, table_schema
 from emo.errors import DataError, EmoError
 from emo.extract.media import media_files
 
@@ -49,12 +49,10 @@ def part_path(out: Path, table: str, vid: str) -> Path:
 
 def write_part(out: Path, table: str, vid: str, times: np.ndarray, x: np.ndarray, names: list[str]) -> None:
     """One recording's rows of `table`, written aside and renamed into place."""
-    cols = [pa.array(np.full(len(times), vid, dtype=object), pa.string()), pa.array(np.asarray(times, np.float64))]
-    cols += [pa.array(np.ascontiguousarray(x[:, j]), pa.float32()) for j in range(x.shape[1])]
     path = part_path(out, table, vid)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.Table.from_arrays(cols, names=["video_id", "timestamp", *names]), tmp)
+    pq.write_table(rows_table(table_schema(names, labels=False), vid, times, x), tmp)
     os.replace(tmp, path)
 
 
