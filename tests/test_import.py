@@ -439,6 +439,15 @@ def test_affwild2_annotations_longer_than_the_features_by_more_than_the_toleranc
     assert run(["data", "import", *args, "--tolerance", "50", str(tmp_path / "ds")]).exit_code == 0
 
 
+def test_an_afew_va_frame_without_a_label_is_named(tmp_path):
+    args = write_afew(tmp_path / "src", frames=10)
+    path = tmp_path / "src" / "clips" / "01" / "002" / "002.json"
+    body = json.loads(path.read_text())
+    del body["frames"]["00007"]["arousal"]
+    path.write_text(json.dumps(body))
+    _fails(args, tmp_path / "ds", "002.json", "frame '00007' lacks a numeric valence or arousal")
+
+
 def test_an_existing_destination_is_kept_unless_forced(tmp_path):
     args = write_recola(tmp_path / "src")
     dest = tmp_path / "ds"
@@ -503,6 +512,11 @@ def test_fusion_trains_on_an_import_with_recordings_shorter_than_the_window(tmp_
         header = 1 if lines[0].startswith("name") else 0
         path.write_text("\n".join(lines[:header + 21]) + "\n")
     assert run(["data", "import", *args, str(tmp_path / "ds")]).exit_code == 0
+    from emo.data.inputs import build_inputs
+
+    inputs = build_inputs(load_dataset(tmp_path / "ds"), "fusion", window_s=4.0, label="last")
+    assert inputs.notes["padded_windows"] == 1 and inputs.dims["video_mask"] == 1
+    assert inputs.samples["train"].__getitems__([0]).video_mask is not None  # every batch carries the mask
     result = CliRunner().invoke(main, ["train", "fusion", "--data", str(tmp_path / "ds"), "--window", "4",
                                        "--d-model", "16", "--heads", "2", "--ff", "16", "--depth", "1",
                                        "--epochs", "1", "--no-track"])

@@ -164,16 +164,18 @@ def _afew_clip(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, n
     if not keys:
         raise DataError(f"{path}: the clip has no frames.")
     numbers = np.array([int(k) for k in keys])
-    try:
-        y = np.array([[float(frames[k]["valence"]), float(frames[k]["arousal"])] for k in keys])
-    except (KeyError, TypeError, ValueError) as exc:
-        k = next(k for k in keys if not isinstance(frames[k], dict) or "valence" not in frames[k]
-                 or "arousal" not in frames[k]) if isinstance(exc, KeyError) else keys[0]
-        raise DataError(f"{path}: frame {k!r} lacks a numeric valence or arousal ({exc}).") from None
+    y = np.empty((len(keys), 2))
+    for i, k in enumerate(keys):  # a JSON object per frame: no vectorised way in
+        try:
+            y[i] = float(frames[k]["valence"]), float(frames[k]["arousal"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: frame {k!r} lacks a numeric valence or arousal ({type(exc).__name__}: "
+                            f"{exc}).") from None
     marks = [frames[k].get("landmarks") for k in keys]
-    sizes = {np.shape(m) for m in marks if m is not None}
-    if len(sizes) > 1:
-        raise DataError(f"{path}: frames have landmarks of different shapes ({sorted(sizes)}).")
+    sizes = {np.shape(m) for m in marks if m}
+    if len(sizes) > 1 or any(len(size) != 2 or size[1] != 2 for size in sizes):
+        raise DataError(f"{path}: landmarks must be the same number of [x, y] points in every frame; this clip has "
+                        f"shapes {sorted(sizes)}.")
     has = np.array([m is not None and len(m) > 0 for m in marks])
     feats = normalise_landmarks(np.array([m for m in marks if m is not None and len(m) > 0], np.float64)) \
         if has.any() else None
