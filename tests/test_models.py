@@ -8,19 +8,27 @@ from torch import Tensor, nn
 
 from emo.errors import ConfigError
 from emo.models import MODELS, create_model, list_models
-from emo.models.blocks import masked_mean
+from emo.models.blocks import Attention, masked_mean
 
 B, T, TA, DV, DA = 3, 5, 7, 8, 6  # Ta != T on purpose: the models must not assume equal lengths
 SMALL = {"d_model": 16, "heads": 4, "ff": 32}
 STRUCTURAL = {"input_dim": DV, "video_dim": DV, "audio_dim": DA, "frames": T}
 
-FUSION_CASES = [
+EMO_FUSION_CASES = [
     ("fusion1", {}),
     ("fusion2", SMALL),
     ("fusion3", SMALL),
     *[("fusion4", {**SMALL, "variant": v}) for v in ("v1", "v2", "v3")],
 ]
-FUSION_IDS = ["fusion1", "fusion2", "fusion3", "fusion4-v1", "fusion4-v2", "fusion4-v3"]
+EMO_FUSION_IDS = ["fusion1", "fusion2", "fusion3", "fusion4-v1", "fusion4-v2", "fusion4-v3"]
+# Every fusion model in both architectures (emo's and the thesis's), plus Fusion 4's attention readout:
+# the mask and silence specifications below hold for each.
+FUSION_CASES = [
+    (name, {**kwargs, "arch": arch})
+    for name, kwargs in [*EMO_FUSION_CASES, ("fusion4", {**SMALL, "variant": "v2", "readout": "attention"})]
+    for arch in ("emo", "thesis")
+]
+FUSION_IDS = [f"{case}-{arch}" for case in [*EMO_FUSION_IDS, "fusion4-v2-attention"] for arch in ("emo", "thesis")]
 
 
 def audio_mask() -> Tensor:
@@ -48,8 +56,8 @@ def build(name: str, **kwargs: object) -> nn.Module:
     return create_model(name, **kw).eval()
 
 
-ALL_CASES = [(name, {}) for name in list_models() if name != "fusion4"] + FUSION_CASES[3:]
-ALL_IDS = [name for name in list_models() if name != "fusion4"] + FUSION_IDS[3:]
+ALL_CASES = [(name, {}) for name in list_models() if name != "fusion4"] + EMO_FUSION_CASES[3:]
+ALL_IDS = [name for name in list_models() if name != "fusion4"] + EMO_FUSION_IDS[3:]
 
 
 @pytest.mark.parametrize(("name", "kwargs"), ALL_CASES, ids=ALL_IDS)
@@ -123,11 +131,12 @@ def test_a_silent_sample_with_no_valid_audio_gives_a_finite_prediction(name: str
     batch["audio_mask"] = torch.zeros(B, TA, dtype=torch.bool)
     out = model(**batch)
     out.sum().backward()
+    assert out.shape == (B, 2)
     assert torch.isfinite(out).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize(("name", "kwargs"), FUSION_CASES[1:], ids=FUSION_IDS[1:])
+@pytest.mark.parametrize(("name", "kwargs"), FUSION_CASES[2:], ids=FUSION_IDS[2:])
 def test_valid_audio_does_change_the_output(name: str, kwargs: dict) -> None:
     """Guards the mask tests against a model that simply ignores audio."""
     torch.manual_seed(0)
@@ -152,7 +161,7 @@ def _capture_second_block_contexts(model: nn.Module) -> list[Tensor]:
 @pytest.mark.parametrize(("variant", "source"), [("v1", "running"), ("v2", "video"), ("v3", "audio")])
 def test_fusion4_second_blocks_attend_to_what_the_variant_names(variant: str, source: str) -> None:
     torch.manual_seed(0)
-    model = build("fusion4", **SMALL, variant=variant, depth=2)
+    model = build("fusion4", **SMALL, variant=variant, repeats=2)
     encoded: dict[str, Tensor] = {}
     model.video_encoder.register_forward_hook(lambda _m, _a, out: encoded.__setitem__("video", out.transpose(1, 2)))
     model.audio_encoder.register_forward_hook(lambda _m, _a, out: encoded.__setitem__("audio", out))
@@ -279,13 +288,150 @@ def test_the_gru_reads_a_padded_window_as_the_short_clip_alone(pooling: str) -> 
         assert torch.allclose(model(video=padded, video_mask=mask), model(video=clip), atol=1e-6)
 
 
-def test_fusion4_reads_a_padded_window_as_the_short_clip_alone() -> None:
-    """Fusion 4 has no positional encoding and its Conv1d pads with zeros: padding is exactly invisible."""
+@pytest.mark.parametrize("arch", ["emo", "thesis"])
+@pytest.mark.parametrize("readout", ["mean", "attention"])
+def test_fusion4_reads_a_padded_window_as_the_short_clip_alone(arch: str, readout: str) -> None:
+    """Its Conv1d pads with zeros and its positions (attention readout) count back from the last step:
+    padding at the start is exactly invisible."""
     torch.manual_seed(0)
-    model = build("fusion4", **SMALL, variant="v2")
+    model = build("fusion4", **SMALL, variant="v2", arch=arch, readout=readout)
     batch = inputs_for(model)
     clip = batch["video"][:, -3:]
     mask = (torch.arange(T)[None] >= T - 3).expand(B, T)
     with torch.no_grad():
         short = model(video=clip, audio=batch["audio"], audio_mask=batch["audio_mask"])
         assert torch.allclose(model(**batch, video_mask=mask), short, atol=1e-5)
+
+
+# --- the thesis's architectures (arch="thesis") beside emo's (arch="emo") ------------------------------
+
+
+def test_attention_without_null_slot_reads_nothing_from_an_all_padding_context() -> None:
+    torch.manual_seed(0)
+    attn = Attention(8, 2, 0.0, null_kv=False)
+    assert not any("null" in name for name, _ in attn.named_parameters())
+    x, context = torch.randn(2, 3, 8, requires_grad=True), torch.randn(2, 4, 8)
+    mask = torch.tensor([[True, True, False, False], [False, False, False, False]])
+    out = attn(x, context, mask)
+    assert torch.equal(out[1], torch.zeros(3, 8))  # no valid step: exactly zero, not NaN
+    # masked keys get weight exactly 0: the same as attending to the valid steps alone
+    assert torch.allclose(out[0], attn(x[:1], context[:1, :2])[0], atol=1e-6)
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in attn.parameters())
+
+
+def test_fusion1_thesis_head_is_dense_relu_output_without_dropout_or_tanh() -> None:
+    model = build("fusion1", arch="thesis", hidden=16)
+    assert [type(m) for m in model.head] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert (model.head[0].in_features, model.head[2].out_features) == (DV + DA, 2)
+    assert not any(isinstance(m, (nn.Dropout, nn.Tanh)) for m in model.modules())
+    assert any(isinstance(m, nn.Tanh) for m in build("fusion1").modules())  # emo's head keeps them
+
+
+@pytest.mark.parametrize("name", ["fusion2", "fusion3"])
+def test_thesis_fusion2_and_3_attend_at_the_video_width_with_no_projection_or_null_slot(name: str) -> None:
+    model = build(name, **SMALL, arch="thesis")  # d_model=16 is ignored: the width is DV
+    assert isinstance(model.video_proj, nn.Identity)
+    assert (model.audio_proj.in_features, model.audio_proj.out_features) == (DA, DV)  # audio to the video width
+    assert not [n for n, _ in model.named_parameters() if "null_kv" in n]
+    assert model.head[0].in_features == DV
+    emo = build(name, **SMALL)
+    assert isinstance(emo.video_proj, nn.Linear) and [n for n, _ in emo.named_parameters() if "null_kv" in n]
+
+
+def test_thesis_fusion2_keeps_positional_encoding_and_drops_the_modality_embedding() -> None:
+    model = build("fusion2", **SMALL, arch="thesis")
+    assert model.modality is None and not isinstance(model.pos, nn.Identity)
+    assert len(model.blocks) == 2 and len(build("fusion2", **SMALL, arch="thesis", depth=3).blocks) == 3
+    assert build("fusion2", **SMALL).modality.shape == (2, 16)
+
+
+def test_thesis_fusion3_has_no_positional_encoding() -> None:
+    assert isinstance(build("fusion3", **SMALL, arch="thesis").pos, nn.Identity)
+    assert not isinstance(build("fusion3", **SMALL).pos, nn.Identity)
+
+
+@pytest.mark.parametrize("name", ["fusion2", "fusion3"])
+def test_thesis_width_that_heads_do_not_divide_is_a_config_error_suggesting_heads(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"video feature width \(10\).*heads=4.*heads=2"):
+        create_model(name, video_dim=10, audio_dim=DA, heads=4, arch="thesis")
+
+
+@pytest.mark.parametrize(("variant", "thesis_blocks", "emo_blocks"), [("v1", 1, 2), ("v2", 2, 2), ("v3", 2, 2)])
+def test_fusion4_second_blocks_thesis_repeats_only_the_cross_attention(variant: str, thesis_blocks: int,
+                                                                       emo_blocks: int) -> None:
+    assert len(build("fusion4", **SMALL, variant=variant, repeats=2, arch="thesis").blocks) == thesis_blocks
+    assert len(build("fusion4", **SMALL, variant=variant, repeats=2).blocks) == emo_blocks
+
+
+def test_fusion4_repeats_defaults_to_three() -> None:
+    assert len(build("fusion4", **SMALL, variant="v2").blocks) == 3
+
+
+def test_fusion4_thesis_head_is_one_linear_and_no_block_has_a_null_slot() -> None:
+    model = build("fusion4", **SMALL, arch="thesis")
+    assert isinstance(model.head, nn.Linear)
+    assert (model.head.in_features, model.head.out_features) == (16, 2)
+    assert not [n for n, _ in model.named_parameters() if "null_kv" in n]
+    emo = build("fusion4", **SMALL)
+    assert [type(m) for m in emo.head] == [nn.Linear, nn.ReLU, nn.Linear, nn.Tanh]
+
+
+@pytest.mark.parametrize("name", ["fusion1", "fusion2", "fusion3", "fusion4"])
+def test_unknown_arch_is_a_config_error_listing_the_choices(name: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'paper'.*{name}.*emo.*thesis"):
+        create_model(name, video_dim=DV, audio_dim=DA, arch="paper")
+
+
+def test_unknown_fusion4_readout_is_a_config_error_listing_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"'max'.*mean.*attention"):
+        create_model("fusion4", video_dim=DV, audio_dim=DA, readout="max")
+
+
+def test_fusion4_depth_is_now_called_repeats() -> None:
+    with pytest.raises(ConfigError, match=r"'fusion4'.*depth.*repeats"):
+        create_model("fusion4", video_dim=DV, audio_dim=DA, depth=2)
+
+
+def test_only_fusion_models_take_arch() -> None:
+    for name in ("ffnn", "audio", "video"):
+        with pytest.raises(ConfigError, match="arch"):
+            create_model(name, **STRUCTURAL, arch="thesis")
+
+
+@pytest.mark.parametrize("arch", ["emo", "thesis"])
+def test_fusion4_attention_readout_knows_the_order_of_video_steps_while_mean_does_not(arch: str) -> None:
+    """kernel_size=1: no Conv1d edge marks the last step, so only positions can."""
+    torch.manual_seed(0)
+    batch = inputs_for(build("fusion4", **SMALL))
+    reversed_video = {**batch, "video": batch["video"].flip(1)}
+    with torch.no_grad():
+        mean = build("fusion4", **SMALL, kernel_size=1, arch=arch)
+        assert torch.allclose(mean(**reversed_video), mean(**batch), atol=1e-5)
+        attention = build("fusion4", **SMALL, kernel_size=1, arch=arch, readout="attention")
+        assert (attention(**reversed_video) - attention(**batch)).abs().max() > 1e-3
+
+
+def _fit_last_step(readout: str) -> float:
+    """Held-out MSE of a tiny Fusion 4 trained to output the last video step's first feature."""
+    torch.manual_seed(0)
+    n = 64
+    video, audio = torch.randn(2 * n, T, 4), torch.randn(2 * n, 3, 3)
+    target = 0.5 * video[:, -1, :1].clamp(-1.8, 1.8).expand(-1, 2)  # the last (labelled) step, in (-1, 1)
+    model = create_model("fusion4", video_dim=4, audio_dim=3, d_model=8, heads=2, ff=16, repeats=1, dropout=0.0,
+                         kernel_size=1, readout=readout)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        opt.zero_grad()
+        ((model(video[:n], audio[:n]) - target[:n]) ** 2).mean().backward()
+        opt.step()
+    with torch.no_grad():
+        return ((model(video[n:], audio[n:]) - target[n:]) ** 2).mean().item()
+
+
+def test_fusion4_attention_readout_learns_to_read_the_last_step_and_mean_readout_cannot() -> None:
+    attention, mean = _fit_last_step("attention"), _fit_last_step("mean")
+    # target variance ~0.16; observed ~0.005 (attention) vs ~0.27 (mean, no better than guessing)
+    assert attention < 0.05, attention
+    assert mean > 0.1, mean

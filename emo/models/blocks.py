@@ -1,5 +1,6 @@
-"""Shared pieces of the fusion models: one attention ``Block`` (self- or cross-attention), masked pooling,
-sinusoidal positional encoding, and the input check every model's ``forward`` uses.
+"""Shared pieces of the fusion models: one attention ``Block`` (self- or cross-attention), masked pooling
+(mean, or a learned softmax-weighted sum), sinusoidal positional encoding, and the input check every
+model's ``forward`` uses.
 
 Masks follow one convention throughout: ``True`` = a real step, ``False`` = padding.
 """
@@ -39,6 +40,27 @@ def masked_mean(x: Tensor, mask: Tensor | None = None) -> Tensor:
     return total / count
 
 
+class AttentionPool(nn.Module):
+    """Softmax-weighted sum over time with scores from a learned ``Linear(d_model, 1)``: (B, T, D) -> (B, D).
+
+    Padded steps (mask False) get weight exactly 0; a row with no valid step gives zeros, as ``masked_mean``.
+    """
+
+    def __init__(self, d_model: int) -> None:
+        super().__init__()
+        self.score = nn.Linear(d_model, 1)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        if mask is None:
+            return (self.score(x).softmax(dim=1) * x).sum(dim=1)  # (B, T, 1) weights -> (B, D)
+        mask = mask.bool()
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # padding values (even NaN) reach neither output nor gradients
+        empty = ~mask.any(dim=1, keepdim=True)  # (B, 1): all padding; softmax over every step, then discard
+        scores = self.score(x).squeeze(-1).masked_fill(~(mask | empty), float("-inf"))  # (B, T)
+        weights = scores.softmax(dim=1).masked_fill(~mask, 0.0)  # padding (and empty rows): weight exactly 0
+        return (weights.unsqueeze(-1) * x).sum(dim=1)  # (B, D)
+
+
 class PositionalEncoding(nn.Module):
     """Adds the sinusoidal encoding of "Attention is all you need" to a (B, T, D) sequence.
 
@@ -60,42 +82,56 @@ class PositionalEncoding(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention with a learned always-attendable null key/value.
+    """Multi-head attention; by default with a learned always-attendable null key/value (emo's choice).
 
     The null slot keeps the softmax defined when every context step is padding (a silent sample):
-    the query then reads a learned "no audio" value instead of NaN.
+    the query then reads a learned "no audio" value instead of NaN. With ``null_kv=False`` (the
+    thesis's plain attention) such a query reads nothing: its output is exactly zero, so a block's
+    residual passes it through unchanged, and neither the output nor the gradients are NaN.
     """
 
-    def __init__(self, d_model: int, heads: int, dropout: float) -> None:
+    def __init__(self, d_model: int, heads: int, dropout: float, null_kv: bool = True) -> None:
         super().__init__()
         if d_model % heads:
             raise ConfigError(f"d_model ({d_model}) must be divisible by heads ({heads})")
         self.heads = heads
         self.to_q = nn.Linear(d_model, d_model)
         self.to_kv = nn.Linear(d_model, 2 * d_model)
-        self.null_kv = nn.Parameter(torch.randn(2, 1, 1, d_model) * 0.02)  # (k|v, 1, 1, D)
+        # (k|v, 1, 1, D); None without the slot: then absent from the parameters and the state dict
+        self.null_kv = nn.Parameter(torch.randn(2, 1, 1, d_model) * 0.02) if null_kv else None
         self.dropout = nn.Dropout(dropout)
         self.to_out = nn.Linear(d_model, d_model)
 
     def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
         b, t, d = x.shape
         if context_mask is not None:
+            context_mask = context_mask.bool()
             # Zero padded steps before projecting, so padding values (even NaN) cannot reach the output.
             context = context.masked_fill(~context_mask.unsqueeze(-1), 0.0)
         k, v = self.to_kv(context).chunk(2, dim=-1)  # (B, S, D) each
-        k = torch.cat([self.null_kv[0].expand(b, 1, d), k], dim=1)  # (B, 1 + S, D)
-        v = torch.cat([self.null_kv[1].expand(b, 1, d), v], dim=1)
+        if self.null_kv is not None:
+            k = torch.cat([self.null_kv[0].expand(b, 1, d), k], dim=1)  # (B, 1 + S, D)
+            v = torch.cat([self.null_kv[1].expand(b, 1, d), v], dim=1)
         h, hs = self.heads, d // self.heads
         q = self.to_q(x).view(b, t, h, hs).transpose(1, 2)  # (B, h, T, hs)
-        k = k.view(b, -1, h, hs).transpose(1, 2)  # (B, h, 1 + S, hs)
+        k = k.view(b, -1, h, hs).transpose(1, 2)  # (B, h, [1 +] S, hs)
         v = v.view(b, -1, h, hs).transpose(1, 2)
-        scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, h, T, 1 + S)
+        scores = q @ k.transpose(-2, -1) / math.sqrt(hs)  # (B, h, T, [1 +] S)
+        empty = None  # (B,) True where no context step is valid (only without the null slot)
         if context_mask is not None:
-            valid = torch.cat([context_mask.new_ones(b, 1), context_mask], dim=1)  # (B, 1 + S), null always valid
+            if self.null_kv is not None:
+                valid = torch.cat([context_mask.new_ones(b, 1), context_mask], dim=1)  # null always valid
+            else:
+                empty = ~context_mask.any(dim=1)
+                # An all-padding row would softmax over only -inf (NaN, and NaN gradients): let it see
+                # every (zeroed) step instead, and discard what it reads below.
+                valid = context_mask | empty.unsqueeze(1)
             scores = scores.masked_fill(~valid[:, None, None, :], float("-inf"))  # padding gets weight exactly 0
         weights = self.dropout(scores.softmax(dim=-1))
-        out = (weights @ v).transpose(1, 2).reshape(b, t, d)  # (B, T, D)
-        return self.to_out(out)
+        out = self.to_out((weights @ v).transpose(1, 2).reshape(b, t, d))  # (B, T, D)
+        if empty is not None:
+            out = out.masked_fill(empty[:, None, None], 0.0)  # nothing to attend to: nothing read
+        return out
 
 
 class Block(nn.Module):
@@ -103,12 +139,12 @@ class Block(nn.Module):
 
     ``forward(x)`` is self-attention; ``forward(x, context)`` is cross-attention with queries from ``x``
     and keys/values from ``context``. ``context_mask`` (True = valid) masks the keys: those of
-    ``context``, or of ``x`` itself in self-attention.
+    ``context``, or of ``x`` itself in self-attention. ``null_kv``: see ``Attention``.
     """
 
-    def __init__(self, d_model: int, heads: int, ff: int, dropout: float) -> None:
+    def __init__(self, d_model: int, heads: int, ff: int, dropout: float, null_kv: bool = True) -> None:
         super().__init__()
-        self.attn = Attention(d_model, heads, dropout)
+        self.attn = Attention(d_model, heads, dropout, null_kv)
         self.norm1 = nn.LayerNorm(d_model)
         self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
         self.norm2 = nn.LayerNorm(d_model)

@@ -1,4 +1,8 @@
-"""Per-frame feed-forward network, the thesis's neural baseline; on audio features it is the audio model."""
+"""Per-frame feed-forward network, the thesis's neural baseline; on audio features it is the audio model.
+
+No ``arch`` setting: the architecture is the thesis's. Its one departure, input standardisation with
+train-split statistics, lives outside the model (``normalize.Standardized``).
+"""
 
 from __future__ import annotations
 

@@ -2,8 +2,12 @@
 
 Inputs: ``video`` (B, T, Dv), ``audio`` (B, Ta, Da) and ``audio_mask`` (B, Ta), True = a real audio step.
 Ta and T may differ, and a sample may have no valid audio step at all. Padded audio steps never get
-attention weight nor enter an average, so their values cannot change the output; a silent sample
-attends only to each block's learned null key/value (see ``blocks.Attention``) and stays finite.
+attention weight nor enter an average, so their values cannot change the output.
+
+Every model takes ``arch``: ``"emo"`` (the default) is emo's version, ``"thesis"`` the architecture as
+the thesis's experiments chapter describes it; docs/thesis-departures.md lists each difference. A
+silent sample stays finite in both: with ``"emo"`` its queries read each block's learned null
+key/value, with ``"thesis"`` they read nothing (see ``blocks.Attention``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,30 @@ import torch
 from torch import Tensor, nn
 
 from emo.errors import ConfigError
-from emo.models.blocks import Block, PositionalEncoding, masked_mean, require, zero_padding
+from emo.models.blocks import AttentionPool, Block, PositionalEncoding, masked_mean, require, zero_padding
 from emo.models.registry import register
 
 VARIANTS = ("v1", "v2", "v3")
+ARCHS = ("emo", "thesis")
+READOUTS = ("mean", "attention")
+
+
+def _check_arch(arch: str, model: str) -> bool:
+    """Whether ``arch`` asks for the thesis's architecture; an unknown one is a ``ConfigError``."""
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown arch {arch!r} for {model}; choices: emo (emo's version, the default), "
+                          f"thesis (the architecture as the thesis describes it)")
+    return arch == "thesis"
+
+
+def _thesis_width(video_dim: int, heads: int, model: str) -> int:
+    """The thesis's transformer width, the video feature width, checked against ``heads``."""
+    if video_dim % heads:
+        suggestion = max(h for h in range(1, heads + 1) if video_dim % h == 0)
+        raise ConfigError(f"{model} with arch='thesis' attends at the video feature width ({video_dim}), which "
+                          f"heads={heads} does not divide; use heads={suggestion} (a divisor of {video_dim}), "
+                          f"or arch='emo', which projects the video to d_model")
+    return video_dim
 
 
 def _fusion_inputs(
@@ -38,17 +62,26 @@ def _fusion_inputs(
 
 @register("fusion1")
 class Fusion1(nn.Module):
-    """Average video and (valid) audio over time, concatenate, dense (ReLU), output."""
+    """Average video and (valid) audio over time, concatenate, dense (ReLU), output.
+
+    ``arch="emo"``: Linear -> ReLU -> Dropout -> Linear(2) -> tanh. ``arch="thesis"``: Linear -> ReLU ->
+    Linear(2), no dropout (``dropout`` is ignored) and an unbounded output.
+    """
 
     input_kind: ClassVar[str] = "fusion"
 
     def __init__(
-        self, *, video_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1, frames: int | None = None
+        self, *, video_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1, arch: str = "emo",
+        frames: int | None = None,
     ) -> None:
         super().__init__()
-        self.head = nn.Sequential(
-            nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 2), nn.Tanh()
-        )
+        if _check_arch(arch, "fusion1"):
+            self.head = nn.Sequential(nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2))
+        else:
+            self.head = nn.Sequential(
+                nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 2),
+                nn.Tanh(),
+            )
 
     def forward(
         self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
@@ -61,7 +94,13 @@ class Fusion1(nn.Module):
 
 @register("fusion2")
 class Fusion2(nn.Module):
-    """Video and audio tokens in one sequence -> ``depth`` self-attention blocks -> masked avg pool -> output."""
+    """Video and audio tokens in one sequence -> ``depth`` self-attention blocks -> masked avg pool -> output.
+
+    ``arch="emo"``: video and audio are projected to ``d_model``, each gets positional encoding plus a
+    learned modality embedding, and every block has a null key/value. ``arch="thesis"``: the width is
+    the video feature width (``d_model`` is ignored; ``heads`` must divide it), audio is linearly
+    projected to it, positional encoding is kept, and there is no modality embedding nor null key/value.
+    """
 
     input_kind: ClassVar[str] = "fusion"
 
@@ -75,24 +114,29 @@ class Fusion2(nn.Module):
         ff: int = 256,
         depth: int = 2,
         dropout: float = 0.1,
+        arch: str = "emo",
         frames: int | None = None,
     ) -> None:
         super().__init__()
-        self.video_proj = nn.Linear(video_dim, d_model)
-        self.audio_proj = nn.Linear(audio_dim, d_model)  # audio "to the video width"
-        self.pos = PositionalEncoding(d_model)
+        thesis = _check_arch(arch, "fusion2")
+        width = _thesis_width(video_dim, heads, "fusion2") if thesis else d_model
+        self.video_proj = nn.Identity() if thesis else nn.Linear(video_dim, width)
+        self.audio_proj = nn.Linear(audio_dim, width)  # audio "to the video width"
+        self.pos = PositionalEncoding(width)
         # Each modality counts its own positions (their rates differ), so a learned embedding tells them apart.
-        self.modality = nn.Parameter(torch.randn(2, d_model) * 0.02)  # (video|audio, D)
-        self.blocks = nn.ModuleList(Block(d_model, heads, ff, dropout) for _ in range(depth))
-        self.head = nn.Sequential(nn.Linear(d_model, 2), nn.Tanh())
+        self.modality = None if thesis else nn.Parameter(torch.randn(2, width) * 0.02)  # (video|audio, D)
+        self.blocks = nn.ModuleList(Block(width, heads, ff, dropout, null_kv=not thesis) for _ in range(depth))
+        self.head = nn.Sequential(nn.Linear(width, 2), nn.Tanh())
 
     def forward(
         self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
         video_mask: Tensor | None = None,
     ) -> Tensor:
         video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion2", video_mask)
-        v = self.pos(self.video_proj(video)) + self.modality[0]  # (B, T, D)
-        a = self.pos(self.audio_proj(audio)) + self.modality[1]  # (B, Ta, D)
+        v = self.pos(self.video_proj(video))  # (B, T, D)
+        a = self.pos(self.audio_proj(audio))  # (B, Ta, D)
+        if self.modality is not None:
+            v, a = v + self.modality[0], a + self.modality[1]
         x = torch.cat([v, a], dim=1)  # (B, T + Ta, D)
         vmask = audio_mask.new_ones(video.shape[:2]) if video_mask is None else video_mask.bool()
         mask = torch.cat([vmask, audio_mask], dim=1)  # (B, T + Ta)
@@ -105,8 +149,14 @@ class Fusion2(nn.Module):
 class Fusion3(nn.Module):
     """Cross-attention (query video, key/value audio) -> self-attention -> avg pool over video steps -> output.
 
-    The thesis padded the projected audio to the video's T; attention needs no equal lengths, so the
-    audio keeps its own Ta and its mask, and no padding is mixed into valid steps by resampling.
+    ``arch="emo"``: video and audio are projected to ``d_model`` and get positional encoding; both
+    blocks have a null key/value. ``arch="thesis"``: the width is the video feature width (``d_model``
+    is ignored; ``heads`` must divide it), audio is linearly projected to it, and there is neither
+    positional encoding nor null key/value.
+
+    In both, the audio keeps its own length Ta and its mask. The thesis padded the projected audio to
+    the video's T instead; under masking that is equivalent (padded steps get no attention weight), and
+    attention needs no equal lengths.
     """
 
     input_kind: ClassVar[str] = "fusion"
@@ -120,15 +170,18 @@ class Fusion3(nn.Module):
         heads: int = 4,
         ff: int = 256,
         dropout: float = 0.1,
+        arch: str = "emo",
         frames: int | None = None,
     ) -> None:
         super().__init__()
-        self.video_proj = nn.Linear(video_dim, d_model)
-        self.audio_proj = nn.Linear(audio_dim, d_model)
-        self.pos = PositionalEncoding(d_model)
-        self.cross = Block(d_model, heads, ff, dropout)
-        self.self_attn = Block(d_model, heads, ff, dropout)
-        self.head = nn.Sequential(nn.Linear(d_model, 2), nn.Tanh())
+        thesis = _check_arch(arch, "fusion3")
+        width = _thesis_width(video_dim, heads, "fusion3") if thesis else d_model
+        self.video_proj = nn.Identity() if thesis else nn.Linear(video_dim, width)
+        self.audio_proj = nn.Linear(audio_dim, width)
+        self.pos = nn.Identity() if thesis else PositionalEncoding(width)
+        self.cross = Block(width, heads, ff, dropout, null_kv=not thesis)
+        self.self_attn = Block(width, heads, ff, dropout, null_kv=not thesis)
+        self.head = nn.Sequential(nn.Linear(width, 2), nn.Tanh())
 
     def forward(
         self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
@@ -145,8 +198,19 @@ class Fusion3(nn.Module):
 @register("fusion4")
 class Fusion4(nn.Module):
     """Linear audio encoder, Conv1d video encoder, cross-attention (query video, key/value audio), then
-    ``depth`` second blocks: v1 self-attention, v2 cross-attention to the encoded video, v3 cross-attention
-    to the encoded audio; avg pool over video steps -> Linear + ReLU -> Linear(2) -> tanh.
+    second blocks: v1 self-attention, v2 cross-attention to the encoded video, v3 cross-attention to the
+    encoded audio; pool over the video steps -> head.
+
+    ``arch="emo"``: ``repeats`` second blocks for every variant, null key/value in every block, head
+    Linear -> ReLU -> Linear(2) -> tanh. ``arch="thesis"``: v1 has exactly one self-attention second
+    block (``repeats`` is ignored), v2/v3 ``repeats`` cross-attention second blocks (the thesis applies
+    the second cross-attention three times), no null key/value, head one Linear(d_model, 2).
+
+    ``readout="mean"`` (the thesis) averages the valid video steps; nothing in the model then tells the
+    steps apart, so it cannot single out the last (labelled) one. ``readout="attention"`` adds
+    sinusoidal positional encoding to the encoded video before the first block, counted back from the
+    last step (so the last step has the same code whatever the window's length or start padding), and
+    pools with softmax weights from a learned Linear(d_model, 1) over the valid video steps.
     """
 
     input_kind: ClassVar[str] = "fusion"
@@ -160,20 +224,32 @@ class Fusion4(nn.Module):
         d_model: int = 128,
         heads: int = 4,
         ff: int = 256,
-        depth: int = 3,
+        repeats: int = 3,
         dropout: float = 0.1,
         kernel_size: int = 3,
+        arch: str = "emo",
+        readout: str = "mean",
         frames: int | None = None,
     ) -> None:
         super().__init__()
+        thesis = _check_arch(arch, "fusion4")
         if variant not in VARIANTS:
             raise ConfigError(f"unknown fusion4 variant {variant!r}; choices: {', '.join(VARIANTS)}")
+        if readout not in READOUTS:
+            raise ConfigError(f"unknown fusion4 readout {readout!r}; choices: mean (average of the video steps, "
+                              f"the thesis), attention (positions + learned weights per step)")
         self.variant = variant
         self.audio_encoder = nn.Linear(audio_dim, d_model)
         self.video_encoder = nn.Conv1d(video_dim, d_model, kernel_size, padding="same")  # keeps length T
-        self.first = Block(d_model, heads, ff, dropout)
-        self.blocks = nn.ModuleList(Block(d_model, heads, ff, dropout) for _ in range(depth))  # "second" blocks
-        self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, 2), nn.Tanh())
+        self.pos = PositionalEncoding(d_model) if readout == "attention" else None
+        self.first = Block(d_model, heads, ff, dropout, null_kv=not thesis)
+        second = 1 if thesis and variant == "v1" else repeats
+        self.blocks = nn.ModuleList(Block(d_model, heads, ff, dropout, null_kv=not thesis) for _ in range(second))
+        self.pool = AttentionPool(d_model) if readout == "attention" else None
+        if thesis:
+            self.head = nn.Linear(d_model, 2)
+        else:
+            self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, 2), nn.Tanh())
 
     def forward(
         self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
@@ -182,6 +258,8 @@ class Fusion4(nn.Module):
         video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion4", video_mask)
         a = self.audio_encoder(audio)  # (B, Ta, D)
         v = self.video_encoder(video.transpose(1, 2)).transpose(1, 2)  # (B, T, D)
+        if self.pos is not None:
+            v = self.pos(v.flip(1)).flip(1)  # position 0 = the last step
         x = self.first(v, context=a, context_mask=audio_mask)  # (B, T, D)
         for block in self.blocks:
             if self.variant == "v1":
@@ -190,4 +268,5 @@ class Fusion4(nn.Module):
                 x = block(x, context=v, context_mask=video_mask)
             else:
                 x = block(x, context=a, context_mask=audio_mask)
-        return self.head(masked_mean(x, video_mask))  # (B, 2)
+        pooled = masked_mean(x, video_mask) if self.pool is None else self.pool(x, video_mask)  # (B, D)
+        return self.head(pooled)  # (B, 2)

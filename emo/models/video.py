@@ -1,4 +1,8 @@
-"""Video model: a GRU over a window of face embeddings, temporally pooled to one prediction."""
+"""Video model: a GRU over a window of face embeddings, temporally pooled to one prediction.
+
+No ``arch`` setting: the architecture is the thesis's. Its one departure, input standardisation with
+train-split statistics, lives outside the model (``normalize.Standardized``).
+"""
 
 from __future__ import annotations
 
