@@ -11,7 +11,7 @@ folder) and `mlflow models serve`.
 
 Metric logging: for each N, N worker processes (spawned, each its own MLflow run) call
 `mlflow.log_metrics(record, step=epoch)` --epochs times as fast as they can, where `record` is what
-emo's trainer logs per epoch (train_loss, dev_loss, seconds, dev_{mae,rmse,ccc,r}_{valence,arousal}:
+emo's trainer logs per epoch (train/loss, dev/loss, train/seconds, dev/{mae,rmse,ccc,r}_{valence,arousal}:
 11 values; the call emo.tracking.MlflowTracker.log_metrics makes). Printed: metric values written/s
 and batches/s over the wall time of all N, and the p50/p99 latency of one batch.
 
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-METRICS = ["train_loss", "dev_loss", "seconds"] + [f"dev_{m}_{t}" for m in ("mae", "rmse", "ccc", "r")
+METRICS = ["train/loss", "dev/loss", "train/seconds"] + [f"dev/{m}_{t}" for m in ("mae", "rmse", "ccc", "r")
                                                     for t in ("valence", "arousal")]
 BATCH = 32
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "emo-fusion4"
 ALIAS = "champion"
-METRIC = "best_dev_rmse_mean"  # lower is better
+METRIC = "best_dev/rmse_mean"  # lower is better
 
 
 @dataclass
@@ -76,7 +76,7 @@ def _champion_dev_on(candidate, champion_version) -> tuple[float | None, str]:
                                **{k: v for k, v in options.items() if v is not None})
     except Exception as exc:
         return None, f"the champion could not be evaluated on this run's dev data ({exc})"
-    return (dev["dev_rmse_valence"] + dev["dev_rmse_arousal"]) / 2, \
+    return (dev["dev/rmse_valence"] + dev["dev/rmse_arousal"]) / 2, \
         "different dataset or split: champion re-evaluated on the candidate's dev split"
 
 
@@ -89,7 +89,7 @@ def register(run, *, name: str = MODEL_NAME) -> Registration:
     dev = m[METRIC]
     tags = {METRIC: dev, "data_fingerprint": p.get("data_fingerprint"), "split_hash": p.get("split_hash"),
             "data_name": p.get("data_name"), "data_synthetic": p.get("data_synthetic"), "source_run": run.info.run_id,
-            **{k: v for k, v in m.items() if k.startswith(("best_dev_", "test_"))}}
+            **{k: v for k, v in m.items() if k.startswith(("best_dev/", "test/"))}}
     try:
         current = client.get_model_version_by_alias(name, ALIAS)
     except Exception:

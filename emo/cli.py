@@ -9,6 +9,7 @@ import sys
 import click
 
 from emo import __version__
+from emo.config import HELP
 from emo.errors import EmoError
 
 
@@ -72,6 +73,9 @@ def main(verbose: bool) -> None:
     emo tune         run or join an Optuna study (default: Fusion 4 v2), one MLflow run per trial
     emo register     register the best Fusion 4 run as emo-fusion4 (champion if it beats the current one)
     emo predict      predict a dataset split with a logged or registered model
+    emo reproduce    run the thesis's experiment matrix (cells × seeds), shareable between workers
+    emo report       rebuild the thesis's tables (Markdown, CSV, an HTML page) from a matrix's runs
+    emo mlproject    regenerate the MLproject file from emo's settings
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -138,6 +142,35 @@ def split_cmd(data, **opts):
         click.echo(f"  {name:5s} {len(ids):4d} videos  {', '.join(ids[:6])}{' …' if len(ids) > 6 else ''}")
 
 
+class AutoOr(click.ParamType):
+    """A number or string option that also takes "auto": the default decided by the data or the model."""
+
+    def __init__(self, kind: type) -> None:
+        self.kind, self.name = kind, kind.__name__
+
+    def convert(self, value, param, ctx):
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        try:
+            return self.kind(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a valid {self.name} (or 'auto')", param, ctx)
+
+
+def _shown_default(name: str) -> str:
+    """A setting's default as `emo train --help` shows it: one value, or one per family."""
+    from emo.config import FAMILIES, Config
+
+    values = {}
+    for family in FAMILIES:
+        params = Config(family=family).params()
+        if name in params:
+            values.setdefault(params[name], []).append(family)
+    if len(values) == 1:
+        return next(iter(values))
+    return "; ".join(f"{', '.join(fams)} {value}" for value, fams in values.items())
+
+
 def config_options(f):
     """One --option per Config field, typed from the dataclass; unset options keep Config's defaults."""
     import dataclasses
@@ -151,11 +184,9 @@ def config_options(f):
             continue
         hint = hints[field.name]
         base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-        kind = {int: int, float: float, str: str}.get(base, str)
-        default = field.default if field.default is not dataclasses.MISSING else None
-        shown = "auto" if default is None else ",".join(default) if isinstance(default, tuple) else default
+        kind = AutoOr({int: int, float: float}.get(base, str))
         f = click.option(f"--{field.name.replace('_', '-')}", field.name, type=kind, default=None,
-                         help=f"{HELP.get(field.name, '')} [default: {shown}]")(f)
+                         help=f"{HELP.get(field.name, '')} [default: {_shown_default(field.name)}]")(f)
     return f
 
 
@@ -200,26 +231,30 @@ def train_cmd(family, experiment, run_name, resume, no_track, **options):
 @click.option("--family", type=click.Choice(["fusion", "video", "audio", "ffnn"]), default="fusion",
               show_default=True, help="Model family to tune.")
 @config_options
-@click.option("--trials", type=click.IntRange(min=1), default=None,
+@click.option("--trials", type=AutoOr(int), default=None,
               help="Complete or pruned trials the study should hold (all workers together). [default: 20 "
                    "unless --timeout is given]")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Stop this worker after N seconds.")
-@click.option("--storage", default=None, help="Optuna storage URL; a PostgreSQL URL shares the study between "
+@click.option("--timeout", type=AutoOr(float), default=None, help="Stop this worker after N seconds. [default: no limit]")
+@click.option("--storage", type=AutoOr(str), default=None, help="Optuna storage URL; a PostgreSQL URL shares the study between "
                                               "workers. [default: sqlite:///optuna.db]")
-@click.option("--study-name", default=None, help="Study to create or join. [default: emo-FAMILY]")
-@click.option("--space", type=click.Path(exists=True, dir_okay=False), default=None,
+@click.option("--study-name", type=AutoOr(str), default=None, help="Study to create or join. [default: emo-FAMILY]")
+@click.option("--space", type=AutoOr(str), default=None,
               help="JSON file overriding the family's search space.")
 @click.option("--metric", type=click.Choice(["rmse", "ccc"]), default="rmse", show_default=True,
               help="Objective: mean dev RMSE (minimised) or mean dev CCC (maximised) over valence and arousal.")
 @click.option("--pruner", default="median", show_default=True, help="median, none or percentile:P.")
-@click.option("--sampler-seed", type=int, default=None, help="Seed of the TPE sampler (one worker: reproducible).")
-@click.option("--experiment", default=None, help="MLflow experiment name (ignored under `mlflow run`).")
+@click.option("--sampler-seed", type=AutoOr(int), default=None,
+              help="Seed of the TPE sampler (one worker: reproducible). [default: random]")
+@click.option("--experiment", type=AutoOr(str), default=None, help="MLflow experiment name (ignored under `mlflow run`).")
 @click.option("--register/--no-register", default=True, show_default=True,
               help="Register the winner as emo-fusion4 (Fusion 4 studies only).")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.")
+@click.option("--cell", type=AutoOr(str), default=None,
+              help="Tune one named experiment of the matrix (`emo reproduce --list`): its settings stay fixed, "
+                   "the rest of its family's space is searched.")
 def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner, sampler_seed, experiment,
-             register, heartbeat, **options):
+             register, heartbeat, cell, **options):
     """Tune a family's hyperparameters with Optuna; every trial is a nested MLflow run.
 
     The same command started several times with one --storage and --study-name makes several
@@ -229,10 +264,19 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
     from emo import champion
     from emo.tuning import summary, tune
 
-    base = config_from(family, options)
+    if trials is not None and trials < 1:
+        raise click.BadParameter(f"--trials must be at least 1 (got {trials}).")
+    fixed = {}
+    if cell:
+        from emo.matrix import find
+
+        named = find(cell)
+        family, fixed = named.family, named.settings
+        study_name = study_name or f"emo-{named.name.replace('/', '-')}"
+    base = config_from(family, {**options, **fixed})
     result = tune(base, trials=trials if trials or timeout else 20, timeout=timeout, storage=storage,
                   study_name=study_name, space=space, metric=metric, pruner=pruner, sampler_seed=sampler_seed,
-                  experiment=experiment, heartbeat=heartbeat)
+                  experiment=experiment, heartbeat=heartbeat, fixed=tuple(fixed))
     click.echo(summary(result.study))
     if result.test:
         click.echo(f"winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
@@ -242,9 +286,80 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
         click.echo(str(champion.register(run)))
 
 
+@main.command("reproduce")
+@click.option("--data", default="synthetic", show_default=True, help=HELP["data"])
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Seeds per cell (0 … N-1): the report gives mean ± std over them.")
+@click.option("--only", default="all", show_default=True,
+              help="Comma-separated tables to run: baseline, ffnn, video, audio, fusion (or all).")
+@click.option("--windows", default="all", show_default=True, help="Comma-separated windows in seconds (1-4), or all.")
+@click.option("--arch", "archs", default="all", show_default=True,
+              help="emo, thesis, or all: the models as the thesis wrote them, emo's, or both side by side.")
+@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True, help="Maximum epochs per cell.")
+@click.option("--label-delay", type=float, default=0.0, show_default=True, help="Annotator lag in seconds.")
+@click.option("--storage", type=AutoOr(str), default=None,
+              help="Optuna storage URL shared by the workers. [default: sqlite:///optuna.db]")
+@click.option("--study-name", type=AutoOr(str), default=None,
+              help="The matrix's study. [default: emo-reproduce-HASH of the cells, seeds, data and settings]")
+@click.option("--experiment", type=AutoOr(str), default=None,
+              help="MLflow experiment name (ignored under `mlflow run`).")
+@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.")
+@click.option("--list", "list_only", is_flag=True, help="List the cells and exit.")
+def reproduce_cmd(data, seeds, only, windows, archs, epochs, label_delay, storage, study_name, experiment,
+                  heartbeat, list_only):
+    """Run the thesis's experiment matrix: every cell × seed a nested MLflow run of one parent run.
+
+    Start the same command on several machines with one PostgreSQL --storage to share the
+    matrix; a cell already run on the same data and settings is reused, not retrained.
+    Then `emo report PARENT_RUN_ID` rebuilds the thesis's tables.
+    """
+    from emo.matrix import select
+    from emo.reproduce import reproduce
+
+    every = lambda v: None if v == "all" else v  # noqa: E731
+    cells = select(every(only), every(windows), every(archs))
+    if list_only:
+        for cell in cells:
+            click.echo(f"{cell.name:36s} {cell.family:9s} {cell.settings}")
+        return
+    result = reproduce(cells, seeds=seeds, storage=storage, study_name=study_name, experiment=experiment,
+                       heartbeat=heartbeat, data=data, epochs=epochs, label_delay=label_delay)
+    click.echo(f"matrix {result.study.study_name}: {result.finished}/{result.total} cell runs finished "
+               f"({result.ran} trained by this worker, {result.reused} reused from earlier runs); parent run "
+               f"{result.parent_run_id}.\nTables: emo report {result.parent_run_id} --out report")
+
+
+@main.command("report")
+@click.argument("target", metavar="RUN_OR_EXPERIMENT")
+@click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True,
+              help="Folder for report.html, report.md, tables/*.csv and plots/*.png.")
+@click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="Bootstrap resamples of the like-for-like comparison.")
+def report_cmd(target, out, resamples):
+    """Rebuild the thesis's tables from a matrix's runs: TARGET is the parent run id `emo reproduce`
+    printed, or an experiment name or id (all its matrix runs). The files are also logged to the
+    parent run (under report/)."""
+    from emo.report_page import write
+    from emo.results import build, collect, matrix_runs
+    from emo.tracking import log_artifacts, run_table
+
+    runs, parent = matrix_runs(target)
+    report = build(collect(runs), predictions=lambda run_id: run_table(run_id, "predictions/test.parquet"),
+                   resamples=resamples)
+    data = "synthetic data" if report.synthetic else (report.corpus or "the dataset").upper()
+    paths = write(report, out, f"emo: the thesis's experiments on {data}")
+    if parent:
+        log_artifacts(parent, out, "report")
+    for name, table in report.tables.items():
+        click.echo(f"{name}: {len(table)} row(s)")
+    click.echo(f"wrote {paths['report.html']} ({paths['report.html'].stat().st_size / 1e3:.0f} kB), report.md and "
+               f"tables/*.csv" + (f"; logged to run {parent} under report/" if parent else ""))
+
+
 @main.command("register")
 @click.option("--run-id", "run_ids", multiple=True, help="Candidate run(s); default: every Fusion 4 run.")
-@click.option("--experiment", default=None, help="Only runs of this MLflow experiment.")
+@click.option("--experiment", type=AutoOr(str), default=None, help="Only runs of this MLflow experiment. [default: all]")
 @click.option("--name", default="emo-fusion4", show_default=True, help="Registered model name.")
 def register_cmd(run_ids, experiment, name):
     """Register the best Fusion 4 run (by dev RMSE); it becomes @champion only if it beats the current one."""
@@ -275,9 +390,27 @@ def predict_cmd(model_uri, data, split, out, **opts):
     path = write_predictions(table, out)
     click.echo(f"wrote {len(table)} predictions to {path}")
     if metrics:
-        click.echo(metrics_table({split: metrics}, f"{split}_"))
+        click.echo(metrics_table({split: metrics}, f"{split}/"))
     else:
         click.echo("no sample has labels: predictions only, no metrics")
+
+
+@main.command("mlproject")
+@click.option("--check", is_flag=True, help="Only check that MLproject is up to date (exit 1 when it is not).")
+@click.option("--path", type=click.Path(dir_okay=False), default="MLproject", show_default=True)
+def mlproject_cmd(check, path):
+    """Write the MLproject file from emo's settings (every default declared once, in emo)."""
+    from pathlib import Path
+
+    from emo.mlproject import render
+
+    text, target = render(), Path(path)
+    if check:
+        same = target.exists() and target.read_text() == text
+        click.echo(f"{target} is {'up to date' if same else 'out of date: run `emo mlproject`'}")
+        raise SystemExit(0 if same else 1)
+    target.write_text(text)
+    click.echo(f"wrote {target}")
 
 
 def _register_subcommands() -> None:

@@ -1,7 +1,10 @@
 """The one configuration of an experiment, with every default declared once.
 
 Model hyperparameters default to the model constructors' own defaults (the thesis's); a value
-given here overrides them. `FAMILIES` maps a family to its registered model and input kind.
+given here overrides them. `FAMILIES` holds what differs by family (input kind, window label,
+window length); `Config.settings()` names the settings a family's entry point exposes, and
+`Config.params()` their resolved values: what `emo train`, `mlflow run` (the MLproject is
+generated from them, see `emo.mlproject`) and tuning all log.
 """
 
 from __future__ import annotations
@@ -12,24 +15,45 @@ from dataclasses import dataclass, field
 
 from emo.errors import ConfigError
 
-# family -> (input kind, default window label)
+@dataclass(frozen=True)
+class Family:
+    """What differs by model family: its input kind, its models, and the thesis's window and label."""
+
+    kind: str  # frame | audio | window | fusion
+    models: tuple[str, ...]
+    window: float | None = None  # seconds; the thesis's best window for the family (SEWA)
+    label: str = "mean"
+
+
 FAMILIES = {
-    "baseline": ("frame", "mean"),
-    "ffnn": ("frame", "mean"),
-    "audio": ("audio", "mean"),
-    "video": ("window", "mean"),
-    "fusion": ("fusion", "last"),
+    "baseline": Family("frame", ()),
+    "ffnn": Family("frame", ("ffnn",)),
+    "audio": Family("audio", ("audio",), window=1.0),  # the thesis's best audio table
+    "video": Family("window", ("video",), window=3.0),  # the thesis's best SEWA video window
+    "fusion": Family("fusion", ("fusion1", "fusion2", "fusion3", "fusion4"), window=4.0, label="last"),
 }
 POOLINGS = ("avg", "max", "conv1d")
 VARIANTS = ("v1", "v2", "v3")
 LOSSES = ("rmse", "ccc")
+ARCHS = ("emo", "thesis")
+READOUTS = ("mean", "attention")
 # hyperparameters that are passed to the model constructor when set
-MODEL_KEYS = ("hidden", "layers", "dropout", "pooling", "d_model", "heads", "ff", "depth", "kernel_size", "variant")
+MODEL_KEYS = ("hidden", "layers", "dropout", "pooling", "d_model", "heads", "ff", "depth", "repeats", "kernel_size",
+              "variant", "readout", "arch")
+# settings whose default is decided by the data (logged as "auto" until then)
+AUTO = ("audio_window", "audio_len", "fps", "label_scale", "id_pattern", "audio_id_pattern")
+# settings by input kind, then shared ones (the rest of a family's settings are its models' hyperparameters)
+KIND_SETTINGS = {"frame": (), "audio": ("window",), "window": ("window", "label", "stride"),
+                 "fusion": ("window", "label", "stride", "method", "audio_window", "audio_len")}
+DATA_SETTINGS = ("data", "fps", "label_scale", "id_pattern", "audio_id_pattern", "split_seed", "label_delay")
+TRAIN_SETTINGS = ("arch", "epochs", "patience", "lr", "batch_size", "loss", "seed", "device")
+BASELINE_SETTINGS = ("algorithms", "svr_max_samples", "seed")
 
 
 HELP = {
     "data": "Dataset folder, or 'synthetic' / 'synthetic:afew' for a small generated corpus (made on first use).",
-    "window": "Window length in seconds (video/fusion: window_s × fps frames; audio: which audio_{N}s table).",
+    "window": "Window length in seconds (video/fusion: window_s × fps frames; audio: which audio_{N}s table); "
+              "default: the thesis's best, video 3, audio 1, fusion 4.",
     "label": "Window label: mean of its frames or its last frame (default: mean; last for fusion).",
     "stride": "Frames between window starts.",
     "method": "Fusion method 1, 2, 3 or 4.",
@@ -43,7 +67,12 @@ HELP = {
     "d_model": "Transformer width (fusion 2-4).",
     "heads": "Attention heads (fusion 2-4).",
     "ff": "Position-wise feed-forward size (fusion 2-4).",
-    "depth": "Transformer blocks (fusion 2) / repeated second blocks (fusion 4).",
+    "depth": "Transformer blocks (fusion 2).",
+    "repeats": "Repeated second blocks (fusion 4; with arch=thesis, v1 has one).",
+    "readout": "Fusion 4 readout: mean over the window's steps (the thesis) or attention (positional encoding and "
+               "learned weights over the steps, so the labelled last step can count most).",
+    "arch": "Architecture: 'emo' (standardised inputs and emo's changes, docs/thesis-departures.md) or 'thesis' "
+            "(the models as the thesis describes them).",
     "kernel_size": "Conv1d video encoder kernel (fusion 4).",
     "epochs": "Maximum epochs.",
     "patience": "Stop after this many epochs without a better dev loss.",
@@ -66,12 +95,13 @@ HELP = {
 
 @dataclass
 class Config:
-    """Everything that decides an experiment's result. `None` means "the model's own default"."""
+    """Everything that decides an experiment's result. `None` means "the model's own default" (model
+    hyperparameters) or "decided by the data" (the `AUTO` settings)."""
 
     family: str = "fusion"
     data: str = "synthetic"
-    window: float = 4.0  # seconds; the audio family's table is audio_{window}s
-    label: str | None = None  # "mean" | "last"; default: mean, but last for fusion (the thesis)
+    window: float | None = None  # seconds; default: the family's (FAMILIES); the audio family reads audio_{window}s
+    label: str | None = None  # "mean" | "last"; default: the family's (last for fusion, as the thesis)
     stride: int = 1  # frames between window starts
     method: int = 4  # fusion method 1-4
     variant: str | None = None  # fusion 4: v1 | v2 | v3 (default v2)
@@ -86,7 +116,10 @@ class Config:
     heads: int | None = None
     ff: int | None = None
     depth: int | None = None
+    repeats: int | None = None
     kernel_size: int | None = None
+    readout: str | None = None
+    arch: str = "emo"  # "thesis": the models as written, without input standardisation
     # training
     epochs: int = 30
     patience: int = 5
@@ -107,17 +140,30 @@ class Config:
     label_delay: float = 0.0  # seconds the labels lag the features (annotator reaction time)
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        family = FAMILIES.get(self.family)
+        if family is not None:
+            if self.window is None:
+                self.window = family.window or 1.0
+            if self.label is None and family.kind in ("window", "fusion"):
+                self.label = family.label
+
     @property
     def model_name(self) -> str:
         return f"fusion{self.method}" if self.family == "fusion" else self.family
 
     @property
     def input_kind(self) -> str:
-        return FAMILIES[self.family][0]
+        return FAMILIES[self.family].kind
 
     @property
     def window_label(self) -> str:
-        return self.label or FAMILIES[self.family][1]
+        return self.label or FAMILIES[self.family].label
+
+    @property
+    def standardize(self) -> bool:
+        """emo standardises every torch model's inputs with train statistics; the thesis did not."""
+        return self.arch == "emo"
 
     def model_kwargs(self) -> dict:
         """The hyperparameters set explicitly that this family's model takes.
@@ -125,34 +171,44 @@ class Config:
         Entry points pass one parameter set to every method (`hidden` reaches fusion 4 too), so a
         hyperparameter the model has no use for is left out here, and reported by `unused()`.
         """
-        from emo.models import MODELS
-
         if self.family == "baseline":
             return {}
-        accepted = inspect.signature(MODELS[self.model_name]).parameters
+        accepted = _signature(self.model_name)
         kw = {k: getattr(self, k) for k in MODEL_KEYS if getattr(self, k) is not None and k in accepted}
         if "variant" in accepted:
             kw.setdefault("variant", "v2")
         return kw
+
+    def hyperparameters(self) -> dict:
+        """The model's hyperparameters as used: the constructor's defaults, overridden by the config."""
+        if self.family == "baseline":
+            return {}
+        return {**model_defaults(self.model_name), **self.model_kwargs()}
 
     def unused(self) -> list[str]:
         """Hyperparameters set in the config that this family's model does not take."""
         if self.family == "baseline":
             return []
         used = self.model_kwargs()
-        return [k for k in MODEL_KEYS if getattr(self, k) is not None and k not in used]
+        return [k for k in MODEL_KEYS if getattr(self, k) is not None and k not in used and k != "arch"]
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)
 
-    def params(self) -> dict:
-        """The settings that apply to this family, for tracking (None: the model's default, logged resolved)."""
-        skip = {"extra", *self.unused()}
-        if self.family != "fusion":
-            skip |= {"method", "variant", "audio_window", "audio_len"}
-        if self.family != "baseline":
-            skip |= {"algorithms", "svr_max_samples"}
-        return {k: v for k, v in self.to_dict().items() if k not in skip and v is not None}
+    def settings(self) -> tuple[str, ...]:
+        """The settings of this family that a user may set: `emo train FAMILY`'s options and the
+        family's MLproject parameters."""
+        return family_settings(self.family)
+
+    def params(self) -> dict[str, str]:
+        """Every setting of the family with its resolved value, as logged (and as the MLproject's
+        defaults): model hyperparameters at the value the model uses, data-decided ones "auto"."""
+        hyper = {}
+        for name in FAMILIES[self.family].models:
+            hyper.update(model_defaults(name))
+        hyper.update(self.hyperparameters())
+        values = {**self.to_dict(), **{k: v for k, v in hyper.items() if k in MODEL_KEYS}}
+        return {k: param_str(values[k]) for k in self.settings()}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -179,6 +235,10 @@ class Config:
             bad(f"unknown fusion 4 variant {self.variant!r}; choose one of {', '.join(VARIANTS)}.")
         if self.label is not None and self.label not in ("mean", "last"):
             bad(f"unknown window label {self.label!r}; choose mean or last.")
+        if self.arch not in ARCHS:
+            bad(f"unknown arch {self.arch!r}; choose emo (emo's models) or thesis (the models as the thesis wrote them).")
+        if self.readout is not None and self.readout not in READOUTS:
+            bad(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}.")
         if self.loss not in LOSSES:
             bad(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
         if self.audio_window is not None and self.audio_window not in (1, 2, 3, 4):
@@ -195,7 +255,7 @@ class Config:
             bad(f"lr must be positive (got {self.lr:g}).")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             bad(f"dropout must be in [0, 1) (got {self.dropout:g}).")
-        for name in ("hidden", "layers", "d_model", "heads", "ff", "depth", "kernel_size", "audio_len"):
+        for name in ("hidden", "layers", "d_model", "heads", "ff", "depth", "repeats", "kernel_size", "audio_len"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 bad(f"{name} must be at least 1 (got {value}).")
@@ -207,3 +267,35 @@ class Config:
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             bad(f"unknown device {self.device!r}; choose auto, cpu or cuda.")
         return self
+
+
+def param_str(value) -> str:
+    """A setting as logged and as written in the MLproject: None is "auto", lists are comma-separated."""
+    if value is None:
+        return "auto"
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _signature(model: str) -> dict:
+    from emo.models import MODELS
+
+    return dict(inspect.signature(MODELS[model]).parameters)
+
+
+def model_defaults(model: str) -> dict:
+    """A registered model's hyperparameters with their defaults (sizes the data decides left out)."""
+    return {k: p.default for k, p in _signature(model).items()
+            if p.default is not inspect.Parameter.empty and k in MODEL_KEYS}
+
+
+def family_settings(family: str) -> tuple[str, ...]:
+    """The settings of `family`, in a stable order: data, inputs, model, training."""
+    if family == "baseline":
+        return (*DATA_SETTINGS, *BASELINE_SETTINGS)
+    models = FAMILIES[family].models
+    hyper = [k for k in MODEL_KEYS if k != "arch" and any(k in _signature(m) for m in models)]
+    return (*DATA_SETTINGS, *KIND_SETTINGS[FAMILIES[family].kind], *hyper, *TRAIN_SETTINGS)

@@ -7,7 +7,6 @@ dev only; the test set is evaluated once, with the best-on-dev weights, after tr
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import random
 import tempfile
@@ -24,7 +23,7 @@ from emo.data.dataset import Dataset, load_dataset
 from emo.data.inputs import Inputs, build_inputs
 from emo.errors import ConfigError
 from emo.metrics import evaluate
-from emo.models import MODELS, build_model
+from emo.models import build_model
 from emo.trainer import TrainState, checkpoint, pick_device, predict, train
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ class Result:
     @property
     def objective(self) -> float:
         """Mean dev RMSE over valence and arousal: what tuning and model selection minimise."""
-        return (self.dev["dev_rmse_valence"] + self.dev["dev_rmse_arousal"]) / 2
+        return (self.dev["dev/rmse_valence"] + self.dev["dev/rmse_arousal"]) / 2
 
 
 def seed_everything(seed: int) -> None:
@@ -56,29 +55,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def hyperparameters(config: Config) -> dict:
-    """The model's hyperparameters as used: the constructor's defaults, overridden by the config."""
-    params = inspect.signature(MODELS[config.model_name]).parameters
-    resolved = {k: p.default for k, p in params.items()
-                if p.default is not inspect.Parameter.empty and k not in ("frames", "modality")}
-    resolved.update(config.model_kwargs())
-    return resolved
-
-
 def dataset_params(ds: Dataset, inputs: Inputs) -> dict:
+    """What the data decided, under keys of their own (a setting's key holds the setting as given)."""
     params = {"data_folder": str(ds.folder.resolve()), "data_name": ds.name, "data_fingerprint": ds.fingerprint,
-              "data_synthetic": ds.synthetic, "split_hash": ds.split.hash, "fps": ds.fps,
-              "label_scale": ds.label_scale, "emo_version": __version__, "input_kind": inputs.kind}
+              "data_synthetic": ds.synthetic, "split_hash": ds.split.hash, "data_fps": ds.fps,
+              "data_label_scale": ds.label_scale, "emo_version": __version__, "input_kind": inputs.kind,
+              "data_source": "synthetic" if ds.synthetic else str(ds.meta.get("source_format", "unknown"))}
     params.update({f"n_{name}": n for name, n in inputs.sizes().items()})
     params.update({f"dim_{k}": v for k, v in inputs.dims.items()})
-    params.update(inputs.notes)
+    params.update({f"data_{k}" if k in Config.__dataclass_fields__ else k: v for k, v in inputs.notes.items()})
     return params
 
 
 def _mean_predictor(inputs: Inputs) -> dict[str, float]:
     y_train = inputs.samples["train"].labels.numpy()
     y_dev = inputs.samples["dev"].labels.numpy()
-    return evaluate(y_dev, np.broadcast_to(y_train.mean(axis=0), y_dev.shape), "dev_")
+    return evaluate(y_dev, np.broadcast_to(y_train.mean(axis=0), y_dev.shape), "dev/")
 
 
 def _log_figures(tracker, inputs: Inputs, y_dev: np.ndarray, p_dev: np.ndarray, history: list[dict] | None,
@@ -124,9 +116,9 @@ def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, 
                progress: bool, evaluate_test: bool) -> Result:
     seed_everything(config.seed)
     model = build_model(config.model_name, config.model_kwargs(), inputs.dims, tuple(inputs.stats))
-    model.set_stats(inputs.stats)
+    model.set_stats(inputs.stats)  # empty for arch=thesis: no standardisation
     device = pick_device(config.device)
-    tracker.log_params({"device": device.type, "n_parameters": sum(p.numel() for p in model.parameters())})
+    tracker.log_params({"device_used": device.type, "n_parameters": sum(p.numel() for p in model.parameters())})
     if resume is not None:
         if resume.get("model_name") != config.model_name or resume.get("dims") != inputs.dims:
             raise ConfigError(f"the checkpoint to resume is a {resume.get('model_name')} on inputs "
@@ -148,8 +140,8 @@ def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, 
     test = {}
     if evaluate_test:  # once, after every decision
         y_test, p_test = predict(model, inputs.samples["test"], device=device)
-        test = evaluate(y_test, p_test, "test_")
-    result = Result(config=config, dev=evaluate(y_dev, p_dev, "dev_"), test=test,
+        test = _evaluate_split(tracker, inputs, "test", y_test, p_test)
+    result = Result(config=config, dev=_evaluate_split(tracker, inputs, "dev", y_dev, p_dev), test=test,
                     mean_predictor_dev=_mean_predictor(inputs), history=state.history, best_epoch=state.best_epoch,
                     run_id=tracker.run_id)
     _log_results(tracker, result, epochs_run=state.epoch, stopped_early=state.stopped_early)
@@ -160,18 +152,29 @@ def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, 
     return result
 
 
+def _evaluate_split(tracker, inputs: Inputs, split: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The split's metrics (pooled and per recording); the per-window predictions are logged beside them
+    (`predictions/SPLIT.parquet`), so a report can compare two models on the same windows."""
+    from emo.predict import predictions_table
+
+    index = inputs.index[split]
+    tracker.log_table(predictions_table(index, y, p), f"predictions/{split}.parquet")
+    return evaluate(y, p, f"{split}/", groups=index.video_id)
+
+
 def test_metrics(test: dict[str, float]) -> dict[str, float]:
     """Test metrics with their mean RMSE, as logged (empty when the test set was not evaluated)."""
     if not test:
         return {}
-    return {**test, "test_rmse_mean": (test["test_rmse_valence"] + test["test_rmse_arousal"]) / 2}
+    return {**test, "test/rmse_mean": (test["test/rmse_valence"] + test["test/rmse_arousal"]) / 2}
 
 
 def _log_results(tracker, result: Result, **extra) -> None:
     final = {f"best_{k}": v for k, v in result.dev.items()}
     final.update(test_metrics(result.test))
-    final.update({f"mean_predictor_{k}": v for k, v in result.mean_predictor_dev.items() if "rmse" in k})
-    final["best_dev_rmse_mean"] = result.objective
+    final.update({f"dev/mean_predictor_{k.split('/', 1)[1]}": v for k, v in result.mean_predictor_dev.items()
+                  if "rmse" in k})
+    final["best_dev/rmse_mean"] = result.objective
     final["best_epoch"] = result.best_epoch
     tracker.log_metrics(final)
     tracker.set_tags({k: v for k, v in extra.items()})
@@ -194,7 +197,8 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
                                              svr_max_samples=config.svr_max_samples)
             child.log_params(notes)
             p_dev, p_test = predict_baseline(estimators, x["dev"]), predict_baseline(estimators, x["test"])
-            res = Result(config=config, dev=evaluate(y["dev"], p_dev, "dev_"), test=evaluate(y["test"], p_test, "test_"),
+            res = Result(config=config, dev=_evaluate_split(child, inputs, "dev", y["dev"], p_dev),
+                         test=_evaluate_split(child, inputs, "test", y["test"], p_test),
                          mean_predictor_dev=_mean_predictor(inputs), run_id=child.run_id)
             _log_results(child, res)
             _log_figures(child, inputs, y["dev"], p_dev, None)
@@ -208,8 +212,8 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
     best = min(results.values(), key=lambda r: r.objective)
     summary = Result(config=config, dev=best.dev, test=best.test, mean_predictor_dev=best.mean_predictor_dev,
                      run_id=tracker.run_id, model_uri=best.model_uri, children=results)
-    tracker.log_text("\n".join(f"{a}: dev RMSE V {r.dev['dev_rmse_valence']:.4f} A {r.dev['dev_rmse_arousal']:.4f}; "
-                               f"test RMSE V {r.test['test_rmse_valence']:.4f} A {r.test['test_rmse_arousal']:.4f}"
+    tracker.log_text("\n".join(f"{a}: dev RMSE V {r.dev['dev/rmse_valence']:.4f} A {r.dev['dev/rmse_arousal']:.4f}; "
+                               f"test RMSE V {r.test['test/rmse_valence']:.4f} A {r.test['test/rmse_arousal']:.4f}"
                                for a, r in results.items()), "baseline_summary.txt")
     _log_results(tracker, summary, best_algorithm=min(results, key=lambda a: results[a].objective))
     return summary
@@ -231,7 +235,8 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     if checkpoint_body is not None:
         _check_resumable(config, checkpoint_body, resume)  # before the run is reopened
     name = run_name or _default_run_name(config)
-    tags = {"emo.family": config.family, "emo.model": config.model_name, **(tags or {})}
+    tags = {"emo.family": config.family, "emo.model": config.model_name, "emo.arch": config.arch,
+            "emo.seed": config.seed, **(tags or {})}
 
     def body(tracker) -> Result:
         if on_start is not None:
@@ -241,10 +246,12 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
                                      split_seed=config.split_seed, label_delay=config.label_delay)
         inputs = build_inputs(ds, config.input_kind, window_s=config.window, label=config.window_label,
                               stride=config.stride, audio_window=config.audio_window, audio_len=config.audio_len)
-        params = config.params()
-        params.update(hyperparameters(config) if config.family != "baseline" else {})
-        params.update(dataset_params(ds, inputs))
+        if not config.standardize:
+            inputs.stats = {}
+        params = {**config.params(), "family": config.family, "model": config.model_name,
+                  **dataset_params(ds, inputs)}
         tracker.log_params(params)
+        tracker.log_dataset(ds)
         if resume:  # the run's own params stay; what changed is logged beside them
             tracker.log_params({f"resumed_{k}": v for k, v in params.items() if k in RESUME_MAY_CHANGE})
         if config.family != "baseline" and config.unused():

@@ -34,11 +34,24 @@ def ccc(y_true, y_pred) -> float:
 METRICS = {"mae": mae, "rmse": rmse, "ccc": ccc, "r": pearson}
 
 
-def evaluate(y_true, y_pred, prefix: str = "") -> dict[str, float]:
-    """Every metric for every target of (n, 2) arrays, named like `dev_rmse_valence`."""
+def ccc_per_recording(y_true, y_pred, groups) -> float:
+    """Mean over recordings of each recording's CCC (AVEC's practice beside the pooled CCC): a model
+    that only tracks the differences between recordings' means scores high pooled, not here."""
+    t, p, g = np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64), np.asarray(groups)
+    order = np.argsort(g, kind="stable")
+    bounds = np.flatnonzero(np.r_[True, g[order][1:] != g[order][:-1], True])
+    scores = [ccc(t[order[a:b]], p[order[a:b]]) for a, b in zip(bounds[:-1], bounds[1:]) if b - a > 1]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def evaluate(y_true, y_pred, prefix: str = "", groups=None) -> dict[str, float]:
+    """Every metric for every target of (n, 2) arrays, named like `dev/rmse_valence`; with `groups`
+    (each sample's recording) also the per-recording CCC, `dev/ccc_per_recording_valence`."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     out = {}
     for j, target in enumerate(TARGETS):
         for name, fn in METRICS.items():
             out[f"{prefix}{name}_{target}"] = fn(y_true[:, j], y_pred[:, j])
+        if groups is not None:
+            out[f"{prefix}ccc_per_recording_{target}"] = ccc_per_recording(y_true[:, j], y_pred[:, j], groups)
     return out

@@ -16,9 +16,9 @@ def learning_curves(history: list[dict]):
     """Train and dev loss per epoch, the best epoch marked."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     epochs = [h["epoch"] for h in history]
-    ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")
-    ax.plot(epochs, [h["dev_loss"] for h in history], label="dev loss")
-    best = min(history, key=lambda h: h["dev_loss"])
+    ax.plot(epochs, [h["train/loss"] for h in history], label="train loss")
+    ax.plot(epochs, [h["dev/loss"] for h in history], label="dev loss")
+    best = min(history, key=lambda h: h["dev/loss"])
     ax.axvline(best["epoch"], color="grey", ls=":", label=f"best epoch {best['epoch']}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")

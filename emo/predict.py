@@ -36,7 +36,7 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
     `split="all"` predicts every recording of the folder, labelled or not (such as the test
     recordings an import wrote to `unlabelled/`). Returns a table (video_id, start, end, valence,
     arousal, and true_valence/true_arousal, empty where unknown) and the metrics over the samples
-    with labels, named like `test_rmse_valence` (none when no sample has labels).
+    with labels, named like `test/rmse_valence` (none when no sample has labels).
     """
     emo_model = model.unwrap_python_model()
     spec = emo_model.inputs
@@ -57,13 +57,19 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
         preds.append(model.predict({k: v.numpy() for k, v in batch.inputs().items()}).to_numpy())
     pred = np.concatenate(preds) if preds else np.zeros((0, 2))
     truth = samples.labels.numpy()
+    known = np.isfinite(truth).all(axis=1)
+    metrics = evaluate(truth[known], pred[known], f"{split}/", groups=index.video_id[known]) if known.any() else {}
+    return predictions_table(index, truth, pred), metrics
+
+
+def predictions_table(index, truth: np.ndarray, pred: np.ndarray) -> pd.DataFrame:
+    """One row per sample: video_id, start, end, predicted valence/arousal, true_valence/true_arousal."""
     table = pd.DataFrame({"video_id": index.video_id, "start": index.start, "end": index.end})
     for j, target in enumerate(TARGETS):
         table[target] = pred[:, j]
     for j, target in enumerate(TARGETS):
         table[f"true_{target}"] = truth[:, j]
-    known = np.isfinite(truth).all(axis=1)
-    return table, evaluate(truth[known], pred[known], f"{split}_") if known.any() else {}
+    return table
 
 
 def write_predictions(table: pd.DataFrame, out: str | Path) -> Path:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -66,6 +67,12 @@ class NullTracker:
     def log_text(self, text: str, path: str) -> None:
         self.artifacts[path] = text
 
+    def log_table(self, table, path: str) -> None:
+        self.artifacts[path] = table
+
+    def log_dataset(self, ds) -> None:
+        self.artifacts["dataset"] = ds.fingerprint
+
     def log_model(self, artifacts: dict, signature, input_example) -> str | None:
         self.artifacts["model"] = artifacts
         return None
@@ -108,6 +115,25 @@ class MlflowTracker(NullTracker):
 
     def log_text(self, text: str, path: str) -> None:
         self._mlflow.log_text(text, path)
+
+    def log_table(self, table, path: str) -> None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(path).name
+            table.to_parquet(local, index=False)
+            self._mlflow.log_artifact(str(local), str(Path(path).parent))
+
+    def log_dataset(self, ds) -> None:
+        """The dataset folder as the run's input, its fingerprint as digest: the UI shows which data a run used."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "can be interpreted in multiple ways": both are the local folder
+            source = resolve_dataset_source(str(ds.folder.resolve()))
+        self._mlflow.log_input(MetaDataset(source, name=ds.name, digest=ds.fingerprint[:36]), context="training",
+                               tags={"synthetic": str(ds.synthetic).lower(), "split_hash": ds.split.hash})
 
     def log_model(self, artifacts: dict, signature, input_example) -> str | None:
         from emo import pyfunc_model
@@ -161,8 +187,14 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
         else:
             if not nested and parent_run_id is None:
                 _use_experiment(experiment)
-            run = mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=tags)
-        if env_run or resume_run_id:
+            # with MLFLOW_RUN_ID set (under `mlflow run`) start_run would resume that run, not start a child
+            os.environ.pop("MLFLOW_RUN_ID", None)
+            try:
+                run = mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=tags)
+            finally:
+                if env_run:
+                    os.environ["MLFLOW_RUN_ID"] = env_run
+        if run.info.run_id in (env_run, resume_run_id):
             mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if run_name and env_run else {})})
     except Exception as exc:
         raise TrackingError(f"cannot start an MLflow run at {mlflow.get_tracking_uri()} ({_short(exc)}). Check that "
@@ -274,3 +306,23 @@ def load_checkpoint(run_id: str, path: str = CHECKPOINT) -> dict:
         raise TrackingError(f"run {run_id} has no checkpoint {path} to resume from ({_short(exc)}). Check the run id "
                             f"(mlflow ui shows it) and that MLFLOW_TRACKING_URI points at the same store.") from None
     return torch.load(local, weights_only=False)
+
+
+def run_table(run_id: str, path: str):
+    """A parquet table a run logged (such as its test predictions), as a DataFrame (data, not code)."""
+    import mlflow
+    import pandas as pd
+
+    try:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
+    except Exception as exc:
+        raise TrackingError(f"run {run_id} has no {path} ({_short(exc)}); it was logged by an older emo, or the "
+                            f"artifact store is not reachable.") from None
+    return pd.read_parquet(local)
+
+
+def log_artifacts(run_id: str, folder, artifact_path: str) -> None:
+    """Log a local folder's files to a run that is not this process's active one."""
+    import mlflow
+
+    mlflow.MlflowClient().log_artifacts(run_id, str(folder), artifact_path)

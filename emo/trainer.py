@@ -123,12 +123,12 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         else:
             state.bad_epochs += 1
         state.epoch = epoch
-        record = {"epoch": epoch, "train_loss": total / max(count, 1), "dev_loss": dev_loss,
-                  "seconds": time.perf_counter() - t0, "improved": improved, **evaluate(y_dev, p_dev, "dev_")}
+        record = {"epoch": epoch, "train/loss": total / max(count, 1), "dev/loss": dev_loss,
+                  "train/seconds": time.perf_counter() - t0, "improved": improved, **evaluate(y_dev, p_dev, "dev/")}
         state.history.append(record)
-        bar.set_postfix(train=f"{record['train_loss']:.4f}", dev=f"{dev_loss:.4f}", best=state.best_epoch)
+        bar.set_postfix(train=f"{record['train/loss']:.4f}", dev=f"{dev_loss:.4f}", best=state.best_epoch)
         if not progress:
-            log.info("epoch %d: train loss %.4f, dev loss %.4f%s", epoch, record["train_loss"], dev_loss,
+            log.info("epoch %d: train loss %.4f, dev loss %.4f%s", epoch, record["train/loss"], dev_loss,
                      " (best)" if improved else "")
         state.stopped_early = not improved and state.bad_epochs >= patience
         if on_epoch is not None:

@@ -38,7 +38,7 @@ SPACES: dict[str, dict[str, dict]] = {
         "d_model": {"choices": [32, 64, 128]},
         "heads": {"choices": [2, 4]},
         "ff": {"choices": [64, 128, 256]},
-        "depth": {"low": 1, "high": 3},
+        "repeats": {"low": 1, "high": 3},
         "dropout": {"low": 0.0, "high": 0.3},
         "lr": {"low": 1e-4, "high": 3e-3, "log": True},
         "batch_size": {"choices": [32, 64, 128]},
@@ -76,11 +76,12 @@ SPACES: dict[str, dict[str, dict]] = {
 METRICS = {"rmse": "minimize", "ccc": "maximize"}
 
 
-def search_space(family: str, override: str | Path | dict | None = None) -> dict[str, dict]:
-    """The family's space, updated with `override` (a dict, or a JSON file of the same shape)."""
+def search_space(family: str, override: str | Path | dict | None = None, fixed=()) -> dict[str, dict]:
+    """The family's space without the `fixed` settings (a matrix cell's own), updated with `override`
+    (a dict, or a JSON file of the same shape)."""
     if family not in SPACES:
         raise ConfigError(f"no search space for family {family!r}; tunable: {', '.join(SPACES)}.")
-    space = {k: dict(v) for k, v in SPACES[family].items()}
+    space = {k: dict(v) for k, v in SPACES[family].items() if k not in fixed}
     if override is None:
         return space
     if not isinstance(override, dict):
@@ -219,8 +220,9 @@ def _states(study: optuna.Study) -> Counter:
 def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None, storage: str | None = None,
          study_name: str | None = None, space: dict | str | None = None, metric: str = "rmse",
          pruner: str = "median", sampler_seed: int | None = None, experiment: str | None = None,
-         progress: bool = True, heartbeat: int = 10) -> TuneResult:
-    """Run (or join) a study of `base` with parameters drawn from the family's space.
+         progress: bool = True, heartbeat: int = 10, fixed=()) -> TuneResult:
+    """Run (or join) a study of `base` with parameters drawn from the family's space (less the
+    `fixed` settings: those of a matrix cell).
 
     Stops when the study holds `trials` complete or pruned trials (whichever worker ran them) or
     after `timeout` seconds.
@@ -233,7 +235,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         raise ConfigError(f"unknown objective metric {metric!r}; choose rmse or ccc.")
     if trials is None and timeout is None:
         raise ConfigError("give --trials, --timeout or both, or the study never stops.")
-    space = search_space(base.family, space)
+    space = search_space(base.family, space, fixed)
     study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
     study = optuna.create_study(storage=make_storage(storage, heartbeat), study_name=study_name, load_if_exists=True,
                                 direction=METRICS[metric], pruner=make_pruner(pruner),
@@ -357,7 +359,7 @@ def _parent_run(study: optuna.Study, create: Callable[[], str]) -> tuple[str, bo
 
 def _value(record: dict, metric: str) -> float:
     """Mean dev RMSE or CCC over valence and arousal, from an epoch record or final dev metrics."""
-    return (record[f"dev_{metric}_valence"] + record[f"dev_{metric}_arousal"]) / 2
+    return (record[f"dev/{metric}_valence"] + record[f"dev/{metric}_arousal"]) / 2
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

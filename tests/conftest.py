@@ -66,6 +66,9 @@ def tracking(tmp_path, monkeypatch, _migrated_store):
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(uri)
     yield uri
+    # set_experiment() exports the experiment's id for child processes: it must not reach the next store
+    os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+    mlflow.tracking.fluent._active_experiment_id = None
     mlflow.set_tracking_uri(None)
 
 

@@ -498,8 +498,8 @@ def test_a_lagged_corpus_is_learnt_only_with_the_right_label_delay(tmp_path):
     for delay in (0.0, 2.0, 4.0):
         config = Config(family="ffnn", data=str(tmp_path / "ds"), epochs=25, patience=5, label_delay=delay, seed=0)
         result = run_experiment(config, track=False, progress=False)
-        scores[delay] = result.objective / ((result.mean_predictor_dev["dev_rmse_valence"]
-                                             + result.mean_predictor_dev["dev_rmse_arousal"]) / 2)
+        scores[delay] = result.objective / ((result.mean_predictor_dev["dev/rmse_valence"]
+                                             + result.mean_predictor_dev["dev/rmse_arousal"]) / 2)
     assert scores[2.0] < 0.5, scores  # features at t explain the label written 2 s later
     assert scores[0.0] > 0.85 and scores[4.0] > 0.85, scores  # no better than the mean
 

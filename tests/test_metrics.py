@@ -33,6 +33,19 @@ def test_constant_predictions_have_zero_correlation_not_nan():
 
 def test_evaluate_names_every_metric_per_target():
     y = np.array([T, P]).T
-    out = evaluate(y, y[:, ::-1], prefix="dev_")
-    assert sorted(out) == sorted(f"dev_{m}_{t}" for m in ("mae", "rmse", "ccc", "r") for t in ("valence", "arousal"))
-    assert out["dev_rmse_valence"] == pytest.approx(rmse(T, P))
+    out = evaluate(y, y[:, ::-1], prefix="dev/")
+    assert sorted(out) == sorted(f"dev/{m}_{t}" for m in ("mae", "rmse", "ccc", "r") for t in ("valence", "arousal"))
+    assert out["dev/rmse_valence"] == pytest.approx(rmse(T, P))
+
+
+def test_per_recording_ccc_is_the_mean_of_each_recordings_ccc_not_the_pooled_one():
+    from emo.metrics import ccc, ccc_per_recording
+
+    t = np.array([0.0, 1, 2, 3, 10, 11, 12, 13])
+    p = np.array([0.0, 1, 2, 3, 13, 12, 11, 10])  # recording b is predicted backwards
+    groups = np.array(["a"] * 4 + ["b"] * 4)
+    assert ccc_per_recording(t, p, groups) == pytest.approx((ccc(t[:4], p[:4]) + ccc(t[4:], p[4:])) / 2)
+    assert ccc_per_recording(t, p, groups) == pytest.approx(0.0)  # 1 and -1
+    assert ccc(t, p) > 0.8  # pooled, the difference between the recordings' means hides it
+    out = evaluate(np.c_[t, t], np.c_[p, p], "test/", groups=groups)
+    assert out["test/ccc_per_recording_valence"] == pytest.approx(0.0)

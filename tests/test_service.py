@@ -68,7 +68,7 @@ def test_a_training_against_the_server_is_readable_through_the_rest_api(server, 
     assert run["info"]["status"] == "FINISHED"
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
     assert params["family"] == "video" and params["window"] == "1.0" and len(params["split_hash"]) == 12
-    history = server.get("metrics/get-history", run_id=run_id, metric_key="dev_loss")["metrics"]
+    history = server.get("metrics/get-history", run_id=run_id, metric_key="dev/loss")["metrics"]
     assert sorted(m["step"] for m in history) == [1, 2, 3]
     files = server.get("artifacts/list", run_id=run_id, path="checkpoints")["files"]
     assert [f["path"] for f in files] == ["checkpoints/checkpoint.pt"] and int(files[0]["file_size"]) > 0
@@ -129,7 +129,7 @@ def test_a_server_that_dies_mid_training_fails_the_training_fast_and_keeps_the_c
         try:
             runs = runs_of(server, "dies")
             if runs and len(server.get("metrics/get-history", run_id=runs[0]["info"]["run_id"],
-                                       metric_key="dev_loss")["metrics"]) >= 2:
+                                       metric_key="dev/loss")["metrics"]) >= 2:
                 run_id = runs[0]["info"]["run_id"]
         except Exception:
             pass
@@ -161,7 +161,7 @@ def test_after_a_restart_runs_metrics_and_registered_models_are_all_there(server
     assert after["data"]["params"] == before["data"]["params"]
     assert after["data"]["metrics"] == before["data"]["metrics"]
     run_id = after["info"]["run_id"]
-    assert len(server.get("metrics/get-history", run_id=run_id, metric_key="dev_loss")["metrics"]) == 2
+    assert len(server.get("metrics/get-history", run_id=run_id, metric_key="dev/loss")["metrics"]) == 2
     version = server.get("registered-models/alias", name="emo-fusion4-restart", alias="champion")["model_version"]
     assert version["run_id"] == run_id or any(t["value"] == run_id for t in version.get("tags", []))
 

@@ -19,7 +19,7 @@ from emo.config import Config
 from emo.experiment import run_experiment
 
 TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=2, d_model=16, heads=2, ff=32,
-            depth=1)
+            repeats=1)
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from emo.cli import main
 from emo.config import Config
-from emo.experiment import hyperparameters, run_experiment
+from emo.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = dict(epochs=6, patience=3, batch_size=64, seed=0)
@@ -38,19 +38,19 @@ def quick(corpus, family, **kw) -> Config:
 def test_each_family_beats_the_training_mean_on_dev(corpus, family, kw, margins):
     result = run_experiment(quick(corpus, family, **kw), track=False, progress=False)
     for target, margin in margins.items():
-        ours = result.dev[f"dev_rmse_{target}"]
-        mean = result.mean_predictor_dev[f"dev_rmse_{target}"]
+        ours = result.dev[f"dev/rmse_{target}"]
+        mean = result.mean_predictor_dev[f"dev/rmse_{target}"]
         assert ours < margin * mean, f"{family} {target}: {ours:.3f} vs mean predictor {mean:.3f}"
-    assert set(result.test) >= {"test_rmse_valence", "test_ccc_arousal", "test_mae_valence", "test_r_arousal"}
+    assert set(result.test) >= {"test/rmse_valence", "test/ccc_arousal", "test/mae_valence", "test/r_arousal"}
 
 
 def test_baseline_fits_three_algorithms_and_the_best_beats_the_mean(corpus):
     result = run_experiment(quick(corpus, "baseline", svr_max_samples=600), track=False)
     assert sorted(result.children) == ["bayesian_ridge", "svr", "tree"]
     ridge = result.children["bayesian_ridge"].dev
-    assert ridge["dev_rmse_valence"] < 0.6 * result.mean_predictor_dev["dev_rmse_valence"]
+    assert ridge["dev/rmse_valence"] < 0.6 * result.mean_predictor_dev["dev/rmse_valence"]
     # the tree overfits, as in the thesis: worse than Bayesian Ridge
-    assert result.children["tree"].dev["dev_rmse_valence"] > ridge["dev_rmse_valence"]
+    assert result.children["tree"].dev["dev/rmse_valence"] > ridge["dev/rmse_valence"]
 
 
 def test_same_seed_same_numbers(corpus):
@@ -75,7 +75,7 @@ def test_the_test_set_never_influences_training_or_model_selection(corpus, tmp_p
     video.to_csv(other / "video.csv", index=False)
     a = run_experiment(quick(corpus, "ffnn"), track=False, progress=False)
     b = run_experiment(quick(other, "ffnn"), track=False, progress=False)
-    curves = lambda r: [{k: v for k, v in h.items() if k != "seconds"} for h in r.history]  # noqa: E731
+    curves = lambda r: [{k: v for k, v in h.items() if k != "train/seconds"} for h in r.history]  # noqa: E731
     assert curves(a) == curves(b) and a.best_epoch == b.best_epoch and a.dev == b.dev
     assert a.test != b.test
 
@@ -88,13 +88,13 @@ def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_a
     p = run.data.params
     assert p["family"] == "video" and p["pooling"] == "avg" and p["hidden"] == "128" and p["lr"] == "0.001"
     assert p["data_synthetic"] == "True" and len(p["data_fingerprint"]) == 12 and len(p["split_hash"]) == 12
-    assert p["fps"] == "5.0" and p["window"] == "2" and p["seed"] == "0" and "emo_version" in p
-    history = client.get_metric_history(result.run_id, "dev_loss")
+    assert p["fps"] == "auto" and p["data_fps"] == "5.0" and p["window"] == "2" and p["seed"] == "0" and "emo_version" in p
+    history = client.get_metric_history(result.run_id, "dev/loss")
     assert [m.step for m in history] == [1, 2, 3]
-    assert len(client.get_metric_history(result.run_id, "dev_ccc_arousal")) == 3
+    assert len(client.get_metric_history(result.run_id, "dev/ccc_arousal")) == 3
     m = run.data.metrics
-    assert m["test_rmse_valence"] == pytest.approx(result.test["test_rmse_valence"])
-    assert m["best_dev_rmse_mean"] == pytest.approx(result.objective)
+    assert m["test/rmse_valence"] == pytest.approx(result.test["test/rmse_valence"])
+    assert m["best_dev/rmse_mean"] == pytest.approx(result.objective)
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "checkpoints")}
     assert artifacts == {"checkpoints/checkpoint.pt"}
     plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
@@ -113,11 +113,11 @@ def test_resume_continues_from_the_checkpoint_epoch_exactly(corpus, tracking):
                              resume=first.run_id, progress=False)
     assert resumed.run_id == first.run_id
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
-    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first.run_id, "dev_loss")]
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first.run_id, "dev/loss")]
     assert steps == [1, 2, 3, 4]
     straight = run_experiment(quick(corpus, "video", window=1, dropout=0.3, epochs=4, patience=10), track=False,
                               progress=False)
-    assert [h["dev_loss"] for h in straight.history] == pytest.approx([h["dev_loss"] for h in resumed.history],
+    assert [h["dev/loss"] for h in straight.history] == pytest.approx([h["dev/loss"] for h in resumed.history],
                                                                       rel=1e-6)
     run = mlflow.MlflowClient().get_run(first.run_id)
     assert run.data.params["epochs"] == "2" and run.data.params["resumed_epochs"] == "4"
@@ -163,28 +163,6 @@ def test_audio_on_a_video_only_dataset_says_it_needs_audio_tables(tmp_path):
     assert result.exit_code == 2 and "no audio tables" in result.output
 
 
-def test_mlproject_defaults_are_the_library_defaults():
-    spec = yaml.safe_load((ROOT / "MLproject").read_text())
-    for entry, body in spec["entry_points"].items():
-        if "entrypoints/train.py" not in body["command"]:
-            continue  # tune and register take no model defaults
-        family = entry
-        config = Config(family=family)
-        defaults = {**config.to_dict(), **(hyperparameters(config) if family != "baseline" else {})}
-        for name, param in body["parameters"].items():
-            if name in ("window", "label") or defaults.get(name) is None:
-                continue  # per-entry choices (the thesis's best window), or unused by this model (hidden)
-            expected = defaults[name]
-            if param["type"] == "string":
-                expected = ",".join(expected) if isinstance(expected, list) else expected
-                assert param["default"] == expected, (entry, name)
-            else:
-                assert float(param["default"]) == pytest.approx(float(expected)), (entry, name)
-        assert f"entrypoints/train.py {family}" in body["command"]
-    assert spec["entry_points"]["fusion"]["parameters"]["variant"]["default"] == "v2"
-    assert spec["entry_points"]["fusion"]["parameters"]["label"]["default"] == "last"
-
-
 def test_mlflow_run_of_an_entry_point_completes_one_run(corpus, tracking, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "video", "-P", f"data={corpus}",
@@ -195,4 +173,4 @@ def test_mlflow_run_of_an_entry_point_completes_one_run(corpus, tracking, tmp_pa
     assert len(runs) == 1  # the script reused the run `mlflow run` created
     run = runs.iloc[0]
     assert run["status"] == "FINISHED" and run["params.pooling"] == "max" and run["params.window"] == "1"
-    assert run["metrics.test_rmse_arousal"] > 0 and run["tags.mlflow.runName"] == "video-1s-max"
+    assert run["metrics.test/rmse_arousal"] > 0 and run["tags.mlflow.runName"] == "video-1s-max"

@@ -18,9 +18,9 @@ from emo.experiment import run_experiment
 from emo.tuning import search_space, suggest, tune
 
 TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=3, d_model=16, heads=2, ff=32,
-            depth=1, batch_size=64)
+            repeats=1, batch_size=64)
 SPACE = {"window": None, "patience": None, "batch_size": None, "label_delay": None, "d_model": {"choices": [16, 32]},
-         "ff": {"choices": [32]}, "depth": {"low": 1, "high": 2}}
+         "ff": {"choices": [32]}, "repeats": {"low": 1, "high": 2}}
 
 
 def test_a_study_has_a_parent_run_a_nested_run_per_trial_prunes_and_registers_a_champion(fusion_corpus, tracking):
@@ -48,14 +48,14 @@ def test_a_study_has_a_parent_run_a_nested_run_per_trial_prunes_and_registers_a_
         assert run["status"] == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}[t.state.name]
     # the test set was never seen by a trial; only the winner gets test metrics, after the study
     winner = by_trial[result.best_trial.number]
-    assert winner["metrics.test_rmse_valence"] == pytest.approx(result.test["test_rmse_valence"])
+    assert winner["metrics.test/rmse_valence"] == pytest.approx(result.test["test/rmse_valence"])
     losers = children[children["run_id"] != winner["run_id"]]
-    assert losers["metrics.test_rmse_valence"].isna().all()
+    assert losers["metrics.test/rmse_valence"].isna().all()
 
     reg = champion.register(client.get_run(winner["run_id"]))
     assert reg.champion and reg.version == "1"
     version = client.get_model_version_by_alias("emo-fusion4", "champion")
-    assert version.tags["source_run"] == winner["run_id"] and "test_rmse_valence" in version.tags
+    assert version.tags["source_run"] == winner["run_id"] and "test/rmse_valence" in version.tags
     assert version.tags["split_hash"] == winner["params.split_hash"]
     model = mlflow.pyfunc.load_model("models:/emo-fusion4@champion")
     assert model.metadata.signature.inputs.input_names() == ["video", "audio", "audio_mask"]
@@ -69,7 +69,7 @@ def test_the_champion_alias_moves_only_to_a_better_model(fusion_corpus, tracking
     middling = trained(epochs=1)
     worse = trained(epochs=1, lr=1e-6)
     better = trained(epochs=4, lr=3e-3)
-    d = {r.info.run_id: r.data.metrics["best_dev_rmse_mean"] for r in (middling, worse, better)}
+    d = {r.info.run_id: r.data.metrics["best_dev/rmse_mean"] for r in (middling, worse, better)}
     assert d[worse.info.run_id] > d[middling.info.run_id] > d[better.info.run_id]
 
     assert champion.register(middling).champion
@@ -95,7 +95,7 @@ def test_emo_predict_writes_per_window_predictions_and_prints_metrics(fusion_cor
     assert list(table.columns) == ["video_id", "start", "end", "valence", "arousal", "true_valence", "true_arousal"]
     assert (table["end"] - table["start"]).round(6).eq(1.0).all()
     rmse_v = ((table["valence"] - table["true_valence"]) ** 2).mean() ** 0.5
-    assert rmse_v == pytest.approx(result.dev["dev_rmse_valence"], abs=1e-5)
+    assert rmse_v == pytest.approx(result.dev["dev/rmse_valence"], abs=1e-5)
     assert "RMSE V" in cli.output
 
 
@@ -110,10 +110,10 @@ def test_a_worker_that_leaves_early_leaves_the_studys_parent_run_open(fusion_cor
 def test_search_spaces_are_defined_once_and_overridable():
     space = search_space("fusion", {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "window": None})
     assert "window" not in space and space["lr"]["low"] == 1e-3 and "heads" in space
-    params = suggest(optuna.trial.FixedTrial({"d_model": 64, "heads": 4, "ff": 128, "depth": 2, "dropout": 0.1,
+    params = suggest(optuna.trial.FixedTrial({"d_model": 64, "heads": 4, "ff": 128, "repeats": 2, "dropout": 0.1,
                                               "lr": 0.002, "batch_size": 32, "patience": 3, "label_delay": 2.0}),
                      space)
-    assert params["depth"] == 2 and params["lr"] == 0.002 and params["label_delay"] == 2.0
+    assert params["repeats"] == 2 and params["lr"] == 0.002 and params["label_delay"] == 2.0
     with pytest.raises(ConfigError, match="'colour' is not a setting"):
         search_space("fusion", {"colour": {"choices": [1]}})
     with pytest.raises(ConfigError, match="no search space for family 'baseline'"):

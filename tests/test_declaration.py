@@ -1,0 +1,116 @@
+"""Every default declared once: the MLproject is generated from emo's settings, and `mlflow run`
+and `emo train` log the same parameters for every family."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from emo.cli import main
+from emo.config import FAMILIES, Config, model_defaults
+from emo.matrix import CELLS, MATRIX, find, select
+from emo.mlproject import render
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_committed_mlproject_is_the_generated_one():
+    assert (ROOT / "MLproject").read_text() == render(), "MLproject is out of date: run `emo mlproject`"
+
+
+def test_every_setting_of_a_family_is_a_parameter_of_its_entry_point_with_the_logged_default():
+    spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
+    assert spec["main"] == spec["fusion"]  # `mlflow run .` is the quick start
+    for family in FAMILIES:
+        config = Config(family=family)
+        params = spec[family]["parameters"]
+        assert list(params) == list(config.settings())
+        assert {k: str(v["default"]) for k, v in params.items()} == config.params()
+    assert spec["video"]["parameters"]["window"]["default"] == "3.0"  # the thesis's best SEWA video window
+    assert spec["audio"]["parameters"]["window"]["default"] == "1.0"
+    assert spec["fusion"]["parameters"]["label"]["default"] == "last"
+    assert {"kernel_size", "stride", "loss", "audio_window", "audio_len", "repeats", "readout", "arch"} <= set(
+        spec["fusion"]["parameters"])
+
+
+def test_the_models_of_a_family_never_disagree_on_a_default():
+    for family in FAMILIES.values():
+        seen = {}
+        for model in family.models:
+            for name, value in model_defaults(model).items():
+                assert seen.setdefault(name, value) == value, (model, name)
+    # fusion 2's blocks and fusion 4's repeated blocks are separate settings with the thesis's numbers
+    assert model_defaults("fusion2")["depth"] == 2 and model_defaults("fusion4")["repeats"] == 3
+
+
+def test_a_fusion_method_trains_with_its_own_defaults_whatever_the_entry_point():
+    assert Config(method=2).hyperparameters()["depth"] == 2
+    assert Config(method=4).hyperparameters()["repeats"] == 3
+    assert Config(method=2).params() == {**Config().params(), "method": "2"}
+
+
+def test_auto_takes_the_data_decided_default_on_the_command_line(corpus):
+    result = CliRunner().invoke(main, ["train", "fusion", "--data", str(corpus), "--fps", "auto", "--audio-len",
+                                       "auto", "--epochs", "0"])
+    assert result.exit_code == 2 and "epochs must be at least 1" in result.output
+    result = CliRunner().invoke(main, ["train", "video", "--fps", "fast"])
+    assert result.exit_code == 2 and "'fast' is not a valid float (or 'auto')" in result.output
+
+
+def _run_params(run_id: str) -> dict:
+    return mlflow.MlflowClient().get_run(run_id).data.params
+
+
+def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corpus, tracking, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    for family in FAMILIES:
+        entry = "main" if family == "fusion" else family  # `mlflow run .` is fusion's entry point
+        extra = ["-P", "algorithms=bayesian_ridge"] if family == "baseline" else ["-P", "epochs=1"]
+        proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "-P", f"data={corpus}",
+                               *extra, "--env-manager", "local", "--experiment-name", f"mlflow-run-{family}"],
+                              env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        by_mlflow = mlflow.search_runs(experiment_names=[f"mlflow-run-{family}"], output_format="list")
+        top = [r for r in by_mlflow if "mlflow.parentRunId" not in r.data.tags]
+        assert len(top) == 1
+        opts = ["--algorithms", "bayesian_ridge"] if family == "baseline" else ["--epochs", "1"]
+        result = CliRunner().invoke(main, ["train", family, "--data", str(corpus), *opts,
+                                           "--experiment", f"emo-train-{family}"])
+        assert result.exit_code == 0, result.output
+        by_emo = [r for r in mlflow.search_runs(experiment_names=[f"emo-train-{family}"], output_format="list")
+                  if "mlflow.parentRunId" not in r.data.tags]
+        assert len(by_emo) == 1
+        ours, theirs = _run_params(by_emo[0].info.run_id), _run_params(top[0].info.run_id)
+        assert ours == theirs, {k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys()
+                                if ours.get(k) != theirs.get(k)}
+        assert set(Config(family=family).settings()) <= set(ours)
+
+
+def test_the_matrix_holds_the_thesis_cells_each_as_thesis_and_as_emo():
+    names = [c.name for c in MATRIX]
+    assert len(names) == len(set(names)) == len(CELLS)
+    video = [c for c in MATRIX if c.table == "video" and c.settings.get("label") is None]
+    assert len(video) == 4 * 3 * 2  # windows × poolings × arch
+    fusion = [c for c in MATRIX if c.table == "fusion" and "readout" not in c.settings]
+    assert len(fusion) == 4 * 6 * 2  # windows × (1, 2, 3, 4v1, 4v2, 4v3) × arch
+    assert len([c for c in MATRIX if c.table == "audio"]) == 4 * 2
+    assert find("fusion4-v2-4s/thesis").config().hyperparameters()["variant"] == "v2"
+    assert find("video-3s-avg-last/emo").config().window_label == "last"  # like for like with fusion
+    assert {c.table for c in select("video,fusion", "1", "thesis")} == {"video", "fusion"}
+    assert all(c.window == 1.0 for c in select("video,fusion", "1"))
+    with pytest.raises(Exception, match="did you mean fusion4-v2"):
+        find("fusion4-v2")
+
+
+def test_tuning_a_named_experiment_searches_its_family_space_without_the_cells_own_settings():
+    from emo.tuning import search_space
+
+    cell = find("video-3s-avg/thesis")
+    space = search_space(cell.family, fixed=cell.settings)
+    assert "window" not in space and "pooling" not in space and {"hidden", "lr", "dropout"} <= set(space)
+    assert cell.config(epochs=2).params()["arch"] == "thesis"
