@@ -1,0 +1,169 @@
+"""`emo reproduce` runs the matrix once per cell and seed, reuses what ran, shares it between workers;
+`emo report` rebuilds the thesis's tables from those runs and renders a page a browser shows."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from emo.matrix import select
+from emo.report_page import write
+from emo.reproduce import reproduce
+from emo.results import COLUMNS, build, collect, matrix_runs, paired_bootstrap
+from emo.tracking import run_table
+
+SMALL = dict(epochs=2, stride=3, batch_size=128, d_model=16, heads=2, ff=32, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def matrix_corpus(tmp_path_factory):
+    from emo.data.synth import SynthConfig, synthesize
+
+    return synthesize(tmp_path_factory.mktemp("matrix") / "sewa",
+                      SynthConfig(videos=14, duration_s=16.0, dim=8, audio_dim=4, seed=3))
+
+
+def _children(parent: str) -> pd.DataFrame:
+    return mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent}'")
+
+
+def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_thesis_tables(matrix_corpus, tracking,
+                                                                                          tmp_path):
+    cells = select(windows="1")  # every table, both archs, the 1 s cells
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    first = reproduce(cells, seeds=2, storage=storage, progress=False, data=str(matrix_corpus), **SMALL)
+    assert first.ran == first.total == first.finished == 2 * len(cells) and first.reused == 0
+    runs = _children(first.parent_run_id)
+    assert sorted(zip(runs["tags.emo.cell"], runs["tags.emo.seed"].astype(int))) == sorted(
+        (c.name, s) for c in cells for s in (0, 1))
+    assert (runs["status"] == "FINISHED").all()
+
+    again = reproduce(cells, seeds=2, storage=storage, progress=False, data=str(matrix_corpus), **SMALL)
+    assert again.parent_run_id == first.parent_run_id and again.ran == again.reused == 0
+    elsewhere = reproduce(cells, seeds=2, storage=storage, study_name="another", progress=False,
+                          data=str(matrix_corpus), **SMALL)
+    assert elsewhere.ran == 0 and elsewhere.reused == 2 * len(cells)  # same data and settings: nothing retrained
+    copies = _children(elsewhere.parent_run_id)
+    assert set(copies["tags.emo.reused_from"]) == set(runs["run_id"])
+
+    frame = collect(matrix_runs(first.parent_run_id)[0])
+    report = build(frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), resamples=500)
+    tables = report.tables
+    assert list(tables) == ["baseline", "ffnn", "video", "audio", "fusion", "best"]
+    assert list(tables["baseline"]["model"]) == ["bayesian_ridge", "svr", "tree"]
+    assert len(tables["video"]) == 3 * 2 + 1 and len(tables["fusion"]) == 6 * 2 + 1 and len(tables["audio"]) == 2
+    assert list(tables["best"]["family"]) == ["baseline", "ffnn", "video", "audio", "fusion"]
+    metric_columns = [f"{s} {m} {t}" for s, m in [(s, {"mae": "MAE", "rmse": "RMSE", "ccc": "CCC",
+                                                      "ccc_per_recording": "CCC/rec"}[m]) for s, m in COLUMNS]
+                      for t in ("V", "A")]
+    assert list(tables["video"].columns) == ["model", "window (s)", "label", "arch", "seeds", *metric_columns,
+                                             "thesis test RMSE V / A"]
+    assert set(tables["fusion"]["thesis test RMSE V / A"]) == {"synthetic data: not comparable"}
+
+    # a value in the table is the mean ± std of the two seeds' logged metrics
+    cell = runs[runs["tags.emo.cell"] == "fusion4-v2-1s/thesis"]["metrics.test/rmse_valence"].to_numpy()
+    shown = tables["fusion"].set_index(["model", "arch"]).loc[("fusion 4 v2", "thesis"), "test RMSE V"]
+    assert shown == f"{cell.mean():.4f} ± {cell.std(ddof=1):.4f}"
+
+    boot = report.bootstrap
+    assert boot["low"] <= boot["difference"] <= boot["high"] and boot["label"] == "last"
+    assert "video avg, last-frame label" in boot["video"]
+    assert any("predict different targets" in n for n in report.notes)
+
+    paths = write(report, tmp_path / "report", "a test report")
+    html = paths["report.html"].read_text()
+    assert html.count("<table") == 6 and html.count("data:image/png;base64,") == 2
+    assert (tmp_path / "report" / "tables" / "fusion.csv").exists() and "## Fusion" in paths["report.md"].read_text()
+    _check_in_browser(paths["report.html"], tmp_path)
+
+
+def _check_in_browser(page, tmp_path):
+    """The page as a real browser renders it: its tables and images in the DOM, and a screenshot that is not blank."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files"]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<table") == 6 and 'id="table-fusion"' in dom and dom.count('id="plot-') == 2
+    shot = tmp_path / "page.png"
+    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()], capture_output=True,
+                   timeout=120)
+    from matplotlib.image import imread
+
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1280)
+    assert pixels.std() > 0.05 and len(np.unique(pixels.reshape(-1, 3).round(2), axis=0)) > 20  # text, rules, plots
+
+
+def test_the_paired_bootstrap_interval_resamples_recordings_and_holds_the_observed_difference():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(200, 2))
+    keys = {"video_id": np.repeat([f"v{i}" for i in range(10)], 20), "start": np.tile(np.arange(20.0), 10)}
+    a = pd.DataFrame({**keys, "valence": truth[:, 0] + 0.1, "arousal": truth[:, 1],
+                      "true_valence": truth[:, 0], "true_arousal": truth[:, 1]})
+    b = a.assign(valence=truth[:, 0] + rng.normal(0, 0.5, 200), arousal=truth[:, 1] + rng.normal(0, 0.5, 200))
+    result = paired_bootstrap(a, b, resamples=1000)
+    assert result["recordings"] == 10 and result["windows"] == 200
+    assert result["low"] < result["difference"] < result["high"] < 0  # a is clearly better
+    same = paired_bootstrap(a, a, resamples=200)
+    assert same["difference"] == same["low"] == same["high"] == 0
+
+
+def _reproduce_cmd(corpus, storage, *extra):
+    return [sys.executable, "-m", "emo.cli", "reproduce", "--data", str(corpus), "--only", "video", "--windows", "1",
+            "--arch", "emo", "--storage", storage, "--study-name", "shared", *extra]
+
+
+def test_two_workers_share_one_postgres_matrix_and_run_each_cell_once(matrix_corpus, tracking, postgres_url,
+                                                                      tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    cmd = _reproduce_cmd(matrix_corpus, postgres_url, "--seeds", "2", "--epochs", "2")
+    workers = [subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for _ in range(2)]
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    done = [(t.user_attrs["cell"], t.user_attrs["seed"]) for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(done) == sorted((c.name, s) for c in select("video", "1", "emo") for s in (0, 1))
+    runs = _children(study.user_attrs["mlflow_parent_run_id"])
+    assert len(runs) == len(done) == 8 and (runs["status"] == "FINISHED").all()
+    assert all("8/8 cell runs finished" in o for o in outputs)
+
+
+def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus, tracking, postgres_url, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    cmd = _reproduce_cmd(matrix_corpus, postgres_url, "--seeds", "1", "--epochs", "30", "--heartbeat", "1")
+    doomed = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    deadline, victim = time.monotonic() + 120, None
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            study = optuna.load_study(study_name="shared", storage=postgres_url)
+        except KeyError:
+            continue
+        running = [t for t in study.get_trials(deepcopy=False)
+                   if t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
+        victim = running[0] if running else None
+    assert victim is not None, "the first worker never started a cell"
+    os.killpg(doomed.pid, signal.SIGKILL)  # no goodbye: no run closed, no trial failed
+    doomed.wait()
+    survivor = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert survivor.returncode == 0, survivor.stdout[-2000:] + survivor.stderr[-2000:]
+
+    study = optuna.load_study(study_name="shared", storage=postgres_url)
+    complete = [t.user_attrs["cell"] for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(complete) == sorted(c.name for c in select("video", "1", "emo"))  # each cell exactly once
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert [t.user_attrs["cell"] for t in failed] == [victim.user_attrs["cell"]]
+    dead = mlflow.MlflowClient().get_run(victim.user_attrs["mlflow_run_id"])
+    assert dead.info.status == "FAILED" and "stopped sending heartbeats" in dead.data.tags["failure_reason"]
