@@ -4,14 +4,18 @@ FROM python:3.11-slim
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 
-# the CPU build of torch first, so the dependency resolver does not pull a multi-GB CUDA build
+# the CPU build of torch first, from PyTorch's CPU index (PyPI's Linux wheels are the multi-GB CUDA
+# build); the same torch as conda.yaml and the logged models' requirements. README: the GPU path.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
 
 COPY pyproject.toml README.md ./
 COPY emo ./emo
 COPY entrypoints ./entrypoints
+COPY docker ./docker
 COPY MLproject conda.yaml ./
-RUN pip install . optuna-dashboard
+# mlflow pinned to the release the tests run against: the server, its schema migrations and the
+# workers' client then match what was tested (tests/test_service.py checks the pin)
+RUN pip install . "mlflow==3.17.2" optuna-dashboard
 
 RUN useradd --create-home emo && mkdir -p /data /mlartifacts && chown emo /data /mlartifacts
 USER emo

@@ -261,7 +261,6 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
     workers of one study. The test set is never seen by the study: the winner's test metrics are
     computed once at the end.
     """
-    from emo import champion
     from emo.tuning import summary, tune
 
     if trials is not None and trials < 1:
@@ -276,14 +275,13 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
     base = config_from(family, {**options, **fixed})
     result = tune(base, trials=trials if trials or timeout else 20, timeout=timeout, storage=storage,
                   study_name=study_name, space=space, metric=metric, pruner=pruner, sampler_seed=sampler_seed,
-                  experiment=experiment, heartbeat=heartbeat, fixed=tuple(fixed))
+                  experiment=experiment, heartbeat=heartbeat, fixed=tuple(fixed), register=register)
     click.echo(summary(result.study))
     if result.test:
         click.echo(f"winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
                                                            if "rmse" in k or "ccc" in k))
-    if register and result.best_trial is not None and base.family == "fusion" and base.method == 4:
-        run = champion.best_fusion4_run(run_ids=[result.best_trial.user_attrs["mlflow_run_id"]])
-        click.echo(str(champion.register(run)))
+    if result.registration:
+        click.echo(result.registration)
 
 
 @main.command("reproduce")
@@ -358,15 +356,21 @@ def report_cmd(target, out, resamples):
 
 
 @main.command("register")
-@click.option("--run-id", "run_ids", multiple=True, help="Candidate run(s); default: every Fusion 4 run.")
-@click.option("--experiment", type=AutoOr(str), default=None, help="Only runs of this MLflow experiment. [default: all]")
+@click.option("--run-id", "run_ids", multiple=True, help="Candidate run(s); default: the experiment's Fusion 4 runs.")
+@click.option("--experiment", type=AutoOr(str), default=None,
+              help="Only runs of this MLflow experiment. [default: the active one (MLFLOW_EXPERIMENT_NAME)]")
+@click.option("--all-experiments", is_flag=True, help="Candidates from every experiment.")
+@click.option("--metric", type=click.Choice(["rmse", "ccc"]), default="rmse", show_default=True,
+              help="How the candidate and the champion are compared (on the same dev windows and targets).")
 @click.option("--name", default="emo-fusion4", show_default=True, help="Registered model name.")
-def register_cmd(run_ids, experiment, name):
-    """Register the best Fusion 4 run (by dev RMSE); it becomes @champion only if it beats the current one."""
+def register_cmd(run_ids, experiment, all_experiments, metric, name):
+    """Register the best Fusion 4 run (by dev RMSE); it becomes @champion only if it beats the current one
+    like for like."""
     from emo import champion
 
-    run = champion.best_fusion4_run(run_ids=list(run_ids) or None, experiment=experiment)
-    click.echo(str(champion.register(run, name=name)))
+    run = champion.best_fusion4_run(run_ids=list(run_ids) or None, experiment=experiment,
+                                    all_experiments=all_experiments)
+    click.echo(str(champion.register(run, name=name, metric=metric)))
 
 
 @main.command("predict")

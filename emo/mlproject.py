@@ -26,7 +26,7 @@ COMMANDS = {
     "tune": ("family", "data", "trials", "timeout", "epochs", "storage", "study_name", "space", "metric",
                       "pruner", "sampler_seed", "heartbeat", "cell", "label_delay", "arch", "seed"),
     "reproduce": None,
-    "register": ("experiment", "name"),
+    "register": ("experiment", "metric", "name"),
 }
 TYPES = {int: "int", float: "float"}
 

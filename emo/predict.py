@@ -30,13 +30,14 @@ def load_model(uri: str):
 
 
 def predict_split(model, data: str, *, split: str = "test", batch_size: int = 512, dataset=None,
-                  **data_options) -> tuple[pd.DataFrame, dict[str, float]]:
+                  stride: int | None = None, **data_options) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per-sample predictions of `model` (a loaded emo pyfunc) on `split` of dataset `data`.
 
     `split="all"` predicts every recording of the folder, labelled or not (such as the test
     recordings an import wrote to `unlabelled/`). Returns a table (video_id, start, end, valence,
     arousal, and true_valence/true_arousal, empty where unknown) and the metrics over the samples
-    with labels, named like `test/rmse_valence` (none when no sample has labels).
+    with labels, named like `test/rmse_valence` (none when no sample has labels). `stride` overrides
+    the model's window stride (1: a window ending at every frame).
     """
     emo_model = model.unwrap_python_model()
     spec = emo_model.inputs
@@ -44,7 +45,8 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
     ds = dataset or load_dataset(data, label_delay=spec.get("label_delay", 0.0), whole=whole, **data_options)
     part = "test" if whole else split
     masked = bool(emo_model.dims.get("video_mask")) if spec["kind"] in ("window", "fusion") else None
-    inputs = build_inputs(ds, spec["kind"], window_s=spec["window"], label=spec["label"], stride=spec["stride"],
+    inputs = build_inputs(ds, spec["kind"], window_s=spec["window"], label=spec["label"],
+                          stride=stride or spec["stride"],
                           audio_window=spec["audio_window"] or None, audio_len=spec["audio_len"] or None,
                           splits=(part,), keep_unlabelled=whole, masked=masked)
     if inputs.dims != emo_model.dims:

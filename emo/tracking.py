@@ -147,10 +147,16 @@ class MlflowTracker(NullTracker):
 
 
 def _requirements() -> list[str]:
-    """What a fresh environment needs to load an emo model (stated, not inferred: inference is slow)."""
+    """What a fresh environment needs to load an emo model (stated, not inferred: inference is slow).
+
+    torch comes from PyTorch's CPU index, as in the Dockerfile and conda.yaml: a bare `torch==X` from
+    PyPI is the multi-GB CUDA build on Linux. With that index `torch==X` resolves to X+cpu on Linux
+    (the local label sorts higher) and to plain X on macOS. The README's team setup says how to get a
+    CUDA build instead.
+    """
     from importlib.metadata import PackageNotFoundError, version
 
-    reqs = []
+    reqs = ["--extra-index-url https://download.pytorch.org/whl/cpu"]  # MLflow copies it into requirements.txt
     for name in ("mlflow", "torch", "numpy", "pandas", "scikit-learn"):
         try:
             reqs.append(f"{name}=={version(name).split('+')[0]}")
@@ -240,12 +246,6 @@ def create_run(run_name: str, *, experiment: str | None = None, tags: dict | Non
     run = mlflow.start_run(run_name=run_name, tags=tags)
     mlflow.end_run()
     return run.info.run_id
-
-
-def delete_run(run_id: str) -> None:
-    import mlflow
-
-    mlflow.MlflowClient().delete_run(run_id)
 
 
 def _use_experiment(name: str | None) -> None:

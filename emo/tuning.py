@@ -29,8 +29,7 @@ from emo.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"
-CANDIDATE = "mlflow_parent_candidate:"
-WINNER_ATTR = "winner_test_evaluated"
+WINNER_ATTR = "winner"
 
 # one search space per family: name -> {"choices": [...]} or {"low", "high"[, "log", "step"]}
 SPACES: dict[str, dict[str, dict]] = {
@@ -146,7 +145,9 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats every `heartbeat` s: a worker silent for 3 beats is dead, its
     trial fails and is retried (twice at most)."""
-    url = url or "sqlite:///optuna.db"
+    from emo.dburl import sqlalchemy_url
+
+    url = sqlalchemy_url(url or "sqlite:///optuna.db")  # postgresql:// with emo's driver named
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough
     for attempt in range(3):
         try:
@@ -202,6 +203,7 @@ class TuneResult:
     parent_run_id: str | None
     best_trial: optuna.trial.FrozenTrial | None
     test: dict[str, float]
+    registration: str | None = None  # what registering the winner did (one worker per study does it)
 
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -220,12 +222,13 @@ def _states(study: optuna.Study) -> Counter:
 def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None, storage: str | None = None,
          study_name: str | None = None, space: dict | str | None = None, metric: str = "rmse",
          pruner: str = "median", sampler_seed: int | None = None, experiment: str | None = None,
-         progress: bool = True, heartbeat: int = 10, fixed=()) -> TuneResult:
+         progress: bool = True, heartbeat: int = 10, fixed=(), register: bool = False) -> TuneResult:
     """Run (or join) a study of `base` with parameters drawn from the family's space (less the
     `fixed` settings: those of a matrix cell).
 
     Stops when the study holds `trials` complete or pruned trials (whichever worker ran them) or
-    after `timeout` seconds.
+    after `timeout` seconds. Once the study is complete, exactly one worker tests the winner and,
+    with `register` (Fusion 4 studies), registers it; the others return what it found.
     """
     from emo.experiment import run_experiment
     from emo.tracking import create_run, reopen_run, tracked_run, update_run
@@ -237,11 +240,13 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         raise ConfigError("give --trials, --timeout or both, or the study never stops.")
     space = search_space(base.family, space, fixed)
     study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
-    study = optuna.create_study(storage=make_storage(storage, heartbeat), study_name=study_name, load_if_exists=True,
+    rdb = make_storage(storage, heartbeat)
+    study = optuna.create_study(storage=rdb, study_name=study_name, load_if_exists=True,
                                 direction=METRICS[metric], pruner=make_pruner(pruner),
                                 sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     tags = {"emo.family": base.family, "emo.study": study_name}
-    parent_id, created = _parent_run(study, lambda: create_run(f"tune-{study_name}", experiment=experiment, tags=tags))
+    parent_id, created = _parent_run(study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment,
+                                                                    tags=tags))
     with tracked_run(join_run_id=parent_id, tags=tags) as parent:
         if created:
             parent.log_params({"study_name": study_name, "storage": _safe(storage or "sqlite:///optuna.db"),
@@ -300,14 +305,19 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         _work(study, objective, after_trial, trials=trials, timeout=timeout)
         bar.close()
+        counts = _states(study)
+        complete = trials is None or sum(counts[s] for s in FINISHED) >= trials
         best = _best(study)
-        test = _evaluate_winner(study, best, base, parent) if best is not None else {}
+        winner = {}
+        if complete and best is not None:  # a worker leaving early (--timeout) decides nothing
+            winner = _finish(study, rdb, best, base, parent, metric=metric, register=register)
+            best = study.trials[winner["trial"]] if "trial" in winner else best
         _log_study_figures(study, parent)
         parent.log_text(summary(study), "study_summary.txt")
-    counts = _states(study)
-    if trials is not None and sum(counts[s] for s in FINISHED) < trials:
+    if not complete:
         reopen_run(parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
-    return TuneResult(study=study, parent_run_id=parent_id, best_trial=best, test=test)
+    return TuneResult(study=study, parent_run_id=parent_id, best_trial=best, test=winner.get("test", {}),
+                      registration=winner.get("registration"))
 
 
 def _work(study: optuna.Study, objective: Callable, after_trial: Callable, *, trials: int | None,
@@ -333,28 +343,27 @@ def _work(study: optuna.Study, objective: Callable, after_trial: Callable, *, tr
         study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial], catch=(_Surplus,))
 
 
-def _parent_run(study: optuna.Study, create: Callable[[], str]) -> tuple[str, bool]:
-    """The study's one MLflow parent run, agreed between workers that start at the same time.
+def _key(study: optuna.Study, what: str) -> str:
+    return f"{study._study_id}:{study.study_name}:{what}"
 
-    Each newcomer registers a candidate under its own key (keys are never overwritten), waits
-    for the others, and the earliest candidate wins; losers delete theirs and join the winner.
-    Returns (run id, whether this worker created it).
-    """
-    from emo.tracking import delete_run
+
+def _parent_run(study: optuna.Study, storage, create: Callable[[], str]) -> tuple[str, bool]:
+    """The study's one MLflow parent run: the worker whose claim lands in the storage creates it, the
+    others wait until it is published. Returns (run id, whether this worker created it)."""
+    from emo.claims import once
 
     if PARENT_ATTR in study.user_attrs:
         return study.user_attrs[PARENT_ATTR], False
-    mine = create()
-    study.set_user_attr(f"{CANDIDATE}{mine}", time.time())
-    time.sleep(2.0)  # long enough for workers started together to register
-    candidates = {k[len(CANDIDATE):]: v for k, v in study.user_attrs.items() if k.startswith(CANDIDATE)}
-    winner = min(candidates, key=lambda run: (candidates[run], run))
-    if winner == mine:
-        study.set_user_attr(PARENT_ATTR, mine)
-        return mine, True
-    if mine != os.environ.get("MLFLOW_RUN_ID"):
-        delete_run(mine)
-    return winner, False
+    created = []
+
+    def work() -> str:
+        created.append(create())
+        study.set_user_attr(PARENT_ATTR, created[0])
+        return created[0]
+
+    run_id = once(storage, _key(study, "parent"), work, lambda: study.user_attrs.get(PARENT_ATTR), timeout=120,
+                  what="the study's parent run")
+    return run_id, bool(created)
 
 
 def _value(record: dict, metric: str) -> float:
@@ -369,15 +378,32 @@ def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
-def _evaluate_winner(study: optuna.Study, best: optuna.trial.FrozenTrial, base: Config, parent) -> dict[str, float]:
-    """The winner's test metrics, computed once per study (whichever worker gets there first)."""
+def _finish(study: optuna.Study, storage, best: optuna.trial.FrozenTrial, base: Config, parent, *, metric: str,
+            register: bool) -> dict:
+    """Test the complete study's winner once and register it once: the worker whose claim lands does
+    both and publishes the result in the study; every other worker reads it."""
+    from emo.claims import once
+
+    def work() -> dict:
+        result = {"trial": best.number, "test": _evaluate_winner(best, base, parent)}
+        if register and base.family == "fusion" and base.method == 4 and best.user_attrs.get("mlflow_run_id"):
+            from emo import champion
+
+            run = champion.fusion4_run(best.user_attrs["mlflow_run_id"])
+            result["registration"] = str(champion.register(run, metric=metric))
+        study.set_user_attr(WINNER_ATTR, result)
+        return result
+
+    return once(storage, _key(study, "winner"), work, lambda: study.user_attrs.get(WINNER_ATTR),
+                what="the worker testing the winner")
+
+
+def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> dict[str, float]:
+    """The winner's test metrics: the first and only time a model of the study sees the test set."""
     from emo.experiment import test_metrics
     from emo.predict import load_model, predict_split
     from emo.tracking import update_run
 
-    done = study.user_attrs.get(WINNER_ATTR)
-    if done and done.get("trial") == best.number:
-        return done["test"]
     uri = best.user_attrs.get("model_uri")
     if not uri:
         return {}
@@ -385,7 +411,6 @@ def _evaluate_winner(study: optuna.Study, best: optuna.trial.FrozenTrial, base: 
                             id_pattern=base.id_pattern, audio_id_pattern=base.audio_id_pattern,
                             split_seed=base.split_seed)
     test = test_metrics(test)
-    study.set_user_attr(WINNER_ATTR, {"trial": best.number, "test": test})
     update_run(best.user_attrs["mlflow_run_id"], metrics=test, tags={"emo.study_winner": True})
     parent.log_metrics({f"winner_{k}": v for k, v in test.items()})
     parent.set_tags({"emo.winner_run_id": best.user_attrs["mlflow_run_id"], "emo.winner_trial": best.number})

@@ -1,12 +1,15 @@
 """The team setup, tested for real: a PostgreSQL-backed `mlflow server`, workers sharing a study,
 a server that dies mid-training and one that restarts; and the compose file that describes it."""
 
+import inspect
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import mlflow
@@ -163,26 +166,42 @@ def test_after_a_restart_runs_metrics_and_registered_models_are_all_there(server
     run_id = after["info"]["run_id"]
     assert len(server.get("metrics/get-history", run_id=run_id, metric_key="dev/loss")["metrics"]) == 2
     version = server.get("registered-models/alias", name="emo-fusion4-restart", alias="champion")["model_version"]
-    assert version["run_id"] == run_id or any(t["value"] == run_id for t in version.get("tags", []))
+    tags = {t["key"]: t["value"] for t in version["tags"]}
+    assert tags["source_run"] == run_id and version["version"] == "1"  # the registered version is this run's model
 
 
 # --- the compose file ------------------------------------------------------------------------------
 
-def _expand(text: str, env: dict) -> str:
-    """docker compose's ${VAR}, ${VAR:-default} and ${VAR:?message} substitution, $$ as $."""
+def _interpolate(node, env: dict):
+    """What docker compose does to the parsed file (values, not comments or keys). In every string:
+    `$$` is a literal `$`; `$VAR`, `${VAR}` the value ('' if unset); `${VAR:-x}` x when VAR is unset or
+    empty (`${VAR-x}`: unset); `${VAR:?msg}` an error when unset or empty (`${VAR?msg}`: unset);
+    `${VAR:+x}` x when set and not empty (`${VAR+x}`: set), else ''. No nesting: the file has none."""
+    if isinstance(node, dict):
+        return {key: _interpolate(value, env) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(value, env) for value in node]
+    if not isinstance(node, str):
+        return node
+
     def sub(m):
-        name, op, arg = m.group(1), m.group(2), m.group(3)
-        value = env.get(name)
-        if op == ":-":
-            return value or arg
-        if op == ":?" and not value:
+        dollar, name, op, arg, bare = m.groups()
+        if dollar:
+            return "$"
+        value = env.get(name or bare)
+        given = bool(value) if op and op.startswith(":") else value is not None
+        if op and op.endswith("-"):
+            return value if given else arg
+        if op and op.endswith("?") and not given:
             raise KeyError(f"{name}: {arg}")
+        if op and op.endswith("+"):
+            return arg if given else ""
         return value or ""
-    return re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", sub, text).replace("$$", "$")
+    return re.sub(r"\$(?:(\$)|\{(\w+)(?:(:?[-?+])([^}]*))?\}|(\w+))", sub, node)
 
 
 def _compose(env: dict) -> dict:
-    return yaml.safe_load(_expand((ROOT / "docker-compose.yml").read_text(), env))
+    return _interpolate(yaml.safe_load((ROOT / "docker-compose.yml").read_text()), env)
 
 
 def _env_example() -> dict:
@@ -190,11 +209,28 @@ def _env_example() -> dict:
     return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
+def _command(service: dict) -> list[str]:
+    """A service's command as the container gets it (compose splits a string as a shell would)."""
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else command
+
+
+def test_compose_interpolation_follows_composes_rules():
+    env = {"SET": "v", "EMPTY": ""}
+    assert _interpolate(["$SET ${SET} ${UNSET} $$SET $${SET}"], env) == ["v v  $SET ${SET}"]
+    assert _interpolate("${EMPTY:-d} ${EMPTY-d} ${UNSET-d} ${SET:-d}", env) == "d  d v"
+    assert _interpolate("${EMPTY:+r}|${EMPTY+r}|${SET:+r}|${UNSET+r}", env) == "|r|r|"
+    assert _interpolate({"k": ["${EMPTY?m}", 5]}, env) == {"k": ["", 5]}
+    for bad in ("${EMPTY:?must be set}", "${UNSET?must be set}"):
+        with pytest.raises(KeyError, match="must be set"):
+            _interpolate(bad, env)
+
+
 def test_the_compose_stack_has_its_services_publishes_only_the_uis_on_localhost_and_holds_no_password():
     env = {**_env_example(), "POSTGRES_PASSWORD": "secret"}
     spec = _compose(env)
     services = spec["services"]
-    assert set(services) == {"postgres", "mlflow", "optuna-dashboard", "worker"}
+    assert set(services) == {"postgres", "migrate", "mlflow", "optuna-dashboard", "worker"}
     published = {name: s["ports"] for name, s in services.items() if "ports" in s}
     assert published == {"mlflow": ["127.0.0.1:5000:5000"], "optuna-dashboard": ["127.0.0.1:8080:8080"]}
     assert "secret" not in (ROOT / "docker-compose.yml").read_text() + (ROOT / ".env.example").read_text()
@@ -204,25 +240,204 @@ def test_the_compose_stack_has_its_services_publishes_only_the_uis_on_localhost_
     assert "mlflow:*" in services["mlflow"]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"]
     assert services["worker"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert "/health" in " ".join(services["mlflow"]["healthcheck"]["test"])
+    assert services["postgres"]["healthcheck"]["test"][1] == "pg_isready -U ${POSTGRES_USER} -d ${POSTGRES_DB}"
     assert set(spec["volumes"]) == {"pgdata", "mlartifacts"}
 
 
-def test_every_compose_command_is_one_that_emo_or_mlflow_accepts():
+def test_passwords_reach_the_services_by_environment_only_and_the_schemas_are_migrated_first():
+    services = _compose({**_env_example(), "POSTGRES_PASSWORD": "secret"})["services"]
+    for name, service in services.items():  # a command line is visible to everyone on the host (`ps`)
+        assert "secret" not in " ".join(_command(service) + service.get("entrypoint", [])), name
+    mlflow_db = "postgresql+psycopg://emo:secret@postgres:5432/mlflow"
+    optuna_db = "postgresql+psycopg://emo:secret@postgres:5432/optuna"
+    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"] == mlflow_db
+    assert services["migrate"]["environment"] == {"MLFLOW_BACKEND_STORE_URI": mlflow_db, "OPTUNA_STORAGE": optuna_db}
+    assert services["optuna-dashboard"]["environment"]["OPTUNA_STORAGE"] == optuna_db
+    assert services["worker"]["environment"]["EMO_TUNE_STORAGE"] == optuna_db
+
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert _command(services["migrate"]) == ["python", "docker/migrate.py"]
+    for name in ("mlflow", "optuna-dashboard", "worker"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY docker ./docker" in dockerfile
+    (pin,) = re.findall(r'"mlflow==([^"]+)"', dockerfile)  # the server and its migrations are the tested release
+    assert _dependencies()["mlflow"].specifier.contains(pin)
+
+
+def test_the_migrate_step_creates_then_upgrades_both_schemas_with_urls_from_the_environment(postgres_url, tmp_path):
+    from conftest import fresh_database
+
+    from emo.tuning import make_storage
+
+    with fresh_database() as optuna_url:
+        env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": postgres_url, "OPTUNA_STORAGE": optuna_url}
+        for _ in range(2):  # an empty database, then an up-to-date one
+            done = subprocess.run([sys.executable, str(ROOT / "docker" / "migrate.py")], env=env, cwd=tmp_path,
+                                  capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "This storage is up-to-date" in done.stderr
+        assert mlflow.MlflowClient(postgres_url).search_experiments()[0].name == "Default"
+        study = optuna.create_study(storage=make_storage(optuna_url), study_name="after-migrate")
+        assert study.study_name in optuna.get_all_study_names(optuna_url)
+
+
+def test_every_compose_command_is_one_that_its_tool_accepts_with_the_url_from_the_environment(monkeypatch,
+                                                                                             tmp_path):
+    from gunicorn.config import Config as GunicornConfig
     from mlflow.cli import cli as mlflow_cli
 
-    from emo.cli import main as emo_cli
-
     services = _compose({**_env_example(), "POSTGRES_PASSWORD": "secret"})["services"]
-    server_args = services["mlflow"]["command"].split()
-    assert server_args[:2] == ["mlflow", "server"]
-    ctx = mlflow_cli.commands["server"].make_context("server", server_args[2:])  # raises on an unknown option
-    assert ctx.params["backend_store_uri"].startswith("postgresql://") and ctx.params["serve_artifacts"]
-    worker_args = services["worker"]["command"].split()
-    assert worker_args[:2] == ["emo", "tune"]
-    ctx = emo_cli.commands["tune"].make_context("tune", worker_args[2:])
-    assert ctx.params["storage"].startswith("postgresql+psycopg://") and ctx.params["trials"] == 40
-    dashboard = services["optuna-dashboard"]["command"].split()
-    assert dashboard[0] == "optuna-dashboard" and dashboard[1].startswith("postgresql+psycopg://")
+
+    server = services["mlflow"]
+    monkeypatch.setenv("MLFLOW_BACKEND_STORE_URI", server["environment"]["MLFLOW_BACKEND_STORE_URI"])
+    args = _command(server)
+    assert args[:2] == ["mlflow", "server"]
+    ctx = mlflow_cli.commands["server"].make_context("server", args[2:])  # raises on an unknown option
+    assert ctx.params["backend_store_uri"] == server["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert ctx.params["serve_artifacts"]
+
+    dashboard = _command(services["optuna-dashboard"])
+    assert dashboard[0] == "gunicorn"
+    parsed = GunicornConfig().parser().parse_args(dashboard[1:])
+    assert parsed.bind == ["0.0.0.0:8080"] and parsed.args == ["dashboard:app"]
+    app = (ROOT / parsed.pythonpath / "dashboard.py").read_text()
+    assert 'optuna_dashboard.wsgi(os.environ["OPTUNA_STORAGE"])' in app
     assert "optuna-dashboard" in (ROOT / "Dockerfile").read_text()
+
+    # the worker's command, run as compose runs it, takes its storage from EMO_TUNE_STORAGE: here a
+    # plain postgresql:// URL with nothing listening, so the run stops at opening it
+    worker = _command(services["worker"])
+    assert worker[:2] == ["python", "-c"] and worker[3] == "tune"
+    env = {**os.environ, "EMO_TUNE_STORAGE": "postgresql://emo:secret@127.0.0.1:1/optuna",
+           "EMO_DATA_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, *worker[1:]], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "cannot open the Optuna storage postgresql+psycopg://emo:***@127.0.0.1:1/optuna" in done.stderr
+    assert "secret" not in done.stdout + done.stderr
     init = (ROOT / "docker" / "postgres-init.sh").read_text()
     assert "CREATE DATABASE" in init and os.access(ROOT / "docker" / "postgres-init.sh", os.X_OK)
+
+
+# --- dependencies: the versions emo needs, one torch, one list -----------------------------------------
+
+# The oldest release with each API emo calls, read in the releases' wheels; the floors in pyproject.toml
+# must not admit anything older.
+API_FLOORS = {
+    # RDBStorage(heartbeat_stale_trial_callback=) and storages.RetryHeartbeatStaleTrialCallback: 4.8 has neither
+    "optuna": "4.9",
+    # log_model(name=) and LoggedModels (models:/m-…): 3.0; the server's allowed hosts: 3.5; the default
+    # tracking store sqlite:///mlflow.db that emo documents: 3.7 (3.6 still defaults to ./mlruns)
+    "mlflow": "3.7",
+    "sqlalchemy": "2.0",  # the postgresql+psycopg dialect that emo.dburl names
+}
+CPU_INDEX = "--extra-index-url https://download.pytorch.org/whl/cpu"
+
+
+def _dependencies() -> dict:
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {Requirement(d).name.lower(): Requirement(d) for d in deps}
+
+
+def _conda_pip() -> list[str]:
+    deps = yaml.safe_load((ROOT / "conda.yaml").read_text())["dependencies"]
+    (pip,) = [d["pip"] for d in deps if isinstance(d, dict)]
+    return pip
+
+
+def test_the_dependency_floors_admit_only_releases_with_the_apis_emo_calls():
+    from packaging.version import Version
+
+    deps = _dependencies()
+    for name, floor in API_FLOORS.items():
+        lows = [Version(s.version) for s in deps[name].specifier if s.operator in (">=", ">", "==", "~=")]
+        assert lows and max(lows) >= Version(floor), f"{deps[name]} admits {name} older than {floor}"
+    # the APIs the floors stand for, in the installed releases
+    assert hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
+    assert "heartbeat_stale_trial_callback" in inspect.signature(optuna.storages.RDBStorage).parameters
+    assert "name" in inspect.signature(mlflow.pyfunc.log_model).parameters
+
+
+def test_conda_yaml_installs_pyprojects_dependencies_with_the_images_torch():
+    from packaging.requirements import Requirement
+
+    deps = _dependencies()
+    conda = {Requirement(d).name.lower(): Requirement(d) for d in _conda_pip() if d != CPU_INDEX}
+    assert set(conda) == set(deps)
+    for name, req in deps.items():
+        if name == "torch":  # pinned, inside pyproject's range (next test: the same pin everywhere)
+            (spec,) = conda[name].specifier
+            assert spec.operator == "==" and req.specifier.contains(spec.version)
+        else:
+            assert str(conda[name]) == str(req)
+
+
+def test_a_logged_model_conda_yaml_and_the_image_install_the_same_cpu_torch():
+    from emo.tracking import _requirements
+
+    (image_torch,) = re.findall(r'--index-url https://download.pytorch.org/whl/cpu "torch==([^"]+)"',
+                                (ROOT / "Dockerfile").read_text())
+    reqs, conda = _requirements(), _conda_pip()
+    assert CPU_INDEX in reqs and CPU_INDEX in conda  # else pip takes PyPI's CUDA build on Linux
+    assert f"torch=={image_torch}" in reqs and f"torch=={image_torch}" in conda
+
+
+# --- PostgreSQL URLs: the driver named, not left to SQLAlchemy ------------------------------------------
+
+def test_a_postgres_url_names_the_psycopg_driver_and_others_are_kept():
+    from sqlalchemy.engine import make_url
+
+    from emo.dburl import sqlalchemy_url
+
+    assert sqlalchemy_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert sqlalchemy_url("postgres://u:pw@h:5432/db") == "postgresql+psycopg://u:pw@h:5432/db"
+    for kept in ("postgresql+psycopg2://u@h/db", "postgresql+psycopg://u@h/db", "sqlite:///optuna.db",
+                 "mysql+pymysql://u@h/db"):
+        assert sqlalchemy_url(kept) == kept
+    assert make_url(sqlalchemy_url("postgresql://u@h/db")).get_dialect().driver == "psycopg"
+
+
+def test_a_plain_postgresql_url_opens_a_study_where_sqlalchemy_would_pick_psycopg2(postgres_url, monkeypatch):
+    import importlib.util
+
+    import sqlalchemy
+    from sqlalchemy.dialects.postgresql import base, psycopg2
+
+    from emo.errors import ConfigError
+    from emo.tuning import make_storage
+
+    monkeypatch.setattr(base, "dialect", psycopg2.dialect)  # SQLAlchemy 2.0's default driver for postgresql://
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    if importlib.util.find_spec("psycopg2") is None:  # emo does not install it
+        with pytest.raises(ImportError, match="psycopg2"):
+            sqlalchemy.create_engine(plain)
+    storage = make_storage(plain)
+    assert storage.engine.dialect.driver == "psycopg"
+    optuna.create_study(storage=storage, study_name="plain-url")
+    assert optuna.get_all_study_names(storage) == ["plain-url"]
+    with pytest.raises(ConfigError) as failed:  # and the password stays out of the message
+        make_storage("postgres://emo:hunter2@127.0.0.1:1/optuna")
+    assert "postgresql+psycopg://emo:***@127.0.0.1:1/optuna" in str(failed.value) and "hunter2" not in str(failed.value)
+
+
+# --- CI: the PostgreSQL tests run or fail, never skip ------------------------------------------------
+
+def test_an_unreachable_postgres_skips_on_a_laptop_and_fails_in_ci(monkeypatch):
+    from conftest import fresh_database
+    from servers import free_port
+
+    port = free_port()  # nothing listens there
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=f"127.0.0.1:{port}"):
+        with fresh_database(port=port):
+            pass
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must test the PostgreSQL setup"):
+        with fresh_database(port=port):
+            pass
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "CI=true python -m pytest" in ci and "127.0.0.1:5432" in ci and "chromium" in ci

@@ -3,10 +3,12 @@
 import json
 import os
 import subprocess
+import time
 import sys
 
 import mlflow
 import optuna
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -105,6 +107,73 @@ def test_a_worker_that_leaves_early_leaves_the_studys_parent_run_open(fusion_cor
                   space=SPACE, pruner="none", progress=False)
     assert len(result.study.trials) < 50
     assert mlflow.MlflowClient().get_run(result.parent_run_id).info.status == "RUNNING"
+    # the study is not complete: this worker neither tests a winner nor registers one
+    assert result.test == {} and result.registration is None and "winner" not in result.study.user_attrs
+
+
+def test_the_champion_is_compared_like_for_like_on_the_candidates_dev_windows_by_the_studys_metric(
+        fusion_corpus, tracking):
+    def trained(**kw):
+        result = run_experiment(Config(data=str(fusion_corpus), **{**TINY, **kw}), progress=False)
+        return mlflow.MlflowClient().get_run(result.run_id)
+
+    two_seconds = trained(window=2, epochs=2)
+    one_second = trained(window=1, epochs=2)
+    assert champion.register(two_seconds, metric="ccc").champion
+    second = champion.register(one_second, metric="ccc")
+    assert "both scored on the candidate's dev targets" in second.reason and "dev CCC" in second.reason
+    version = mlflow.MlflowClient().get_model_version("emo-fusion4", second.version)
+    ours = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=one_second.info.run_id,
+                                                               artifact_path="predictions/dev.parquet"))
+    theirs = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=two_seconds.info.run_id,
+                                                                 artifact_path="predictions/dev.parquet"))
+    n = int(second.reason.split("(")[-1].split()[0])
+    assert 0 < n <= len(ours) and len(theirs) > 0  # on the candidate's windows that the champion can read
+    # the champion's number is its CCC on the candidate's targets, not its own logged one
+    assert float(version.tags["emo.champion_dev"]) != pytest.approx(champion.score(two_seconds.data.metrics, "ccc"))
+    assert version.tags["emo.metric"] == "ccc"
+    assert second.champion == (float(version.tags["emo.candidate_dev"]) > float(version.tags["emo.champion_dev"]))
+
+
+def _study_with_one_finished_trial(storage_url: str, run) -> None:
+    study = optuna.create_study(storage=storage_url, study_name="race")
+    study.add_trial(optuna.trial.create_trial(
+        value=run.data.metrics["best_dev/rmse_mean"], params={}, distributions={},
+        user_attrs={"mlflow_run_id": run.info.run_id, "model_uri": run.data.tags["emo.model_uri"]}))
+
+
+def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_register_it_once(
+        fusion_corpus, tracking, postgres_url):
+    import threading
+
+    from emo.tracking import NullTracker
+    from emo.tuning import _finish, _parent_run, make_storage
+
+    result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False, evaluate_test=False)
+    _study_with_one_finished_trial(postgres_url, mlflow.MlflowClient().get_run(result.run_id))
+    workers, barrier, created, outcomes = 4, threading.Barrier(4), [], []
+
+    def worker() -> None:
+        storage = make_storage(postgres_url)
+        study = optuna.load_study(study_name="race", storage=storage)
+        barrier.wait()
+        parent, _ = _parent_run(study, storage, lambda: created.append(1) or f"run-{threading.get_ident()}")
+        barrier.wait()
+        best = study.best_trial
+        outcomes.append((parent, _finish(study, storage, best, Config(data=str(fusion_corpus), **TINY),
+                                         NullTracker(), metric="rmse", register=True)))
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(outcomes) == workers and len(created) == 1
+    assert len({parent for parent, _ in outcomes}) == 1
+    assert all(outcome == outcomes[0][1] for _, outcome in outcomes) and outcomes[0][1]["test"]
+    client = mlflow.MlflowClient()
+    assert len(client.search_model_versions("name = 'emo-fusion4'")) == 1  # one registration per study
+    assert len(client.get_metric_history(result.run_id, "test/rmse_valence")) == 1  # the winner was tested once
 
 
 def test_search_spaces_are_defined_once_and_overridable():
@@ -123,7 +192,7 @@ def test_search_spaces_are_defined_once_and_overridable():
 def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_trials(fusion_corpus, tracking,
                                                                                    postgres_url, tmp_path):
     cmd = [sys.executable, "-m", "emo.cli", "tune", "--data", str(fusion_corpus), "--trials", "5",
-           "--storage", postgres_url, "--study-name", "shared", "--pruner", "none", "--no-register",
+           "--storage", postgres_url, "--study-name", "shared", "--pruner", "none",
            "--window", "1", "--stride", "2", "--epochs", "2", "--d-model", "16", "--heads", "2", "--ff", "32",
            "--batch-size", "64"]
     space = tmp_path / "space.json"
@@ -143,3 +212,20 @@ def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_tria
     tracked = sorted(t.number for t in study.trials if "mlflow_run_id" in t.user_attrs)
     assert sorted(children["tags.optuna.trial_number"].astype(int)) == tracked
     assert len(tracked) == 5  # no surplus trial was started
+    assert len(mlflow.MlflowClient().search_model_versions("name = 'emo-fusion4'")) == 1  # one per study
+    assert sum("registered emo-fusion4 version 1" in o for o in outputs) == 2  # both report the one version
+
+
+def test_a_claim_is_taken_once_and_a_dead_holders_claim_is_taken_over(tmp_path):
+    from emo.claims import claim, once
+    from emo.tuning import make_storage
+
+    storage = make_storage(f"sqlite:///{tmp_path}/claims.db")
+    assert claim(storage, "study:winner") and not claim(storage, "study:winner")
+    assert not claim(storage, "study:winner", stale_after=60)  # fresh: still held
+    time.sleep(0.3)
+    assert claim(storage, "study:winner", stale_after=0.1)  # its holder never finished: taken over
+    done = []
+    assert once(storage, "study:parent", lambda: done.append(1) or "run-1", lambda: None) == "run-1"
+    assert once(storage, "study:parent", lambda: done.append(1), lambda: "run-1", timeout=5) == "run-1"
+    assert done == [1]
