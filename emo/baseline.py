@@ -28,6 +28,11 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, limit, replace=False)) if n > limit else np.arange(n)
 
 
+def svr_split(n_train: int, n_dev: int) -> PredefinedSplit:
+    """The thesis's PredefinedSplit of train + dev rows: one fold that fits on train and scores on dev."""
+    return PredefinedSplit(np.r_[np.full(n_train, -1), np.zeros(n_dev, int)])  # -1: never a test fold
+
+
 def fit_baseline(algorithm: str, x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray,
                  *, seed: int = 0, svr_max_samples: int = 20000) -> tuple[list, dict]:
     """Fit one regressor per target column of `y_*`; returns (estimators, notes to log as params)."""
@@ -44,7 +49,7 @@ def fit_baseline(algorithm: str, x_train: np.ndarray, y_train: np.ndarray, x_dev
                         len(tr), len(dv))
         notes.update(svr_train_samples=len(tr), svr_dev_samples=len(dv))
         x = np.concatenate([x_train[tr], x_dev[dv]])
-        fold = np.r_[np.full(len(tr), -1), np.zeros(len(dv), int)]  # -1: always train; 0: the one dev fold
+        split = svr_split(len(tr), len(dv))
     for j in range(y_train.shape[1]):
         if algorithm == "bayesian_ridge":
             est = BayesianRidge().fit(x_train, y_train[:, j])
@@ -53,7 +58,7 @@ def fit_baseline(algorithm: str, x_train: np.ndarray, y_train: np.ndarray, x_dev
         elif algorithm == "svr":
             y = np.concatenate([y_train[tr, j], y_dev[dv, j]])
             # refit=False: the chosen settings are fitted on train only, so dev metrics stay out-of-sample
-            search = GridSearchCV(SVR(), SVR_GRID, cv=PredefinedSplit(fold), scoring="neg_root_mean_squared_error",
+            search = GridSearchCV(SVR(), SVR_GRID, cv=split, scoring="neg_root_mean_squared_error",
                                   n_jobs=1, refit=False).fit(x, y)
             est = SVR(**search.best_params_).fit(x_train[tr], y_train[tr, j])
             notes[f"svr_best_{j}"] = search.best_params_

@@ -95,6 +95,8 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         if torch.cuda.is_available() and resume.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(resume["cuda_rng"])
         state = TrainState(**resume["state"])
+        # the stopping rule is the caller's: a run that stopped early goes on when resumed with more patience
+        state.stopped_early = state.bad_epochs >= patience
         log.info("resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss,
                  state.best_epoch)
     batches = loader(train_set, batch_size, shuffle=True, generator=generator)

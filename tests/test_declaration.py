@@ -68,24 +68,30 @@ def _run_params(run_id: str) -> dict:
 
 def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corpus, tracking, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    opts = {f: ["algorithms=bayesian_ridge"] if f == "baseline" else ["epochs=1"] for f in FAMILIES}
+    runs = {}  # the five `mlflow run`s go on in the background while emo train runs here
     for family in FAMILIES:
         entry = "main" if family == "fusion" else family  # `mlflow run .` is fusion's entry point
-        extra = ["-P", "algorithms=bayesian_ridge"] if family == "baseline" else ["-P", "epochs=1"]
-        proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, "-P", f"data={corpus}",
-                               *extra, "--env-manager", "local", "--experiment-name", f"mlflow-run-{family}"],
-                              env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        by_mlflow = mlflow.search_runs(experiment_names=[f"mlflow-run-{family}"], output_format="list")
-        top = [r for r in by_mlflow if "mlflow.parentRunId" not in r.data.tags]
-        assert len(top) == 1
-        opts = ["--algorithms", "bayesian_ridge"] if family == "baseline" else ["--epochs", "1"]
-        result = CliRunner().invoke(main, ["train", family, "--data", str(corpus), *opts,
+        params = [a for o in [f"data={corpus}", *opts[family]] for a in ("-P", o)]
+        runs[family] = subprocess.Popen([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, *params,
+                                         "--env-manager", "local", "--experiment-name", f"mlflow-run-{family}"],
+                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        cwd=tmp_path)
+    for family in FAMILIES:
+        key, value = opts[family][0].split("=")
+        result = CliRunner().invoke(main, ["train", family, "--data", str(corpus), f"--{key}", value,
                                            "--experiment", f"emo-train-{family}"])
         assert result.exit_code == 0, result.output
-        by_emo = [r for r in mlflow.search_runs(experiment_names=[f"emo-train-{family}"], output_format="list")
-                  if "mlflow.parentRunId" not in r.data.tags]
-        assert len(by_emo) == 1
-        ours, theirs = _run_params(by_emo[0].info.run_id), _run_params(top[0].info.run_id)
+    for family, proc in runs.items():
+        out = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, out[-3000:]
+        top = {}
+        for source in ("mlflow-run", "emo-train"):
+            found = [r for r in mlflow.search_runs(experiment_names=[f"{source}-{family}"], output_format="list")
+                     if "mlflow.parentRunId" not in r.data.tags]
+            assert len(found) == 1, (source, family)
+            top[source] = _run_params(found[0].info.run_id)
+        ours, theirs = top["emo-train"], top["mlflow-run"]
         assert ours == theirs, {k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys()
                                 if ours.get(k) != theirs.get(k)}
         assert set(Config(family=family).settings()) <= set(ours)

@@ -53,6 +53,25 @@ def test_baseline_fits_three_algorithms_and_the_best_beats_the_mean(corpus):
     assert result.children["tree"].dev["dev/rmse_valence"] > ridge["dev/rmse_valence"]
 
 
+def test_svr_chooses_its_settings_on_dev_after_fitting_on_train():
+    from sklearn.svm import SVR
+
+    from emo.baseline import SVR_GRID, fit_baseline, svr_split
+    from emo.metrics import rmse
+
+    folds = list(svr_split(5, 3).split())
+    assert len(folds) == 1 and list(folds[0][0]) == [0, 1, 2, 3, 4] and list(folds[0][1]) == [5, 6, 7]
+    rng = np.random.default_rng(0)
+    x_train, x_dev = rng.normal(size=(80, 3)), rng.normal(size=(40, 3))
+    f = lambda x: np.c_[np.tanh(x[:, 0] * x[:, 1]), 0.3 * x[:, 2]]  # noqa: E731  one nonlinear, one linear target
+    y_train, y_dev = f(x_train) + rng.normal(0, 0.05, (80, 2)), f(x_dev)
+    _, notes = fit_baseline("svr", x_train, y_train, x_dev, y_dev)
+    for j in range(2):
+        grid = [{"C": c, "kernel": k} for c in SVR_GRID["C"] for k in SVR_GRID["kernel"]]
+        on_dev = [rmse(y_dev[:, j], SVR(**p).fit(x_train, y_train[:, j]).predict(x_dev)) for p in grid]
+        assert notes[f"svr_best_{j}"] == grid[int(np.argmin(on_dev))]
+
+
 def test_same_seed_same_numbers(corpus):
     a = run_experiment(quick(corpus, "video", window=1, epochs=2), track=False, progress=False)
     b = run_experiment(quick(corpus, "video", window=1, epochs=2), track=False, progress=False)
@@ -61,23 +80,59 @@ def test_same_seed_same_numbers(corpus):
     assert a.dev != c.dev
 
 
-def test_the_test_set_never_influences_training_or_model_selection(corpus, tmp_path):
-    other = tmp_path / "scrambled"
+@pytest.fixture(scope="module")
+def scrambled_test_set(corpus, tmp_path_factory):
+    """The corpus with every test label negated and every test feature (video and audio) replaced by noise."""
+    other = tmp_path_factory.mktemp("scrambled") / "sewa"
     shutil.copytree(corpus, other)
-    split = json.loads((corpus / "split.json").read_text()) if (corpus / "split.json").exists() else None
-    if split is None:
+    if not (corpus / "split.json").exists():
         run_experiment(quick(corpus, "ffnn", epochs=1), track=False, progress=False)
-        split = json.loads((corpus / "split.json").read_text())
         shutil.copy(corpus / "split.json", other / "split.json")
+    test = set(json.loads((corpus / "split.json").read_text())["test"])
+    rng = np.random.default_rng(0)
     video = pd.read_csv(other / "video.csv")
-    test_rows = video["path"].str.split("/").str[1].isin(split["test"])
-    video.loc[test_rows, ["valence", "arousal"]] *= -1  # scramble every test label
+    rows = video["path"].str.split("/").str[1].isin(test)
+    video.loc[rows, ["valence", "arousal"]] *= -1
+    feats = [c for c in video.columns if c.startswith("emb_")]
+    video.loc[rows, feats] = rng.normal(0, 10, (rows.sum(), len(feats)))
     video.to_csv(other / "video.csv", index=False)
-    a = run_experiment(quick(corpus, "ffnn"), track=False, progress=False)
-    b = run_experiment(quick(other, "ffnn"), track=False, progress=False)
+    for path in other.glob("audio_*s.csv"):
+        audio = pd.read_csv(path)
+        rows = audio["filename"].str.removesuffix(".wav").isin(test)
+        cols = [c for c in audio.columns if c not in ("filename", "timestamp")]
+        audio.loc[rows, cols] = rng.normal(0, 10, (rows.sum(), len(cols)))
+        audio.to_csv(path, index=False)
+    return other
+
+
+@pytest.mark.parametrize("family, kw", [("ffnn", {}), ("video", {"window": 1}),
+                                        ("fusion", {"window": 1, "d_model": 16, "heads": 2, "ff": 32, "repeats": 1})])
+def test_the_test_set_never_influences_training_or_model_selection(corpus, scrambled_test_set, family, kw):
+    a = run_experiment(quick(corpus, family, epochs=3, **kw), track=False, progress=False)
+    b = run_experiment(quick(scrambled_test_set, family, epochs=3, **kw), track=False, progress=False)
     curves = lambda r: [{k: v for k, v in h.items() if k != "train/seconds"} for h in r.history]  # noqa: E731
     assert curves(a) == curves(b) and a.best_epoch == b.best_epoch and a.dev == b.dev
-    assert a.test != b.test
+    assert a.test != b.test  # the test set was read, once, after training
+
+
+def test_early_stopping_restores_the_best_epochs_weights(corpus):
+    result = run_experiment(quick(corpus, "ffnn", epochs=40, patience=2, lr=0.05), track=False, progress=False)
+    assert result.best_epoch < len(result.history)  # it stopped after epochs worse than the best
+    best = result.history[result.best_epoch - 1]
+    assert result.dev["dev/rmse_valence"] == pytest.approx(best["dev/rmse_valence"], rel=1e-6)
+    assert result.dev["dev/ccc_arousal"] == pytest.approx(best["dev/ccc_arousal"], rel=1e-6)
+    assert result.history[-1]["dev/loss"] > best["dev/loss"]
+
+
+def test_resuming_an_early_stopped_run_with_more_patience_trains_on(corpus, tracking):
+    first = run_experiment(quick(corpus, "ffnn", epochs=40, patience=1, lr=0.05), progress=False)
+    stopped = len(first.history)
+    assert stopped < 40
+    result = CliRunner().invoke(main, ["train", "ffnn", "--resume", first.run_id, "--patience", "20",
+                                       "--epochs", str(stopped + 3)])
+    assert result.exit_code == 0, result.output
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first.run_id, "dev/loss")]
+    assert steps == list(range(1, stopped + 4))
 
 
 def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_and_a_model(corpus, tracking):
