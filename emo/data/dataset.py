@@ -26,24 +26,52 @@ SYNTHETIC = {"synthetic": "sewa", "synthetic:sewa": "sewa", "synthetic:afew": "a
 
 
 def find_table(folder: Path, stem: str) -> Path | None:
-    """`folder/stem.csv` or `folder/stem.parquet`; both at once is ambiguous."""
+    """`folder/stem.csv` or `folder/stem.parquet`; both at once is ambiguous.
+
+    A table that is there but cannot be read (a link to a missing file, another ending or case) is an
+    error, not an absent table: otherwise fusion would quietly take its audio from another table.
+    """
     found = [folder / f"{stem}{ext}" for ext in (".csv", ".parquet") if (folder / f"{stem}{ext}").exists()]
     if len(found) > 1:
         raise DataError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one of them so it is clear "
                         f"which {stem} table emo reads.")
-    return found[0] if found else None
+    if found:
+        return found[0]
+    for ext in (".csv", ".parquet"):
+        link = folder / f"{stem}{ext}"
+        if link.is_symlink():
+            raise DataError(f"{link}: a link to {os.readlink(link)}, which does not exist, so the {stem} table "
+                            f"cannot be read. Restore the file it points to, or remove the link.")
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.lower().startswith(f"{stem.lower()}."))
+    except OSError:
+        names = []
+    if names:
+        raise DataError(f"{folder}: {', '.join(names[:3])} look{'s' if len(names) == 1 else ''} like the {stem} "
+                        f"table, but emo reads only {stem}.csv or {stem}.parquet (lower-case, uncompressed). "
+                        f"Convert or rename it, or move it out of the dataset folder.")
+    return None
 
 
 def read_meta(folder: Path) -> dict:
+    """meta.json as a dict ({} when there is none); a file that is there but unreadable is an error."""
     path = folder / "meta.json"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}
     try:
-        meta = json.loads(path.read_text())
-    except ValueError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc}). Fix it or delete it and pass --fps / --label-scale.") from None
+        meta = json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} (character "
+                        f"{exc.pos}). Fix it, or delete it and pass --fps / --label-scale.") from None
+    except (OSError, ValueError) as exc:  # a folder, no permission, a dead link, not UTF-8 text
+        raise DataError(f"{path}: cannot be read ({type(exc).__name__}: {exc}). Fix it, or delete it and pass "
+                        f"--fps / --label-scale.") from None
     if not isinstance(meta, dict):
         raise DataError(f"{path}: must hold a JSON object like {{\"name\": ..., \"fps\": 5, \"label_scale\": 1}}.")
+    if "synthetic" in meta and not isinstance(meta["synthetic"], bool):
+        # "false" in quotes is a non-empty string: truthy, so a real corpus would be labelled synthetic
+        raise DataError(f"{path}: \"synthetic\" must be true or false (a JSON boolean, without quotes), got "
+                        f"{json.dumps(meta['synthetic'])}.")
     return meta
 
 
@@ -98,7 +126,7 @@ class Dataset:
 
     @property
     def synthetic(self) -> bool:
-        return bool(self.meta.get("synthetic", False))
+        return self.meta.get("synthetic") is True
 
     def audio_windows(self) -> list[int]:
         """The audio window lengths (seconds) that have a table."""
@@ -132,8 +160,8 @@ class Dataset:
             moved = sorted(v for v, name in table.split.items() if v not in self.split.of(name))
             if moved:
                 raise DataError(f"{path}: column 'split' puts {len(moved)} video(s) in another split than the "
-                                f"dataset's ({self.split.source}), e.g. {moved[0]!r}. Both modalities must share one "
-                                f"split: drop the audio table's split column or make it agree.")
+                                f"dataset's ({self.split.source}), e.g. {str(moved[0])!r}. Both modalities must share "
+                                f"one split: drop the audio table's split column or make it agree.")
         self._audio[window_s] = table
         return table
 
@@ -163,9 +191,11 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
     """
     folder = resolve_data(data)
     meta = read_meta(folder)
-    fps = _positive(fps if fps is not None else meta.get("fps"), "fps", folder)
-    scale = _positive(label_scale if label_scale is not None else meta.get("label_scale", 1.0), "label_scale",
-                      folder) or 1.0
+    meta_path = folder / "meta.json"
+    fps = _positive(fps, "fps", "--fps") if fps is not None else \
+        _positive(meta.get("fps"), "fps", str(meta_path), strict=True)
+    scale = _positive(label_scale, "label_scale", "--label-scale") if label_scale is not None else \
+        _positive(meta.get("label_scale", 1.0), "label_scale", str(meta_path), strict=True) or 1.0
     path = find_table(folder, "video")
     if path is None:
         raise DataError(f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
@@ -188,17 +218,36 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
                    audio_id_pattern=audio_id_pattern)
 
 
-def _positive(value, name: str, folder: Path) -> float | None:
-    """A positive number from an option or meta.json, or None when absent."""
+MAX_FPS = 1000.0  # no face-video corpus comes close; a larger value is a typo or a unit mix-up
+_RULES = {"fps": f"fps is frames per second: a number above 0 and below {MAX_FPS:g} (SEWA and AFEW-VA use 5).",
+          "label_scale": "label_scale is the bound S of labels in [-S, S]: a number above 0 (SEWA 1, AFEW-VA 10)."}
+
+
+def _positive(value, name: str, where: str, *, strict: bool = False) -> float | None:
+    """A positive finite number (fps also below MAX_FPS), or None when absent.
+
+    `strict` (meta.json) takes JSON numbers only: `true` would otherwise read as 1 and "5" as 5.
+    An option (`--fps`) may come as text from the command line or a stored parameter.
+    """
     if value is None:
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not number > 0 or number == float("inf"):
-        raise DataError(f"{name} must be a positive number, got {value!r} (from --{name.replace('_', '-')} or "
-                        f"{folder / 'meta.json'}). SEWA and AFEW-VA use fps 5; label_scale 1 (SEWA) or 10 (AFEW-VA).")
+    number = float("nan")
+    if isinstance(value, (bool, np.bool_)):
+        pass
+    elif isinstance(value, (int, float, np.integer, np.floating)) or (isinstance(value, str) and not strict):
+        try:
+            number = float(value)
+        except (ValueError, OverflowError):  # text, or a JSON integer too large for a float
+            pass
+    if not (0 < number < float("inf")) or (name == "fps" and number >= MAX_FPS):
+        if isinstance(value, (bool, np.bool_)):
+            shown, kind = json.dumps(bool(value)), " (a true/false value, not a number)"
+        elif isinstance(value, str):
+            shown, kind = repr(value), " (text: write the number without quotes)" if strict else ""
+        else:
+            shown, kind = repr(value), "" if isinstance(value, (int, float, np.integer, np.floating)) else \
+                " (not a number)"
+        raise DataError(f"{name} must be a positive number, got {shown}{kind} (from {where}). {_RULES[name]}")
     return number
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from emo.data.dataset import Dataset
 from emo.data.tables import FrameTable
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
-from emo.data.windows import (audio_row_labels, make_windows, sync_audio, window_frames, window_labels,
-                              window_span)
+from emo.data.windows import (AudioSync, Windows, audio_row_labels, make_windows, sync_audio, time_ranges,
+                              window_frames, window_labels, window_span)
 from emo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -124,6 +124,8 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     if masked is None:
         masked = any(w.padded for w in wins.values())
     syncs = {name: sync_audio(v, w, audio, ds.fps) for name, w in wins.items()} if audio is not None else {}
+    if audio is not None:
+        _check_audio(v, audio, window_s, wins, syncs)
     if audio is not None and audio_len is None:
         # one fixed length, the longest in training: dev and test are cut to it, never define it
         audio_len = syncs["train"].max_len
@@ -153,6 +155,31 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     return Inputs(kind, samples, index, dims, notes, stats)
 
 
+def _check_audio(v: FrameTable, audio: FrameTable, window_s: float, wins: dict[str, Windows],
+                 syncs: dict[str, AudioSync]) -> None:
+    """Fusion windows without audio train the model on video alone, every audio mask False: a split
+    with no audio in any window is an error, videos with none are named in a warning."""
+    for name, w in wins.items():
+        if len(w) and not syncs[name].count.any():
+            vid = v.video_ids[w.video[0]]
+            raise DataError(f"{audio.source}: no audio row falls inside any {window_s:g} s window of the {name} "
+                            f"split ({len(np.unique(w.video))} videos), so fusion would see no audio at all. Check "
+                            f"the time bases: audio timestamps must be seconds from the video's start, like the "
+                            f"video timestamps ({time_ranges(v, audio, vid)}). `emo data check` shows the audio "
+                            f"coverage of every video.")
+    with_audio = np.zeros(len(v.video_ids), np.int64)
+    has_windows = np.zeros(len(v.video_ids), bool)
+    for name, w in wins.items():
+        np.add.at(with_audio, w.video, syncs[name].count > 0)
+        has_windows[w.video] = True
+    silent = v.video_ids[has_windows & (with_audio == 0)]
+    if len(silent):
+        log.warning("%s: %d video(s) have no audio row inside any %g s window, so their windows carry video "
+                    "alone: %s%s. Check those videos' audio timestamps (%s).", audio.source, len(silent), window_s,
+                    ", ".join(map(str, silent[:10])), " …" if len(silent) > 10 else "",
+                    time_ranges(v, audio, silent[0]))
+
+
 def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = "mean", stride: int = 1,
                  audio_window: int | None = None, audio_len: int | None = None, splits=SPLITS,
                  keep_unlabelled: bool = False, masked: bool | None = None) -> Inputs:
@@ -176,5 +203,8 @@ def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = 
             raise DataError(f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
                             f"none (like AFEW-VA). Use a video model, or add the audio tables.")
         audio_window = int(window_s) if int(window_s) in have else have[0]
+        if audio_window != window_s:
+            log.warning("%s: no audio_%gs table; fusion windows of %g s take their audio rows from audio_%ds.",
+                        ds.folder, window_s, window_s, audio_window)
     return _window_inputs(ds, kind, window_s, label, stride, audio_window, audio_len, splits, keep_unlabelled,
                           masked)

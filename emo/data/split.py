@@ -71,14 +71,41 @@ def make_split(video_ids, seed: int = 0, ratios=RATIOS) -> Split:
 
 
 def read_split(path: Path) -> Split:
+    path = Path(path)
+    shape = ('{"train": ["id", ...], "dev": [...], "test": [...]}; delete it to split again (earlier runs then '
+             'used another split)')
     try:
-        body = json.loads(Path(path).read_text())
-        return Split(train=tuple(body["train"]), dev=tuple(body["dev"]), test=tuple(body["test"]),
-                     seed=body.get("seed"), ratios=tuple(body.get("ratios", RATIOS)), source=str(path))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DataError(f"{path}: not a valid split file ({type(exc).__name__}: {exc}). It must hold "
-                        f"{{\"train\": [...], \"dev\": [...], \"test\": [...]}}; delete it to split again "
-                        f"(earlier runs then used another split).") from None
+        body = json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}. It must hold "
+                        f"{shape}.") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be read ({type(exc).__name__}: {exc}). It must hold {shape}.") from None
+    if not isinstance(body, dict):
+        raise DataError(f"{path}: not a valid split file: it holds a JSON {type(body).__name__}, not an object. "
+                        f"It must hold {shape}.")
+    groups = {}
+    for name in ("train", "dev", "test"):
+        if name not in body:
+            raise DataError(f"{path}: not a valid split file: \"{name}\" is missing. It must hold {shape}.")
+        ids = body[name]
+        # a string would be read letter by letter ("S0001" as videos 'S', '0', ...)
+        if not isinstance(ids, list) or not all(isinstance(v, str) for v in ids):
+            what = f"{json.dumps(ids)[:40]}, not a list" if not isinstance(ids, list) else \
+                f"{json.dumps(next(v for v in ids if not isinstance(v, str)))}, not an id in quotes"
+            raise DataError(f"{path}: \"{name}\" must be a list of video ids in quotes, like [\"S0001\", "
+                            f"\"S0002\"], but holds {what}. Fix the file, or delete it to split again (earlier runs "
+                            f"then used another split).")
+        groups[name] = tuple(ids)
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise DataError(f"{path}: \"seed\" must be a whole number or null, got {json.dumps(seed)}.")
+    ratios = body.get("ratios", RATIOS)
+    if not isinstance(ratios, list | tuple) or not all(isinstance(r, int | float) and not isinstance(r, bool)
+                                                       for r in ratios):
+        raise DataError(f"{path}: \"ratios\" must be a list of numbers like [0.7, 0.15, 0.15], got "
+                        f"{json.dumps(ratios)}.")
+    return Split(**groups, seed=seed, ratios=tuple(ratios), source=str(path))
 
 
 def check_split(split: Split, video_ids, where: str) -> None:
@@ -87,8 +114,9 @@ def check_split(split: Split, video_ids, where: str) -> None:
     for name in ("train", "dev", "test"):
         for vid in split.of(name):
             if vid in seen:
-                raise DataError(f"{where}: video {vid!r} is in both {seen[vid]} and {name}. A video must stay in "
-                                f"one split; fix the file or delete it to split again.")
+                twice = f"is listed twice in {name}" if seen[vid] == name else f"is in both {seen[vid]} and {name}"
+                raise DataError(f"{where}: video {str(vid)!r} {twice}. A video must stay in one split, once; fix the "
+                                f"file or delete it to split again.")
             seen[vid] = name
     empty = [name for name in ("train", "dev", "test") if not set(split.of(name)) & set(map(str, video_ids))]
     if empty:

@@ -8,6 +8,7 @@ Every defect ends in a `DataError` that names the file, the column, the row and 
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from dataclasses import dataclass
@@ -77,6 +78,42 @@ def _line(path: Path, row: int) -> str:
     return f"row {row}"
 
 
+def _text(value) -> str:
+    """A value quoted for a message: np.str_('S0002') reads as 'S0002', like the file says."""
+    return repr(str(value)) if isinstance(value, (str, np.str_)) else repr(value)
+
+
+def _duplicates(names) -> list[str]:
+    """Column names given more than once (blank names are index or trailing-comma columns, never read)."""
+    seen, dup = set(), []
+    for name in names:
+        name = str(name)
+        if name.strip() and name in seen and name not in dup:
+            dup.append(name)
+        seen.add(name)
+    return dup
+
+
+def _duplicate_error(path: Path, dup: list[str]) -> DataError:
+    return DataError(f"{path}: column name{'s' if len(dup) > 1 else ''} {', '.join(map(repr, dup[:10]))} "
+                     f"appear{'' if len(dup) > 1 else 's'} more than once in the header. emo cannot tell which copy "
+                     f"holds the data (a second copy would be silently dropped): rename or remove the duplicates.")
+
+
+def _csv_header(path: Path) -> tuple[list[str], str]:
+    """The CSV's header as written (pandas renames a second `emb_6` to `emb_6.1`) and its delimiter.
+
+    A header without a comma but with `;` or tabs is read with that delimiter: a single-column
+    misreading would otherwise surface as a misleading "no 'video_id' column".
+    """
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        line = f.readline()
+    counts = {sep: line.count(sep) for sep in (",", ";", "\t")}
+    sep = max(counts, key=lambda k: (counts[k], k == ","))  # commas win a tie
+    names = next(csv.reader([line.rstrip("\r\n")], delimiter=sep), [])
+    return names, sep
+
+
 def read_raw(path: Path) -> pd.DataFrame:
     """Read a .csv or .parquet file into a DataFrame, or fail with a clear DataError."""
     path = Path(path)
@@ -84,9 +121,23 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: file not found. Check the path, or run `emo data check` on the dataset folder.")
     try:
         if path.suffix == ".csv":
+            names, sep = _csv_header(path)
+            if dup := _duplicates(names):
+                raise _duplicate_error(path, dup)
+            if sep != ",":
+                log.info("%s: the header is separated by %r, not commas; read with that delimiter.", path, sep)
             # ids stay text: "0042" must not become the number 42
-            df = pd.read_csv(path, low_memory=False, dtype={c: str for c in ("video_id", "path", "filename", "split")})
+            df = pd.read_csv(path, sep=sep, low_memory=False,
+                             dtype={c: str for c in ("video_id", "path", "filename", "split")})
         elif path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            try:  # pyarrow refuses duplicate names with "Multiple matches for FieldRef": say it plainly
+                names = pq.read_schema(path).names
+            except Exception:  # a damaged file: read_parquet below says what is wrong
+                names = []
+            if dup := _duplicates(names):
+                raise _duplicate_error(path, dup)
             df = pd.read_parquet(path)
         else:
             raise DataError(f"{path}: unknown file type {path.suffix!r}; emo reads .csv and .parquet tables.")
@@ -98,9 +149,28 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: cannot be read as a {path.suffix[1:]} table ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}). Check that the file is complete and "
                         f"in the format its ending says.") from None
+    if dup := _duplicates(df.columns):
+        raise _duplicate_error(path, dup)
     if len(df) == 0:
         raise DataError(f"{path}: the table has a header but no rows. A {path.stem} table needs at least one row.")
     return df
+
+
+def _holds_lists(s: pd.Series) -> bool:
+    """Whether a column's cells are lists or arrays (a vector per cell, as parquet can store);
+    its first non-empty cell decides, so the check costs nothing on a long column."""
+    if s.dtype != object:
+        return False
+    first = s.first_valid_index()
+    return first is not None and isinstance(s.loc[first], (list, tuple, np.ndarray, dict))
+
+
+def _lists_error(path: Path, col, s: pd.Series, what: str) -> DataError:
+    first = s.loc[s.first_valid_index()]
+    size = len(first) if hasattr(first, "__len__") else "?"
+    return DataError(f"{path}: column {str(col)!r} ({what}) holds lists or arrays ({size} values in a cell), "
+                     f"not one number per cell. Write one column per value instead: a feature vector of D values "
+                     f"as columns emb_0 … emb_{{D-1}}.")
 
 
 def _numeric(df: pd.DataFrame, col: str, path: Path, what: str) -> np.ndarray:
@@ -111,12 +181,20 @@ def _numeric(df: pd.DataFrame, col: str, path: Path, what: str) -> np.ndarray:
         raise DataError(f"{path}: column {col!r} ({what}) has type {s.dtype}, expected numbers.")
     if pd.api.types.is_numeric_dtype(s):
         return s.to_numpy(np.float64)
+    if _holds_lists(s):
+        raise _lists_error(path, col, s, what)
     values = pd.to_numeric(s, errors="coerce")
     bad = values.isna() & s.notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: column {col!r} ({what}) holds text {s.iloc[row]!r} at {_line(path, row)}; "
-                        f"it must hold numbers. Fix or remove that row ({int(bad.sum())} such rows in all).")
+        cell = s.iloc[row]
+        if isinstance(cell, (list, tuple, np.ndarray, dict)):
+            raise _lists_error(path, col, s[bad], what)
+        hint = ""
+        if isinstance(cell, str) and re.fullmatch(r"\s*[-+]?\d+,\d+\s*", cell):
+            hint = " The numbers seem to use a decimal comma: write them with a decimal point (0.5, not 0,5)."
+        raise DataError(f"{path}: column {str(col)!r} ({what}) holds text {_text(cell)} at {_line(path, row)}; "
+                        f"it must hold numbers. Fix or remove that row ({int(bad.sum())} such rows in all).{hint}")
     return values.to_numpy(np.float64)
 
 
@@ -132,8 +210,12 @@ def _video_ids(df: pd.DataFrame, path: Path, source_col: str, pattern: str) -> n
         return ids.astype(str).to_numpy()
     candidates = [c for c in (source_col, "path", "filename") if c in df.columns]
     if not candidates:
+        hint = ""
+        if len(df.columns) == 1:  # one column: most likely a delimiter emo did not recognise
+            hint = (f" The file was read as a single column named {str(df.columns[0])[:60]!r}: if its columns are "
+                    f"separated by something other than commas, semicolons or tabs, write it with commas.")
         raise DataError(f"{path}: no 'video_id' column and no {source_col!r} column to derive it from. "
-                        f"Add a 'video_id' column (or a {source_col!r} column whose value names the video).")
+                        f"Add a 'video_id' column (or a {source_col!r} column whose value names the video).{hint}")
     col = candidates[0]
     try:
         rx = re.compile(pattern)
@@ -147,7 +229,7 @@ def _video_ids(df: pd.DataFrame, path: Path, source_col: str, pattern: str) -> n
     bad = extracted.isna().to_numpy() | df[col].isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{path}: cannot derive a video id from column {col!r} value {values.iloc[row]!r} at "
+        raise DataError(f"{path}: cannot derive a video id from column {col!r} value {_text(values.iloc[row])} at "
                         f"{_line(path, row)} with the pattern {pattern!r} ({int(bad.sum())} rows fail). Add a "
                         f"'video_id' column, or pass an id pattern (--id-pattern) whose named group 'id' matches.")
     return extracted.to_numpy().astype(str)
@@ -164,6 +246,9 @@ def _feature_columns(df: pd.DataFrame, path: Path, modality: str) -> list[str]:
                             f"{'is' if len(missing) == 1 else 'are'} missing. Write every embedding dimension.")
         return [c for _, c in emb]
     if modality == "video":
+        vectors = [c for c in df.columns if _holds_lists(df[c])]
+        if vectors:
+            raise _lists_error(path, vectors[0], df[vectors[0]], "feature")
         raise DataError(f"{path}: no feature columns. A video frame table needs emb_0 … emb_{{D-1}} columns "
                         f"(the face embedding of each frame).")
     cols = []
@@ -173,6 +258,8 @@ def _feature_columns(df: pd.DataFrame, path: Path, modality: str) -> list[str]:
         s = df[c]
         if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
             cols.append(c)
+        elif _holds_lists(s):
+            raise _lists_error(path, c, s, "feature")
         elif (s.dtype == object or pd.api.types.is_string_dtype(s)) and \
                 pd.to_numeric(s, errors="coerce").notna().mean() > 0.5:
             cols.append(c)  # a numeric column with some text in it: _numeric reports the row
@@ -194,10 +281,46 @@ def _features(df: pd.DataFrame, cols: list[str], path: Path) -> np.ndarray:
     bad = ~np.isfinite(x)
     if bad.any():
         rows, cs = np.nonzero(bad)
-        raise DataError(f"{path}: feature column {cols[cs[0]]!r} is {x[rows[0], cs[0]]} at {_line(path, int(rows[0]))} "
+        value = x[rows[0], cs[0]]
+        hint = " (or a number beyond ±3.4e38, too large for the 32-bit floats emo stores)" if np.isinf(value) else ""
+        raise DataError(f"{path}: feature column {cols[cs[0]]!r} is {value}{hint} at {_line(path, int(rows[0]))} "
                         f"({len(np.unique(rows))} rows with NaN or infinite features). Features must be finite: "
                         f"drop those rows or re-extract the features.")
     return np.ascontiguousarray(x)
+
+
+EXTREME = 1e6  # a column whose peak |value| exceeds this many times the typical feature magnitude
+
+
+def warn_extreme(x: np.ndarray, cols: list[str], path: Path) -> list[str]:
+    """Warn about feature columns whose largest |value| dwarfs the typical magnitude of the features.
+
+    One such cell (1e38 where the rest are about 1) makes the column's training standard deviation
+    huge, so standardisation squashes every other value of the column to about 0: the feature is lost
+    without an error. The typical magnitude is the median over columns of each column's median
+    |value|, taken on at most 10,000 evenly spaced rows; peaks come from every row, without a copy.
+    Returns the flagged column names.
+    """
+    if not x.size:
+        return []
+    peak = np.maximum(x.max(axis=0), -x.min(axis=0)).astype(np.float64)
+    sample = np.abs(x[::max(1, len(x) // 10_000)]).astype(np.float64)
+    typical = np.median(sample, axis=0)
+    if not (typical > 0).any():  # mostly-zero (sparse) columns: their mean magnitude instead
+        typical = sample.mean(axis=0)
+    if not (typical > 0).any():
+        return []
+    ref = float(np.median(typical[typical > 0]))
+    flagged = np.flatnonzero(peak > EXTREME * ref)
+    if not len(flagged):
+        return []
+    rows = np.abs(x[:, flagged[:5]]).argmax(axis=0)
+    where = "; ".join(f"{cols[j]!r} reaches {x[r, j]:g} at {_line(path, int(r))}" for j, r in zip(flagged, rows))
+    log.warning("%s: %d feature column(s) hold values over %g times the typical feature magnitude (%.3g): %s%s. "
+                "Standardisation would squash every other value of such a column to about 0. Check those rows "
+                "(a unit or extraction error?) and fix or drop them.", path, len(flagged), EXTREME, ref, where,
+                " …" if len(flagged) > 5 else "")
+    return [cols[j] for j in flagged]
 
 
 def _labels(df: pd.DataFrame, path: Path, label_scale: float, required: bool) -> np.ndarray | None:
@@ -251,7 +374,7 @@ def _split_column(df: pd.DataFrame, ids: np.ndarray, path: Path) -> dict[str, st
     if dup.any():
         vid = pairs.loc[dup, "id"].iloc[0]
         where = sorted(pairs.loc[pairs["id"] == vid, "split"])
-        raise DataError(f"{path}: video {vid!r} appears in several splits ({', '.join(where)}) in column 'split'. "
+        raise DataError(f"{path}: video {_text(vid)} appears in several splits ({', '.join(where)}) in column 'split'. "
                         f"A video must stay in one split, or test frames leak into training.")
     return dict(zip(pairs["id"], pairs["split"]))
 
@@ -289,6 +412,7 @@ def read_table(path: str | Path, *, modality: str = "video", fps: float | None =
 
     cols = _feature_columns(df, path, modality)
     x = _features(df, cols, path)
+    warn_extreme(x, cols, path)
     y = _labels(df, path, label_scale, required=modality == "video" and require_labels)
     if y is None and modality == "video":  # recordings to predict, without label columns at all
         y = np.full((len(df), 2), np.nan, np.float32)
@@ -301,7 +425,7 @@ def read_table(path: str | Path, *, modality: str = "video", fps: float | None =
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
         rows = sorted((int(order[i]), int(order[i + 1])))
-        raise DataError(f"{path}: video {video_ids[codes[i]]!r} has two rows at time {times[i]:g} s "
+        raise DataError(f"{path}: video {_text(video_ids[codes[i]])} has two rows at time {times[i]:g} s "
                         f"({_line(path, rows[0])} and {_line(path, rows[1])}; {int(dup.sum())} duplicates in all). "
                         f"Remove the duplicate rows: each (video, time) must appear once.")
     offsets = np.zeros(len(video_ids) + 1, np.int64)

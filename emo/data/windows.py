@@ -74,6 +74,12 @@ def _segments(table: FrameTable, max_gap: float | None) -> tuple[np.ndarray, np.
     return starts, np.searchsorted(table.offsets, starts, side="right") - 1
 
 
+def stretches(table: FrameTable, max_gap: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first row, video, length in frames) of every run of frames without a gap above `max_gap`."""
+    start, video = _segments(table, max_gap)
+    return start, video, np.diff(np.append(start, table.n_rows))
+
+
 def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None,
                  max_gap: float | None = None, pad_short: bool = False) -> Windows:
     """All windows of `length` frames, every `stride` frames, within each selected video.
@@ -210,6 +216,26 @@ def sync_audio(video: FrameTable, windows: Windows, audio: FrameTable, fps: floa
     first, count = _rows_in_spans(video, windows.video, start, end, audio)
     longest = AudioSync(first, count, max(int(count.max()) if len(count) else 0, 1))
     return longest if max_len is None else longest.cut(max_len)
+
+
+def frames_with_audio(video: FrameTable, audio: FrameTable, span_s: float) -> np.ndarray:
+    """(N,) bool: video frames with an audio row of their video timed in [frame time, frame time + span_s),
+    i.e. whether a window of `span_s` seconds starting at that frame gets any audio."""
+    _, count = _rows_in_spans(video, video.row_video(), video.times, video.times + span_s, audio)
+    return count > 0
+
+
+def time_ranges(video: FrameTable, audio: FrameTable, vid: str) -> str:
+    """Video `vid`'s frame times and audio times in words: a mismatch of time bases shows at a glance."""
+    parts = []
+    for what, table in (("frames", video), ("audio rows", audio)):
+        k = np.searchsorted(table.video_ids, vid)
+        if k < len(table.video_ids) and table.video_ids[k] == vid and table.lengths[k]:
+            t = table.times[table.offsets[k]:table.offsets[k + 1]]
+            parts.append(f"{what} from {t[0]:.2f} to {t[-1]:.2f} s")
+        else:
+            parts.append(f"no {what}")
+    return f"video {str(vid)!r} has {' and '.join(parts)}"
 
 
 def audio_row_labels(audio: FrameTable, video: FrameTable, window_s: float) -> np.ndarray:
