@@ -34,16 +34,32 @@ def dataset_from(data, fps, label_scale, id_pattern, audio_id_pattern, split_see
                         audio_id_pattern=audio_id_pattern, split_seed=split_seed)
 
 
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised like Ctrl-C's KeyboardInterrupt (open runs end as KILLED) and carrying the
+    signal, so that the exit code can say which one stopped emo."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
+    raise Stopped(signum)
 
 
 class EmoGroup(click.Group):
-    """Turns an EmoError anywhere below into a one-paragraph message and exit code 2."""
+    """Turns an EmoError anywhere below into a one-paragraph message and exit code 2, and SIGINT or
+    SIGTERM into exit code 130 or 143."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            # 128 + the signal, as a shell reports a process the signal ended: schedulers and `mlflow run`
+            # tell "stopped" from "failed" by it (click would exit 1 with "Aborted!")
+            signum = getattr(exc, "signum", signal.SIGINT)
+            click.echo(f"interrupted by {signal.Signals(signum).name}", err=True)
+            ctx.exit(128 + signum)
         except EmoError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(2)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import tempfile
 from collections.abc import Callable
@@ -227,7 +228,11 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     """Run one experiment. With `track`, everything goes to an MLflow run (reused under `mlflow run`,
     resumed with `resume=RUN_ID`, nested under `parent_run_id`); without, nothing leaves the process.
     `evaluate_test=False` leaves the test set unseen (tuning trials); `on_start(run_id)` is called
-    once the run exists."""
+    once the run exists.
+
+    A new top-level run starts only once the data are read and the inputs built: a dataset error
+    leaves no FAILED run behind. A run that exists already (resumed, or made by `mlflow run`) and
+    a nested run (a trial or a matrix cell, whose run records why it failed) read them inside it."""
     config.validate()
     from emo.tracking import NullTracker, load_checkpoint, tracked_run
 
@@ -238,9 +243,7 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     tags = {"emo.family": config.family, "emo.model": config.model_name, "emo.arch": config.arch,
             "emo.seed": config.seed, **(tags or {})}
 
-    def body(tracker) -> Result:
-        if on_start is not None:
-            on_start(tracker.run_id)
+    def prepare() -> tuple[Dataset, Inputs]:
         ds = dataset or load_dataset(config.data, fps=config.fps, label_scale=config.label_scale,
                                      id_pattern=config.id_pattern, audio_id_pattern=config.audio_id_pattern,
                                      split_seed=config.split_seed, label_delay=config.label_delay)
@@ -248,6 +251,15 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
                               stride=config.stride, audio_window=config.audio_window, audio_len=config.audio_len)
         if not config.standardize:
             inputs.stats = {}
+        return ds, inputs
+
+    new_run = track and not resume and parent_run_id is None and not os.environ.get("MLFLOW_RUN_ID")
+    prepared = prepare() if new_run else None
+
+    def body(tracker) -> Result:
+        if on_start is not None:
+            on_start(tracker.run_id)
+        ds, inputs = prepared or prepare()
         params = {**config.params(), "family": config.family, "model": config.model_name,
                   **dataset_params(ds, inputs)}
         tracker.log_params(params)

@@ -4,6 +4,9 @@ The rest of emo talks to a `Tracker`; this module (with `emo.pyfunc` for the log
 the only place that imports mlflow. The tracking URI is whatever MLflow resolves
 (`MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db`). Under `mlflow run` the run it created
 (`MLFLOW_RUN_ID`) is reused rather than a second one started.
+
+Checkpoints are read as data only (`torch.load(weights_only=True)`): whoever can write to the
+tracking server could otherwise run code on every machine that resumes one of its runs.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +34,10 @@ FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_B
 
 class TrackingError(EmoError):
     """The tracking server or store cannot be reached or refused a request."""
+
+
+class CheckpointError(EmoError):
+    """A checkpoint holds more than tensors and plain values, so it was not loaded."""
 
 
 def _short(exc: BaseException) -> str:
@@ -107,7 +115,15 @@ class MlflowTracker(NullTracker):
         # kept locally too, so a run whose server went away can still be resumed
         local = local_checkpoint(self.run_id, path)
         local.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(body, local)
+        # written aside and renamed: a process killed mid-write leaves the previous epoch's checkpoint whole
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+        try:
+            torch.save(body, tmp)
+            os.replace(tmp, local)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
         self._mlflow.log_artifact(str(local), str(Path(path).parent))
 
     def log_figure(self, fig, path: str) -> None:
@@ -132,8 +148,19 @@ class MlflowTracker(NullTracker):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "can be interpreted in multiple ways": both are the local folder
             source = resolve_dataset_source(str(ds.folder.resolve()))
-        self._mlflow.log_input(MetaDataset(source, name=ds.name, digest=ds.fingerprint[:36]), context="training",
-                               tags={"synthetic": str(ds.synthetic).lower(), "split_hash": ds.split.hash})
+        dataset = MetaDataset(source, name=ds.name, digest=ds.fingerprint[:36])
+        tags = {"synthetic": str(ds.synthetic).lower(), "split_hash": ds.split.hash}
+        for attempt in range(3):
+            try:
+                self._mlflow.log_input(dataset, context="training", tags=tags)
+                return
+            except Exception as exc:
+                # runs started together log the same dataset at once: MLflow looks it up, finds none, and
+                # each inserts it; all inserts but the first break the store's unique key. A retry finds the
+                # first one's row and only links this run to it.
+                if attempt == 2 or not any(s in str(exc) for s in ("UNIQUE", "IntegrityError", "duplicate key")):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def log_model(self, artifacts: dict, signature, input_example) -> str | None:
         from emo import pyfunc_model
@@ -180,6 +207,7 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
 
     for key, value in FAIL_FAST_HTTP.items():
         os.environ.setdefault(key, value)
+    prepare_store()
     tags = {k: str(v) for k, v in (tags or {}).items()}  # a REST store takes strings only
     env_run = os.environ.get("MLFLOW_RUN_ID")
     try:
@@ -203,8 +231,12 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
         if run.info.run_id in (env_run, resume_run_id):
             mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if run_name and env_run else {})})
     except Exception as exc:
-        raise TrackingError(f"cannot start an MLflow run at {mlflow.get_tracking_uri()} ({_short(exc)}). Check that "
-                            f"the tracking server is up and MLFLOW_TRACKING_URI is right.") from None
+        uri = mlflow.get_tracking_uri()
+        raise TrackingError(f"cannot start an MLflow run in the {store_name(uri)} ({_short(exc)}). "
+                            f"{_store_hint(uri)}") from None
+    # a resumed run that finishes must not keep the reason it once failed
+    stale_reason = resume_run_id is not None and run.info.run_id == resume_run_id and \
+        "failure_reason" in run.data.tags
     tracker = MlflowTracker(run)
     try:
         yield tracker
@@ -215,7 +247,7 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
                 mlflow.end_run("FAILED")
             local = local_checkpoint(tracker.run_id)
             kept = f"the last checkpoint is kept at {local}" if local.exists() else "no checkpoint was written yet"
-            raise TrackingError(f"lost the MLflow tracking server at {mlflow.get_tracking_uri()} during run "
+            raise TrackingError(f"lost the MLflow {store_name(mlflow.get_tracking_uri())} during run "
                                 f"{tracker.run_id} ({_short(exc)}); {kept}. When the server is back, continue "
                                 f"with --resume {tracker.run_id}.") from None
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
@@ -225,7 +257,102 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             mlflow.end_run(status)
         raise
     else:
+        if stale_reason:
+            with contextlib.suppress(Exception):
+                mlflow.MlflowClient().delete_tag(tracker.run_id, "failure_reason")
         mlflow.end_run("FINISHED")
+
+
+def _sqlite_path(uri: str) -> str | None:
+    """The database file of a `sqlite:` tracking URI (absolute), else None (a server, a folder, memory)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
+def _local_folder(uri: str) -> str | None:
+    """The folder of a file tracking store (`file:` URI or a bare path), else None."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return os.path.abspath(parsed.path)
+    if not parsed.scheme or len(parsed.scheme) == 1:  # a bare path (or a Windows drive letter)
+        return os.path.abspath(uri)
+    return None
+
+
+_DATABASES = ("postgresql", "mysql", "mssql")
+
+
+def store_name(uri: str) -> str:
+    """How messages name the tracking store: a local file is not a server that may be down."""
+    if (db := _sqlite_path(uri)) is not None:
+        return f"sqlite store at {db}"
+    if uri.startswith("sqlite:"):
+        return "in-memory sqlite store"
+    if uri.startswith(_DATABASES):
+        from sqlalchemy.engine import make_url
+
+        with contextlib.suppress(Exception):
+            uri = make_url(uri).render_as_string(hide_password=True)
+        return f"database store at {uri}"
+    if not uri.startswith("databricks") and (folder := _local_folder(uri)) is not None:
+        return f"local store at {folder}"
+    return f"tracking server at {uri}"
+
+
+def _store_hint(uri: str) -> str:
+    name = store_name(uri)
+    if name.startswith(("sqlite", "in-memory")):
+        return ("Check that the file is an MLflow database this user can read and write (move a damaged one aside "
+                "to start a new store) and that MLFLOW_TRACKING_URI is right.")
+    if name.startswith("database"):
+        return "Check that the database is up and that MLFLOW_TRACKING_URI is right."
+    if name.startswith("local"):
+        return "Check that the folder is writable and that MLFLOW_TRACKING_URI is right."
+    return "Check that the tracking server is up and MLFLOW_TRACKING_URI is right."
+
+
+_PREPARED: set[str] = set()
+
+
+def prepare_store() -> None:
+    """Create or upgrade a sqlite store's schema once, under an exclusive lock on `<db>.lock`.
+
+    MLflow migrates a sqlite database on first use; processes started together in a new folder
+    would run the migrations at the same time and leave a half-migrated database ("table
+    _alembic_tmp_... already exists"). The first to take the lock migrates; the others wait, then
+    find the schema current. Servers and other stores migrate themselves (or `mlflow db upgrade`).
+    """
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    db = _sqlite_path(uri)
+    if db is None or uri in _PREPARED:
+        return
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): MLflow migrates unguarded, as before
+        fcntl = None
+    try:
+        Path(db).parent.mkdir(parents=True, exist_ok=True)  # as MLflow does for a sqlite store
+        with open(f"{db}.lock", "a") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                mlflow.MlflowClient(uri).search_experiments(max_results=1)
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+    except Exception as exc:
+        raise TrackingError(f"cannot open the MLflow {store_name(uri)} ({_short(exc)}). {_store_hint(uri)}") from None
+    _PREPARED.add(uri)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
@@ -242,6 +369,7 @@ def create_run(run_name: str, *, experiment: str | None = None, tags: dict | Non
     env_run = os.environ.get("MLFLOW_RUN_ID")
     if env_run:
         return env_run
+    prepare_store()
     _use_experiment(experiment)
     run = mlflow.start_run(run_name=run_name, tags=tags)
     mlflow.end_run()
@@ -293,19 +421,64 @@ def local_checkpoint(run_id: str, path: str = CHECKPOINT) -> Path:
     return Path(os.environ.get("EMO_CHECKPOINT_DIR", "checkpoints")) / run_id / Path(path).name
 
 
+class _Unreadable(Exception):
+    """A checkpoint file that is cut short or damaged (not one that was refused)."""
+
+
+def _read_checkpoint(file, run_id: str, where: str) -> dict:
+    """A checkpoint as data only: tensors, numbers, strings, lists and dicts; anything else is refused
+    (a pickle can run any code while it is read, and a tracking server may hold anyone's file).
+    `where` names the copy in messages."""
+    try:
+        # on the CPU: a run trained on a GPU may be resumed on a machine without one (--device)
+        body = torch.load(file, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        import re
+
+        found = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed| Please use|$)", str(exc), re.M)
+        reason = found.group(1).strip() if found else _short(exc)
+        raise CheckpointError(f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds objects "
+                              f"other than tensors and plain values ({reason[:300]}), and reading those can run "
+                              f"code, so it was not read. emo writes only plain data there: someone who can write "
+                              f"to it replaced the file. Do not resume this run; start a new one.") from None
+    except Exception as exc:  # a zip cut short, an empty file, a read error
+        raise _Unreadable(_short(exc)) from None
+    if not isinstance(body, dict) or not {"model", "state"} <= set(body):
+        held = f"the keys {', '.join(map(str, list(body)[:8]))}" if isinstance(body, dict) else type(body).__name__
+        raise CheckpointError(f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds {held}, "
+                              f"not the model and training state emo writes.")
+    return body
+
+
 def load_checkpoint(run_id: str, path: str = CHECKPOINT) -> dict:
-    """The checkpoint a run logged, for `--resume RUN_ID` (the local copy when there is one)."""
+    """The checkpoint a run logged, for `--resume RUN_ID`: the local copy when there is one and it is whole,
+    else the tracking store's. Either is read as data only (see `_read_checkpoint`)."""
     import mlflow
 
     local = local_checkpoint(run_id, path)
+    damaged = None
     if local.exists():
-        return torch.load(local, weights_only=False)
+        try:
+            return _read_checkpoint(local, run_id, str(local))
+        except _Unreadable as exc:
+            damaged = f"the local copy {local} is unreadable ({exc})"
+            log.warning("%s, probably cut short when a training was stopped; using the checkpoint of run %s on the "
+                        "MLflow %s instead.", damaged, run_id, store_name(mlflow.get_tracking_uri()))
+    prepare_store()
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
+        downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
     except Exception as exc:
-        raise TrackingError(f"run {run_id} has no checkpoint {path} to resume from ({_short(exc)}). Check the run id "
-                            f"(mlflow ui shows it) and that MLFLOW_TRACKING_URI points at the same store.") from None
-    return torch.load(local, weights_only=False)
+        also = f"{damaged}, and " if damaged else ""
+        raise TrackingError(f"{also}run {run_id} has no checkpoint {path} to resume from ({_short(exc)}). Check "
+                            f"the run id (mlflow ui shows it) and that MLFLOW_TRACKING_URI points at the same "
+                            f"store.") from None
+    where = f"{path} in the MLflow {store_name(mlflow.get_tracking_uri())}"
+    try:
+        return _read_checkpoint(downloaded, run_id, where)
+    except _Unreadable as exc:
+        also = f"{damaged}, and " if damaged else ""
+        raise TrackingError(f"{also}run {run_id}'s checkpoint {where} is unreadable{' too' if damaged else ''} "
+                            f"({exc}); the run cannot be resumed: start a new one.") from None
 
 
 def run_table(run_id: str, path: str):

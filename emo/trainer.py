@@ -145,11 +145,29 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
     return state
 
 
+def _plain(value):
+    """`value` with numpy scalars and arrays turned into Python numbers and tensors, recursively.
+
+    Checkpoints are loaded with `torch.load(weights_only=True)`, which refuses numpy objects (they
+    are pickled as calls); a metric or a dimension that is a numpy number would make a run unresumable.
+    """
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))
+    return value
+
+
 def checkpoint(state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
                generator: torch.Generator, **extra) -> dict:
-    """Everything `train(resume=...)` needs, plus `extra` (e.g. the config), as one torch.save-able dict."""
+    """Everything `train(resume=...)` needs, plus `extra` (e.g. the config), as one torch.save-able dict
+    of tensors and plain values only (see `_plain`)."""
     body = {k: v for k, v in vars(state).items()}
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "state": body, **extra}
+            "state": _plain(body), **_plain(extra)}

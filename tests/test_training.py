@@ -187,15 +187,27 @@ def test_resume_with_other_settings_is_refused_before_the_run_is_touched(corpus,
     assert again.exit_code == 0, again.output
 
 
-def test_a_failed_run_is_marked_failed_with_the_reason(corpus, tracking, tmp_path):
+def test_a_failed_run_is_marked_failed_with_the_reason(corpus, tracking):
+    def breaks(state):
+        raise RuntimeError(f"disk full after epoch {state.epoch}")
+
+    with pytest.raises(RuntimeError):
+        run_experiment(quick(corpus, "ffnn", epochs=2), on_epoch=breaks, progress=False)
+    run = mlflow.search_runs(order_by=["start_time DESC"], max_results=1).iloc[0]
+    assert run["status"] == "FAILED"
+    assert "disk full after epoch 1" in run["tags.failure_reason"]
+
+
+def test_a_data_error_under_mlflow_run_fails_the_run_it_was_given(corpus, tracking, tmp_path, monkeypatch):
     broken = tmp_path / "broken"
     shutil.copytree(corpus, broken)
     (broken / "audio_2s.csv").write_text("filename,timestamp,f\nS0000.wav,0,text\n")
+    given = mlflow.MlflowClient().create_run("0").info.run_id  # what `mlflow run` makes before emo starts
+    monkeypatch.setenv("MLFLOW_RUN_ID", given)
     with pytest.raises(Exception):
         run_experiment(quick(broken, "audio", window=2), progress=False)
-    run = mlflow.search_runs(order_by=["start_time DESC"], max_results=1).iloc[0]
-    assert run["status"] == "FAILED"
-    assert "audio_2s.csv" in run["tags.failure_reason"]
+    run = mlflow.MlflowClient().get_run(given)
+    assert run.info.status == "FAILED" and "audio_2s.csv" in run.data.tags["failure_reason"]
 
 
 @pytest.mark.parametrize("args, message", [
