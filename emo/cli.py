@@ -251,8 +251,10 @@ def train_cmd(family, experiment, run_name, resume, no_track, **options):
               help="Complete or pruned trials the study should hold (all workers together). [default: 20 "
                    "unless --timeout is given]")
 @click.option("--timeout", type=AutoOr(float), default=None, help="Stop this worker after N seconds. [default: no limit]")
-@click.option("--storage", type=AutoOr(str), default=None, help="Optuna storage URL; a PostgreSQL URL shares the study between "
-                                              "workers. [default: sqlite:///optuna.db]")
+@click.option("--storage", type=AutoOr(str), default=None,
+              help="Optuna storage URL; a PostgreSQL URL shares the study between workers. A URL holding a "
+                   "password goes in EMO_STORAGE, never on a command line. [default: $EMO_STORAGE, else "
+                   "sqlite:///optuna.db]")
 @click.option("--study-name", type=AutoOr(str), default=None, help="Study to create or join. [default: emo-FAMILY]")
 @click.option("--space", type=AutoOr(str), default=None,
               help="JSON file overriding the family's search space.")
@@ -312,7 +314,8 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True, help="Maximum epochs per cell.")
 @click.option("--label-delay", type=float, default=0.0, show_default=True, help="Annotator lag in seconds.")
 @click.option("--storage", type=AutoOr(str), default=None,
-              help="Optuna storage URL shared by the workers. [default: sqlite:///optuna.db]")
+              help="Optuna storage URL shared by the workers; one holding a password goes in EMO_STORAGE, never on "
+                   "a command line. [default: $EMO_STORAGE, else sqlite:///optuna.db]")
 @click.option("--study-name", type=AutoOr(str), default=None,
               help="The matrix's study. [default: emo-reproduce-HASH of the cells, seeds, data and settings]")
 @click.option("--experiment", type=AutoOr(str), default=None,

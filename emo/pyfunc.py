@@ -4,6 +4,9 @@ of named arrays (`video`, and for fusion `audio` and `audio_mask`), returning va
 The network is rebuilt from a checkpoint (`torch.load(weights_only=True)`) rather than pickled,
 so a model loads in a fresh process with only emo installed. A malformed input raises an
 MlflowException with INVALID_PARAMETER_VALUE, which `mlflow models serve` answers with a 400.
+
+A batch larger than $EMO_MAX_BATCH windows (read when the model loads; default 4096) is refused the
+same way: one request must not hold a server's CPU and memory for as long as it likes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from mlflow.pyfunc import PythonModel
 from mlflow.types import ColSpec, Schema, TensorSpec
 
 from emo import TARGETS
+
+MAX_BATCH_ENV = "EMO_MAX_BATCH"
+MAX_BATCH = 4096
+
 
 def input_shapes(kind: str, dims: dict) -> dict[str, tuple]:
     """The per-sample shape of each named input of a model fed `kind` samples."""
@@ -33,7 +40,15 @@ def input_shapes(kind: str, dims: dict) -> dict[str, tuple]:
 
 
 def signature(kind: str, dims: dict) -> ModelSignature:
-    specs = [TensorSpec(np.dtype(np.bool_) if name.endswith("_mask") else np.dtype(np.float32), (-1, *shape), name)
+    """Float32 tensors of fixed per-sample shape; masks as untyped tensors.
+
+    A bool TensorSpec would make MLflow's scoring server cast the JSON with numpy's truth rules
+    before the model sees it ("false", "no", 0.5 and 2 all become True). An object spec of shape
+    (-1,) is passed through as it came, bool arrays from Python included, so `as_arrays` checks
+    each value and the shape itself (the audio input's spec states its length).
+    """
+    specs = [TensorSpec(np.dtype(object), (-1,), name) if name.endswith("_mask")
+             else TensorSpec(np.dtype(np.float32), (-1, *shape), name)
              for name, shape in input_shapes(kind, dims).items()]
     return ModelSignature(inputs=Schema(specs), outputs=Schema([ColSpec("double", t) for t in TARGETS]))
 
@@ -42,8 +57,26 @@ def bad_request(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def as_arrays(model_input, kind: str, dims: dict) -> dict[str, np.ndarray]:
-    """Named float32/bool arrays from a dict, or from a DataFrame of flat features (frame models)."""
+def max_batch() -> int:
+    """The largest batch a model serves: $EMO_MAX_BATCH, default 4096."""
+    import os
+
+    text = os.environ.get(MAX_BATCH_ENV, "").strip()
+    if not text:
+        return MAX_BATCH
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise MlflowException(f"{MAX_BATCH_ENV}={text!r}: give the largest batch (windows per request) the model "
+                              f"serves, a whole number >= 1 (default {MAX_BATCH}).")
+    return value
+
+
+def as_arrays(model_input, kind: str, dims: dict, limit: int | None = None) -> dict[str, np.ndarray]:
+    """Named float32/bool arrays from a dict, or from a DataFrame of flat features (frame models);
+    a batch over `limit` samples is refused."""
     shapes = input_shapes(kind, dims)
     if isinstance(model_input, pd.DataFrame) and len(shapes) == 1:
         model_input = {next(iter(shapes)): model_input.to_numpy()}
@@ -56,19 +89,57 @@ def as_arrays(model_input, kind: str, dims: dict) -> dict[str, np.ndarray]:
         if name not in model_input:
             raise bad_request(f"missing input {name!r}; this model takes {', '.join(shapes)} with per-sample "
                               f"shapes {', '.join(f'{k} {v}' for k, v in shapes.items())}.")
+        value = model_input[name]
+        if limit is not None and _length(value) > limit:  # before any work on it
+            raise bad_request(f"input {name!r} holds {len(value)} samples; this server takes at most {limit} per "
+                              f"request ({MAX_BATCH_ENV}): split the batch.")
+        if name.endswith("_mask"):
+            out[name] = _mask(value, name, shape)
+            continue
         try:
-            arr = np.asarray(model_input[name], dtype=np.bool_ if name.endswith("_mask") else np.float32)
-        except (TypeError, ValueError) as exc:
+            arr = np.asarray(value, dtype=np.float32)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise bad_request(f"input {name!r} is not a numeric array ({exc}).") from None
         if arr.shape[1:] != shape:
             raise bad_request(f"input {name!r} has shape {arr.shape}; expected (batch, {', '.join(map(str, shape))}).")
-        if not name.endswith("_mask") and not np.isfinite(arr).all():
-            raise bad_request(f"input {name!r} holds NaN or infinite values.")
+        if not np.isfinite(arr).all():
+            raise bad_request(f"input {name!r} holds NaN or infinite values (or numbers beyond float32).")
         out[name] = arr
     sizes = {len(a) for a in out.values()}
     if len(sizes) > 1:
         raise bad_request(f"inputs have different batch sizes: {', '.join(f'{k} {len(v)}' for k, v in out.items())}.")
     return out
+
+
+def _length(value) -> int:
+    try:
+        return len(value) if not isinstance(value, str | bytes) else 0
+    except TypeError:  # a scalar
+        return 0
+
+
+def _mask(value, name: str, shape: tuple) -> np.ndarray:
+    """A mask as bools: true/false, or the integers 0 and 1. Anything else (the strings "false" or
+    "no", 0.5, 2, null) is refused rather than read by its truth value, which makes almost
+    everything True: a padded step taken for a real one."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nesting numpy cannot hold
+        raise bad_request(f"input {name!r} is not an array of booleans ({exc}).") from None
+    if arr.shape[1:] != shape:
+        raise bad_request(f"input {name!r} has shape {arr.shape}; expected (batch, {', '.join(map(str, shape))}) "
+                          f"booleans.")
+    if arr.dtype == np.bool_:
+        return arr
+    if arr.dtype.kind in "iu" or arr.dtype == object:
+        flat = arr.ravel().tolist()  # Python objects: a JSON true is a bool, 1 an int, 1.0 a float
+        for i, v in enumerate(flat):
+            if not (isinstance(v, bool | np.bool_) or (isinstance(v, int | np.integer) and v in (0, 1))):
+                where = np.unravel_index(i, arr.shape)
+                raise bad_request(f"input {name!r} must hold booleans (true/false) or 0/1; got {v!r} "
+                                  f"({type(v).__name__}) at {list(map(int, where))}.")
+        return np.asarray(flat, dtype=np.bool_).reshape(arr.shape)
+    raise bad_request(f"input {name!r} must hold booleans (true/false) or 0/1, not {arr.dtype} values.")
 
 
 def _frame(pred: np.ndarray) -> pd.DataFrame:
@@ -98,11 +169,12 @@ class EmoModel(PythonModel):
             body = joblib.load(context.artifacts["estimators"])
             self.kind, self.dims, self.estimators = "frame", body["dims"], body["estimators"]
             self.inputs = body["inputs"]
+        self.max_batch = max_batch()
 
     # `model_input` is a dict of named arrays (or a DataFrame for frame models); MLflow takes a
     # DataFrame hint as "no schema from hints", which leaves validation to the logged signature.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        arrays = as_arrays(model_input, self.kind, self.dims)
+        arrays = as_arrays(model_input, self.kind, self.dims, getattr(self, "max_batch", MAX_BATCH))
         if self.estimators is not None:
             pred = np.column_stack([np.clip(est.predict(arrays["video"]), -1, 1) for est in self.estimators])
             return _frame(pred)

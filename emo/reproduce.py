@@ -103,7 +103,7 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
     from emo.tracking import create_run, reopen_run, tracked_run
-    from emo.tuning import _safe, make_storage
+    from emo.tuning import _safe, make_storage, storage_url
 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")
@@ -126,7 +126,7 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
     counts = Counter()
 
     with tracked_run(join_run_id=parent_id, tags=tags) as parent:
-        parent.log_params({"study_name": name, "storage": _safe(storage or "sqlite:///optuna.db"), "seeds": seeds,
+        parent.log_params({"study_name": name, "storage": _safe(storage_url(storage)), "seeds": seeds,
                            "cells": len(cells), "data_fingerprint": ds.fingerprint, "split_hash": ds.split.hash,
                            **{f"common_{k}": v for k, v in common.items()}})
         parent.log_text("\n".join(c.name for c in cells), "cells.txt")

@@ -5,14 +5,21 @@ arousal, or mean dev CCC); each epoch's dev value is reported for pruning. Trial
 test set: the winner's test metrics are computed once, after the study. Several processes
 started with the same `--storage` and `--study-name` share one study; a dead worker's trial is
 failed by its missing heartbeat and retried by a surviving one.
+
+The storage URL may come from the environment (EMO_STORAGE) instead of `--storage`: a password on a
+command line is shown by `ps`, and `mlflow run -P storage=…` logs and prints it. A database outage of
+up to EMO_STORAGE_RETRY_SECONDS (default 120) is waited out; a longer one ends the worker with one
+line, and the study goes on when the worker is started again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
+import threading
 import time
 import warnings
 from collections import Counter
@@ -21,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.storages._heartbeat import BaseHeartbeat
 from tqdm.auto import tqdm
 
 from emo.config import Config
-from emo.errors import ConfigError
+from emo.errors import ConfigError, EmoError
 
 log = logging.getLogger(__name__)
 
@@ -142,19 +150,46 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {name!r}; choose median, none or percentile:P (0 < P < 100).")
 
 
+STORAGE_ENV = "EMO_STORAGE"  # the storage URL, so that its password stays off command lines
+RETRY_ENV = "EMO_STORAGE_RETRY_SECONDS"
+RETRY_SECONDS = 120.0
+
+
+class StorageUnavailableError(EmoError):
+    """The Optuna storage stayed unreachable for longer than a worker waits for it."""
+
+
+def storage_url(url: str | None) -> str:
+    """The storage to use: `url`, else $EMO_STORAGE, else `sqlite:///optuna.db`."""
+    return url or os.environ.get(STORAGE_ENV) or "sqlite:///optuna.db"
+
+
 def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats every `heartbeat` s: a worker silent for 3 beats is dead, its
-    trial fails and is retried (twice at most)."""
-    from emo.dburl import sqlalchemy_url
+    trial fails and is retried (twice at most). Every storage call outlives a database outage of up
+    to $EMO_STORAGE_RETRY_SECONDS (default 120 s): see `_RetryingStorage`."""
+    from emo.dburl import has_password, sqlalchemy_url
 
-    url = sqlalchemy_url(url or "sqlite:///optuna.db")  # postgresql:// with emo's driver named
+    url = storage_url(url)
+    if os.environ.get("MLFLOW_RUN_ID") and has_password(url) and url != os.environ.get(STORAGE_ENV):
+        # `mlflow run -P storage=…` logs the value as a run parameter and prints the command line
+        # before emo runs; parameters cannot be changed afterwards, so the run must not go on as
+        # if nothing happened
+        raise ConfigError(f"the storage URL {_safe(url)} holds a password and came on the command line of "
+                          f"`mlflow run`, which has already logged it as run {os.environ['MLFLOW_RUN_ID']}'s "
+                          f"`storage` parameter and printed it: change that password, delete the run "
+                          f"(`mlflow runs delete --run-id {os.environ['MLFLOW_RUN_ID']}`, then `mlflow gc`), and "
+                          f"pass the URL in the {STORAGE_ENV} environment variable instead of -P storage.")
+    patience = _retry_seconds()
+    url = sqlalchemy_url(url)  # postgresql:// with emo's driver named
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough
     for attempt in range(3):
         try:
-            return optuna.storages.RDBStorage(
+            rdb = optuna.storages.RDBStorage(
                 url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                 heartbeat_stale_trial_callback=_on_stale_trial,
                 engine_kwargs={"pool_pre_ping": True})
+            return _RetryingStorage(rdb, _safe(url), patience)
         except Exception as exc:
             # workers started together on an empty database race to create Optuna's tables; the
             # loser sees a duplicate-key error and finds the tables there a moment later
@@ -165,6 +200,168 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
             raise ConfigError(f"cannot open the Optuna storage {_safe(url)} ({type(exc).__name__}: "
                               f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database "
                               f"exists and that its driver is installed.") from None
+
+
+def _retry_seconds() -> float:
+    text = os.environ.get(RETRY_ENV, "").strip()
+    if not text:
+        return RETRY_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ConfigError(f"{RETRY_ENV}={text!r}: give the seconds a worker waits for an unreachable storage "
+                          f"(a number >= 0; default {RETRY_SECONDS:g}).")
+    return value
+
+
+def _transient(exc: BaseException | None) -> bool:
+    """Whether `exc`, or an exception it came from, says the database connection was lost or refused
+    (not that a statement was wrong): worth trying again once the database is back."""
+    import sqlalchemy.exc as sa_exc
+
+    try:
+        import psycopg
+
+        dbapi = (psycopg.OperationalError, psycopg.InterfaceError)
+    except ImportError:  # pragma: no cover - emo installs psycopg
+        dbapi = ()
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.PendingRollbackError, *dbapi)):
+            return True
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class _RetryingStorage(optuna.storages.BaseStorage, BaseHeartbeat):
+    """Optuna's RDB storage (behind its usual cache), every call of which waits out a database outage.
+
+    Without it a few seconds of database restart kill a worker mid-trial: the call fails, Optuna's
+    clean-up reads the storage again, fails too, and ends in an UnboundLocalError, leaving the trial
+    RUNNING. Here a call that loses the connection is tried again with exponential backoff (0.1 s
+    doubling to 2 s) until the database answers or the outage has lasted `patience` seconds; then it
+    raises StorageUnavailableError, one line for the CLI. The clock is per outage, not per call, so a
+    worker gives up `patience` seconds after the database went away however many calls are waiting.
+    The heartbeat thread never raises: a missed beat is retried, and once the worker gives up its
+    trial goes stale and a surviving (or restarted) worker fails and re-runs it.
+
+    The engine (`.engine`, used for claims) and other attributes are the RDB storage's own.
+    """
+
+    def __init__(self, rdb: optuna.storages.RDBStorage, shown_url: str, patience: float) -> None:
+        self._rdb, self._inner = rdb, optuna.storages._CachedStorage(rdb)
+        self._shown_url, self._patience = shown_url, patience
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_rdb", "_inner"):
+            raise AttributeError(name)
+        return getattr(self._rdb, name)
+
+    def _call(self, name: str, *args, **kwargs):
+        delay = 0.1
+        while True:
+            try:
+                result = getattr(self._inner, name)(*args, **kwargs)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                with contextlib.suppress(Exception):
+                    self._rdb.remove_session()  # a session that saw the connection die cannot be reused
+                now = time.monotonic()
+                with self._lock:
+                    if self._down_since is None:
+                        self._down_since = now
+                        log.warning("lost the Optuna storage %s (%s); trying again for up to %g s",
+                                    self._shown_url, _first_line(exc), self._patience)
+                    waited = now - self._down_since
+                if waited >= self._patience:
+                    raise StorageUnavailableError(
+                        f"the Optuna storage {self._shown_url} has been unreachable for {waited:.0f} s "
+                        f"({_first_line(exc)}); this worker stops. The study is kept in the database: start "
+                        f"the same command again once it is back (its running trial is failed and re-run). "
+                        f"{RETRY_ENV} (now {self._patience:g}) sets how long a worker waits.") from None
+                time.sleep(min(delay, self._patience - waited))
+                delay = min(2 * delay, 2.0)
+                continue
+            if self._down_since is not None:
+                with self._lock:
+                    if self._down_since is not None:
+                        log.info("the Optuna storage is back after %.1f s", time.monotonic() - self._down_since)
+                        self._down_since = None
+            return result
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        # runs in Optuna's heartbeat thread, where an exception would only print a traceback and end
+        # the beats; the main thread meets the same outage and reports it
+        with contextlib.suppress(StorageUnavailableError):
+            self._call("record_heartbeat", trial_id)
+
+
+def _forward(name: str):
+    def method(self, *args, **kwargs):
+        return self._call(name, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+for _name in {n for base in (optuna.storages.BaseStorage, BaseHeartbeat) for n, v in vars(base).items()
+              if callable(v) and not n.startswith("__")} - set(vars(_RetryingStorage)):
+    setattr(_RetryingStorage, _name, _forward(_name))
+_RetryingStorage.__abstractmethods__ = frozenset()
+
+
+def _first_line(exc: BaseException) -> str:
+    """What the database driver said, first line (psycopg's message rather than Optuna's wrapper)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    root = getattr(exc, "orig", None) or exc
+    text = str(root).strip().splitlines()
+    return f"{type(root).__name__}: {text[0]}" if text else type(root).__name__
+
+
+def _storage_failure(exc: BaseException) -> StorageUnavailableError | None:
+    """The StorageUnavailableError behind `exc`: Optuna's clean-up after a failed storage call fails
+    again (an UnboundLocalError in optuna's _run_trial), hiding the first error in its context."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, StorageUnavailableError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _reopen_if_storage_lost(run_id: str):
+    """Mark the study's parent run RUNNING again after a lost storage ended this worker's part."""
+    from emo.tracking import reopen_run
+
+    try:
+        yield
+    except StorageUnavailableError:
+        with contextlib.suppress(Exception):
+            reopen_run(run_id)
+        raise
+
+
+@contextlib.contextmanager
+def _storage_errors():
+    """Let a lost storage end the worker with its one-line message, not with what it caused after."""
+    try:
+        yield
+    except Exception as exc:
+        lost = _storage_failure(exc)
+        if lost is None or lost is exc:
+            raise
+        raise lost from None
 
 
 def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -186,11 +383,9 @@ def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
 
 def _safe(url: str) -> str:
     """The storage URL without its password, for logs and params."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
-    return url
+    from emo.dburl import masked
+
+    return masked(url)
 
 
 class _Surplus(Exception):
@@ -240,6 +435,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         raise ConfigError("give --trials, --timeout or both, or the study never stops.")
     space = search_space(base.family, space, fixed)
     study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
+    storage = storage_url(storage)
     rdb = make_storage(storage, heartbeat)
     study = optuna.create_study(storage=rdb, study_name=study_name, load_if_exists=True,
                                 direction=METRICS[metric], pruner=make_pruner(pruner),
@@ -247,9 +443,15 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
     tags = {"emo.family": base.family, "emo.study": study_name}
     parent_id, created = _parent_run(study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment,
                                                                     tags=tags))
-    with tracked_run(join_run_id=parent_id, tags=tags) as parent:
+    # a lost storage ends this worker with its one-line error, the parent run noting it, then open
+    # again: the study goes on once the database is back
+    with _reopen_if_storage_lost(parent_id), tracked_run(join_run_id=parent_id, tags=tags) as parent, \
+            _storage_errors():
+        # where the study lives, password hidden; a tag as well, because under `mlflow run` the
+        # `storage` parameter is already taken by its -P value (`auto` when EMO_STORAGE holds the URL)
+        parent.set_tags({"emo.storage": _safe(storage)})
         if created:
-            parent.log_params({"study_name": study_name, "storage": _safe(storage or "sqlite:///optuna.db"),
+            parent.log_params({"study_name": study_name, "storage": _safe(storage),
                                "sampler": type(study.sampler).__name__, "pruner": pruner, "metric": metric,
                                "direction": METRICS[metric], "search_space": json.dumps(space),
                                **{f"base_{k}": v for k, v in base.params().items() if k not in space}})
@@ -282,10 +484,15 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
                 if run_id:
                     update_run(run_id[0], tags={"emo.trial_state": "PRUNED"}, status="KILLED")
                 raise
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, and says which trial state
+                if run_id:
+                    update_run(run_id[0], tags={"emo.trial_state": "KILLED"})
+                raise
             except Exception as exc:
                 if run_id:
                     update_run(run_id[0], tags={"emo.trial_state": "FAILED"})
-                log.warning("trial %d failed: %s", trial.number, exc)
+                if not isinstance(exc, StorageUnavailableError):  # that one ends the worker with its message
+                    log.warning("trial %d failed: %s", trial.number, exc)
                 raise
             update_run(run_id[0], tags={"emo.trial_state": "COMPLETE"})
             trial.set_user_attr("model_uri", result.model_uri)
@@ -303,8 +510,10 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
                 parent.log_metrics({"best_value": best.value}, step=trial.number)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        _work(study, objective, after_trial, trials=trials, timeout=timeout)
-        bar.close()
+        try:
+            _work(study, objective, after_trial, trials=trials, timeout=timeout)
+        finally:
+            bar.close()  # before any error message, not after it at exit
         counts = _states(study)
         complete = trials is None or sum(counts[s] for s in FINISHED) >= trials
         best = _best(study)

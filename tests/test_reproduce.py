@@ -55,6 +55,10 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert set(copies["tags.emo.reused_from"]) == set(runs["run_id"])
 
     frame = collect(matrix_runs(first.parent_run_id)[0])
+    # by experiment (name or id): both matrices' runs, each result once (a reused copy is its original)
+    whole = collect(matrix_runs("Default")[0])
+    assert len(whole) == len(frame) and set(whole["source_run"]) == set(frame["source_run"])
+    assert len(collect(matrix_runs("0")[0])) == len(frame)
     report = build(frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), resamples=500)
     tables = report.tables
     assert list(tables) == ["baseline", "ffnn", "video", "audio", "fusion", "best"]

@@ -5,6 +5,7 @@ import inspect
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -226,17 +227,43 @@ def test_compose_interpolation_follows_composes_rules():
             _interpolate(bad, env)
 
 
+# Secrets as a .env would hold them; the database password has every character that breaks a URL
+DB_PASSWORD = "p@ss#w/rd:%x y+1"
+SECRETS = {"POSTGRES_PASSWORD": DB_PASSWORD, "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret-0123",
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "form-key-secret", "MLFLOW_TRACKING_PASSWORD": "worker-secret-0123"}
+
+
+def _stack_env() -> dict:
+    return {**_env_example(), **SECRETS}
+
+
+def _docker_module(name: str):
+    """A script of docker/ imported as the containers run it (docker/ first on the path)."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "docker"))
+    try:
+        return importlib.reload(importlib.import_module(name))
+    finally:
+        sys.path.remove(str(ROOT / "docker"))
+
+
 def test_the_compose_stack_has_its_services_publishes_only_the_uis_on_localhost_and_holds_no_password():
-    env = {**_env_example(), "POSTGRES_PASSWORD": "secret"}
-    spec = _compose(env)
+    spec = _compose(_stack_env())
     services = spec["services"]
     assert set(services) == {"postgres", "migrate", "mlflow", "optuna-dashboard", "worker"}
     published = {name: s["ports"] for name, s in services.items() if "ports" in s}
     assert published == {"mlflow": ["127.0.0.1:5000:5000"], "optuna-dashboard": ["127.0.0.1:8080:8080"]}
-    assert "secret" not in (ROOT / "docker-compose.yml").read_text() + (ROOT / ".env.example").read_text()
-    assert _env_example()["POSTGRES_PASSWORD"] == ""
-    with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
-        _compose({k: v for k, v in env.items() if k != "POSTGRES_PASSWORD"})
+    # the dashboard has no sign-in: it stays on loopback whatever .env says
+    opened = _compose({**_stack_env(), "MLFLOW_BIND": "0.0.0.0", "DASHBOARD_BIND": "0.0.0.0"})["services"]
+    assert opened["mlflow"]["ports"] == ["0.0.0.0:5000:5000"]
+    assert opened["optuna-dashboard"]["ports"] == ["127.0.0.1:8080:8080"]
+    text = (ROOT / "docker-compose.yml").read_text() + (ROOT / ".env.example").read_text()
+    assert all(secret not in text for secret in SECRETS.values())
+    for name in SECRETS:  # empty in the example, and compose refuses to start without each
+        assert _env_example()[name] == ""
+        with pytest.raises(KeyError, match=name):
+            _compose({k: v for k, v in _stack_env().items() if k != name})
     assert "mlflow:*" in services["mlflow"]["environment"]["MLFLOW_SERVER_ALLOWED_HOSTS"]
     assert services["worker"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert "/health" in " ".join(services["mlflow"]["healthcheck"]["test"])
@@ -244,79 +271,240 @@ def test_the_compose_stack_has_its_services_publishes_only_the_uis_on_localhost_
     assert set(spec["volumes"]) == {"pgdata", "mlartifacts"}
 
 
-def test_passwords_reach_the_services_by_environment_only_and_the_schemas_are_migrated_first():
-    services = _compose({**_env_example(), "POSTGRES_PASSWORD": "secret"})["services"]
+def test_the_stack_signs_in_with_mlflows_basic_auth_and_the_workers_have_an_account(monkeypatch):
+    from mlflow.cli import cli as mlflow_cli
+
+    services = _compose(_stack_env())["services"]
+    server = services["mlflow"]
+    script, *args = _command(server)[1:]
+    assert _command(server)[0] == "python" and script == "docker/mlflow_server.py"
+    ctx = mlflow_cli.commands["server"].make_context("server", args)  # the options `mlflow server` gets
+    assert ctx.params["app_name"] == "basic-auth" and ctx.params["serve_artifacts"]
+    env = server["environment"]
+    assert env["MLFLOW_AUTH_ADMIN_PASSWORD"] == SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"]
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == SECRETS["MLFLOW_FLASK_SERVER_SECRET_KEY"]
+    worker = services["worker"]["environment"]
+    assert worker["MLFLOW_TRACKING_USERNAME"] == "emo-worker"
+    assert worker["MLFLOW_TRACKING_PASSWORD"] == SECRETS["MLFLOW_TRACKING_PASSWORD"]
+    migrate = services["migrate"]["environment"]  # it creates that account, and checks the secrets first
+    assert {k: migrate[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")} == \
+        {k: worker[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in worker and "MLFLOW_AUTH_ADMIN_PASSWORD" not in \
+        services["optuna-dashboard"]["environment"]
+
+    # the server script writes MLflow's auth config as MLflow reads it: the users' database, the
+    # encoded password surviving configparser's `%`, the file readable by its owner only
+    for key, value in {**env, "POSTGRES_HOST": "127.0.0.1"}.items():
+        monkeypatch.setenv(key, value)
+    stack = _docker_module("stack")
+    path = stack.write_auth_config(stack.auth_db(), stack.default_permission())
+    monkeypatch.setenv("MLFLOW_AUTH_CONFIG_PATH", path)
+    import importlib.util
+
+    from sqlalchemy.engine import make_url
+
+    # MLflow's own reader, loaded alone: its package needs mlflow[auth], which the image has
+    spec = importlib.util.spec_from_file_location("auth_config", Path(mlflow.__file__).parent / "server" / "auth" /
+                                                  "config.py")
+    auth_config = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(auth_config)
+    config = auth_config.read_auth_config()
+    url = make_url(config.database_uri)
+    assert (url.password, url.host, url.database) == (DB_PASSWORD, "127.0.0.1", "mlflow_auth")
+    assert config.default_permission == "EDIT"
+    assert (config.admin_username, config.admin_password) == ("admin", SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"])
+    assert os.stat(path).st_mode & 0o077 == 0
+    shutil.rmtree(Path(path).parent)
+
+
+@pytest.mark.parametrize("password", ["", "password1234", "short"])
+def test_the_stack_refuses_a_missing_default_or_short_admin_password_before_it_opens_anything(password, tmp_path):
+    env = {**os.environ, **{k: str(v) for k, v in _compose(_stack_env())["services"]["migrate"]["environment"].items()},
+           "MLFLOW_AUTH_ADMIN_PASSWORD": password, "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1"}
+    for script in (["docker/migrate.py"], ["docker/mlflow_server.py", "--app-name", "basic-auth"]):
+        done = subprocess.run([sys.executable, str(ROOT / script[0]), *script[1:]], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, (script, done.stderr[-2000:])
+        (line,) = done.stderr.strip().splitlines()  # one line, no traceback, and no connection attempted
+        assert line.startswith("error: MLFLOW_AUTH_ADMIN_PASSWORD"), line
+        assert "in .env" in line
+
+
+def test_passwords_reach_the_services_by_environment_only_and_urls_keep_every_character(monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    services = _compose(_stack_env())["services"]
     for name, service in services.items():  # a command line is visible to everyone on the host (`ps`)
-        assert "secret" not in " ".join(_command(service) + service.get("entrypoint", [])), name
-    mlflow_db = "postgresql+psycopg://emo:secret@postgres:5432/mlflow"
-    optuna_db = "postgresql+psycopg://emo:secret@postgres:5432/optuna"
-    assert services["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"] == mlflow_db
-    assert services["migrate"]["environment"] == {"MLFLOW_BACKEND_STORE_URI": mlflow_db, "OPTUNA_STORAGE": optuna_db}
-    assert services["optuna-dashboard"]["environment"]["OPTUNA_STORAGE"] == optuna_db
-    assert services["worker"]["environment"]["EMO_TUNE_STORAGE"] == optuna_db
+        command = " ".join(_command(service) + service.get("entrypoint", []))
+        assert all(secret not in command for secret in SECRETS.values()), name
+    # compose passes the parts; the scripts build each URL, encoding the password, and SQLAlchemy
+    # reads back exactly that password, that host and that database
+    stack = _docker_module("stack")
+    expected = {"mlflow_db": "mlflow", "optuna_db": "optuna", "auth_db": "mlflow_auth"}
+    for name, builders in {"migrate": expected, "mlflow": expected, "optuna-dashboard": ["optuna_db"],
+                           "worker": ["optuna_db"]}.items():
+        env = services[name]["environment"]
+        assert env["POSTGRES_PASSWORD"] == DB_PASSWORD, name
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value))
+        for builder in builders:
+            url = make_url(getattr(stack, builder)())
+            assert (url.username, url.password, url.host, url.port, url.database) == \
+                ("emo", DB_PASSWORD, "postgres", 5432, expected[builder]), (name, builder)
+            assert url.get_dialect().driver == "psycopg"
 
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert _command(services["migrate"]) == ["python", "docker/migrate.py"]
     for name in ("mlflow", "optuna-dashboard", "worker"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
 
+
+def test_the_images_and_the_tools_in_them_are_pinned():
+    services = _compose(_stack_env())["services"]
+    assert re.fullmatch(r"postgres:16\.\d+", services["postgres"]["image"])  # an exact release, not "16"
     dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim$", dockerfile, re.M)
     assert "COPY docker ./docker" in dockerfile
-    (pin,) = re.findall(r'"mlflow==([^"]+)"', dockerfile)  # the server and its migrations are the tested release
+    (pin,) = re.findall(r'"mlflow\[auth\]==([^"]+)"', dockerfile)  # the tested release, with basic auth
     assert _dependencies()["mlflow"].specifier.contains(pin)
+    assert re.search(r'"optuna-dashboard==[\d.]+"', dockerfile) and re.search(r'"gunicorn==[\d.]+"', dockerfile)
+    (gunicorn,) = re.findall(r'"gunicorn==([^"]+)"', dockerfile)
+    from packaging.version import Version
+
+    assert Version(gunicorn) < Version("27")  # mlflow requires gunicorn<27
 
 
-def test_the_migrate_step_creates_then_upgrades_both_schemas_with_urls_from_the_environment(postgres_url, tmp_path):
-    from conftest import fresh_database
+def test_postgres_is_published_only_with_the_opt_in_override_on_the_address_chosen():
+    base = _compose(_stack_env())["services"]
+    assert "ports" not in base["postgres"]
+    override = ROOT / "docker-compose.postgres-port.yml"
+    spec = yaml.safe_load(override.read_text())
+    assert set(spec["services"]) == {"postgres"}
+    assert _interpolate(spec, {**_stack_env(), "POSTGRES_BIND": "10.0.0.5"})["services"]["postgres"]["ports"] == \
+        ["10.0.0.5:5432:5432"]
+    with pytest.raises(KeyError, match="POSTGRES_BIND"):  # no default address: never every interface by accident
+        _interpolate(spec, _stack_env())
+    readme = (ROOT / "README.md").read_text()
+    assert "docker-compose.postgres-port.yml" in readme and "EMO_STORAGE=" in readme
+
+
+def test_the_migrate_step_prepares_every_database_and_the_server_signs_in_its_accounts_only(postgres_url, tmp_path):
+    """docker/migrate.py (twice), then docker/mlflow_server.py with the options compose gives, against
+    the real PostgreSQL (trust authentication: the password is not checked, but every URL holding it
+    must parse to the right user, host and database, through alembic's and configparser's `%` too)."""
+    pytest.importorskip("flask_wtf", reason="mlflow[auth], which the image installs, is not installed here")
+    import base64
+    import urllib.error
+    import urllib.request
+
+    import psycopg
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+    from sqlalchemy.engine import make_url
 
     from emo.tuning import make_storage
+    from servers import free_port
 
-    with fresh_database() as optuna_url:
-        env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": postgres_url, "OPTUNA_STORAGE": optuna_url}
-        for _ in range(2):  # an empty database, then an up-to-date one
+    name = make_url(postgres_url).database
+    env = {**os.environ, **{k: str(v) for k, v in _compose(_stack_env())["services"]["migrate"]["environment"].items()},
+           "POSTGRES_HOST": "127.0.0.1", "POSTGRES_USER": "postgres", "MLFLOW_DB": name,
+           "OPTUNA_DB": f"{name}_optuna", "MLFLOW_AUTH_DB": f"{name}_auth"}
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        env.pop(key, None)
+    server, port = None, free_port()
+    try:
+        for _ in range(2):  # empty databases (two of them missing), then up-to-date ones
             done = subprocess.run([sys.executable, str(ROOT / "docker" / "migrate.py")], env=env, cwd=tmp_path,
                                   capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            assert DB_PASSWORD not in done.stdout + done.stderr
         assert "This storage is up-to-date" in done.stderr
         assert mlflow.MlflowClient(postgres_url).search_experiments()[0].name == "Default"
+        optuna_url = postgres_url.replace(f"/{name}", f"/{name}_optuna")
         study = optuna.create_study(storage=make_storage(optuna_url), study_name="after-migrate")
         assert study.study_name in optuna.get_all_study_names(optuna_url)
+        store = SqlAlchemyStore()
+        store.init_db(postgres_url.replace(f"/{name}", f"/{name}_auth"))
+        assert store.authenticate_user("emo-worker", SECRETS["MLFLOW_TRACKING_PASSWORD"])
+        store.engine.dispose()
+
+        options = _command(_compose(_stack_env())["services"]["mlflow"])[2:]
+        options = [o for o in options if o not in ("0.0.0.0", "5000", "/mlartifacts")]
+        assert options == ["--app-name", "basic-auth", "--artifacts-destination", "--serve-artifacts", "--host",
+                           "--port"]
+        with open(tmp_path / "server.log", "w") as out:
+            server = subprocess.Popen([sys.executable, str(ROOT / "docker" / "mlflow_server.py"), "--app-name",
+                                       "basic-auth", "--artifacts-destination", str(tmp_path / "artifacts"),
+                                       "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port),
+                                       "--workers", "1"],
+                                      env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):  # open to all: compose's healthcheck
+                    break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+                time.sleep(0.5)
+        else:
+            pytest.fail("the MLflow server did not answer /health")
+
+        def search(user: str | None, password: str = "") -> int:
+            req = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search?max_results=1")
+            if user:
+                req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert search(None) == 401 and search("emo-worker", "wrong-password-1") == 401
+        assert search("admin", SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"]) == 200
+        # a worker logs a run as compose's workers do: the account from its environment
+        worker_env = {**env, **{k: str(v) for k, v in _compose(_stack_env())["services"]["worker"]["environment"].items()
+                                if k.startswith("MLFLOW_TRACKING_")}, "MLFLOW_TRACKING_URI": url}
+        logged = subprocess.run([sys.executable, "-c", "import mlflow\nwith mlflow.start_run() as r: "
+                                 "mlflow.log_metric('m', 1.0)\nprint(r.info.run_id)"],
+                                env=worker_env, capture_output=True, text=True, timeout=120)
+        assert logged.returncode == 0, logged.stderr[-2000:]
+        run = mlflow.MlflowClient(postgres_url).get_run(logged.stdout.split()[-1])
+        assert run.data.metrics == {"m": 1.0} and run.info.user_id == "emo-worker"
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            for db in (f"{name}_optuna", f"{name}_auth"):
+                conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-def test_every_compose_command_is_one_that_its_tool_accepts_with_the_url_from_the_environment(monkeypatch,
-                                                                                             tmp_path):
+def test_every_compose_command_is_one_that_its_tool_accepts_with_the_url_from_the_environment(tmp_path):
     from gunicorn.config import Config as GunicornConfig
-    from mlflow.cli import cli as mlflow_cli
 
-    services = _compose({**_env_example(), "POSTGRES_PASSWORD": "secret"})["services"]
-
-    server = services["mlflow"]
-    monkeypatch.setenv("MLFLOW_BACKEND_STORE_URI", server["environment"]["MLFLOW_BACKEND_STORE_URI"])
-    args = _command(server)
-    assert args[:2] == ["mlflow", "server"]
-    ctx = mlflow_cli.commands["server"].make_context("server", args[2:])  # raises on an unknown option
-    assert ctx.params["backend_store_uri"] == server["environment"]["MLFLOW_BACKEND_STORE_URI"]
-    assert ctx.params["serve_artifacts"]
+    services = _compose(_stack_env())["services"]
 
     dashboard = _command(services["optuna-dashboard"])
     assert dashboard[0] == "gunicorn"
     parsed = GunicornConfig().parser().parse_args(dashboard[1:])
     assert parsed.bind == ["0.0.0.0:8080"] and parsed.args == ["dashboard:app"]
     app = (ROOT / parsed.pythonpath / "dashboard.py").read_text()
-    assert 'optuna_dashboard.wsgi(os.environ["OPTUNA_STORAGE"])' in app
+    assert "optuna_dashboard.wsgi(stack.optuna_db())" in app
     assert "optuna-dashboard" in (ROOT / "Dockerfile").read_text()
 
-    # the worker's command, run as compose runs it, takes its storage from EMO_TUNE_STORAGE: here a
-    # plain postgresql:// URL with nothing listening, so the run stops at opening it
+    # the worker's command, run as compose runs it, takes its storage from the database variables:
+    # here a port where nothing listens, so the run stops at opening it, and says so without the password
     worker = _command(services["worker"])
-    assert worker[:2] == ["python", "-c"] and worker[3] == "tune"
-    env = {**os.environ, "EMO_TUNE_STORAGE": "postgresql://emo:secret@127.0.0.1:1/optuna",
-           "EMO_DATA_HOME": str(tmp_path)}
-    done = subprocess.run([sys.executable, *worker[1:]], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
+    assert worker[:3] == ["python", "docker/worker.py", "tune"]
+    env = {**os.environ, **{k: str(v) for k, v in services["worker"]["environment"].items()},
+           "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1", "EMO_DATA_HOME": str(tmp_path)}
+    env.pop("MLFLOW_TRACKING_URI")
+    done = subprocess.run([sys.executable, str(ROOT / worker[1]), *worker[2:]], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-3000:]
     assert "cannot open the Optuna storage postgresql+psycopg://emo:***@127.0.0.1:1/optuna" in done.stderr
-    assert "secret" not in done.stdout + done.stderr
+    assert DB_PASSWORD not in done.stdout + done.stderr and "p%40ss" not in done.stdout + done.stderr
     init = (ROOT / "docker" / "postgres-init.sh").read_text()
     assert "CREATE DATABASE" in init and os.access(ROOT / "docker" / "postgres-init.sh", os.X_OK)
 

@@ -1,7 +1,10 @@
 """Optuna studies: a parent run with one nested run per trial, pruning, shared studies, and the champion."""
 
+import contextlib
 import json
+import logging
 import os
+import re
 import subprocess
 import time
 import sys
@@ -229,3 +232,191 @@ def test_a_claim_is_taken_once_and_a_dead_holders_claim_is_taken_over(tmp_path):
     assert once(storage, "study:parent", lambda: done.append(1) or "run-1", lambda: None) == "run-1"
     assert once(storage, "study:parent", lambda: done.append(1), lambda: "run-1", timeout=5) == "run-1"
     assert done == [1]
+
+
+# --- the storage: outages waited out, passwords never logged -------------------------------------------
+
+@contextlib.contextmanager
+def database_down(url: str):
+    """The database of `url` refuses connections: new ones are turned away and open ones are cut.
+    Yields how many open connections were cut."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        try:
+            cut = admin.execute("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = %s AND pid <> pg_backend_pid()) AS t", (name,)).fetchone()[0]
+            yield cut
+        finally:
+            admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
+
+def _epochs_reported(url: str) -> int:
+    """How many epoch values the study's trials have reported so far (0 while there are no tables)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3) as conn:
+            return conn.execute("SELECT count(*) FROM trial_intermediate_values").fetchone()[0]
+    except psycopg.Error:
+        return 0
+
+
+def test_a_worker_waits_out_a_short_database_outage_and_the_study_completes(fusion_corpus, tracking, postgres_url,
+                                                                            caplog):
+    import threading
+
+    hit = {}
+
+    def outage() -> None:  # 4 s without the database, in the middle of the first trial
+        deadline = time.time() + 300
+        while time.time() < deadline and not _epochs_reported(postgres_url):
+            time.sleep(0.2)
+        with database_down(postgres_url) as cut:
+            hit["cut"] = cut
+            time.sleep(4)
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="emo.tuning"):
+            result = tune(Config(data=str(fusion_corpus), **{**TINY, "epochs": 6, "patience": 6}), trials=3,
+                          storage=postgres_url, study_name="outage", space=SPACE, pruner="none", progress=False)
+    finally:
+        thread.join()
+    assert hit["cut"] >= 1  # the worker's connections were cut
+    assert [t.state for t in result.study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("lost the Optuna storage") for m in messages)  # the outage was felt, and waited out
+    assert any(m.startswith("the Optuna storage is back after") for m in messages)
+    assert result.test  # the winner was tested once the study was complete
+
+
+def test_a_longer_outage_ends_the_worker_with_one_line_and_a_restart_retries_its_trial(fusion_corpus, tracking,
+                                                                                     postgres_url, tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({k: v for k, v in SPACE.items() if v is not None}))
+    cmd = [sys.executable, "-m", "emo.cli", "tune", "--data", str(fusion_corpus), "--trials", "2", "--storage",
+           postgres_url, "--study-name", "down", "--pruner", "none", "--heartbeat", "1", "--space", str(space),
+           "--window", "1", "--stride", "2", "--epochs", "6", "--patience", "6", "--d-model", "16", "--heads", "2",
+           "--ff", "32", "--batch-size", "64"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "EMO_STORAGE_RETRY_SECONDS": "3"}
+    worker = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and worker.poll() is None and not _epochs_reported(postgres_url):
+            time.sleep(0.2)
+        assert worker.poll() is None, worker.communicate()[1][-3000:]
+        with database_down(postgres_url):  # down until the worker has given up
+            out, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 2, err[-3000:]
+    assert "Traceback" not in err and "UnboundLocalError" not in err
+    last = [line for line in re.split(r"[\r\n]+", err) if line.strip()][-1]
+    assert last.startswith(f"error: the Optuna storage {postgres_url} has been unreachable for 3 s"), last
+    assert "EMO_STORAGE_RETRY_SECONDS" in last and "start the same command again" in last
+
+    # the database is back: the same command finishes the study, failing and re-running the trial
+    # the first worker left RUNNING (its heartbeat went stale)
+    again = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr[-3000:]
+    trials = optuna.load_study(study_name="down", storage=postgres_url).trials
+    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].number == 0
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials) == 2
+    assert any(t.system_attrs.get("failed_trial") == 0 and t.params == failed[0].params for t in trials)
+
+
+def test_a_bad_retry_setting_is_refused_with_its_name(monkeypatch, tmp_path):
+    from emo.tuning import make_storage
+
+    monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "two minutes")
+    with pytest.raises(ConfigError, match="EMO_STORAGE_RETRY_SECONDS='two minutes'"):
+        make_storage(f"sqlite:///{tmp_path}/x.db")
+
+
+PASSWORD = "Pw0rd-9f3"  # local PostgreSQL trusts its clients: the password is carried, never checked
+FORMS = {  # the password in the user part, as a query parameter, and a query holding `@`
+    "user part": "postgresql+psycopg://postgres:{pw}@127.0.0.1:5432/{db}",
+    "query": "postgresql+psycopg://postgres@127.0.0.1:5432/{db}?password={pw}",
+    "@ in the query": "postgresql+psycopg://postgres:{pw}@127.0.0.1:5432/{db}?application_name=emo@test",
+}
+
+
+def test_a_storage_url_is_shown_without_its_password_in_every_form():
+    from emo.dburl import has_password
+    from emo.tuning import _safe
+
+    shown = {form: _safe(url.format(pw=PASSWORD, db="optuna")) for form, url in FORMS.items()}
+    assert shown == {"user part": "postgresql+psycopg://postgres:***@127.0.0.1:5432/optuna",
+                     "query": "postgresql+psycopg://postgres@127.0.0.1:5432/optuna?password=***",
+                     "@ in the query": "postgresql+psycopg://postgres:***@127.0.0.1:5432/optuna?application_name=emo%40test"}
+    assert all(has_password(url) for url in FORMS.values())
+    assert not has_password("postgresql+psycopg://postgres@127.0.0.1/optuna?application_name=a@b")
+    encoded = "postgresql+psycopg://u:p%40ss%3Aw@h/db?sslpassword=x"  # an encoded `@` in the password
+    assert _safe(encoded) == "postgresql+psycopg://u:***@h/db?sslpassword=***"
+
+
+def test_under_mlflow_run_a_storage_password_comes_from_emo_storage_and_is_never_logged(fusion_corpus, tracking,
+                                                                                       postgres_url, monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    db = make_url(postgres_url).database
+    # what `mlflow run . -e tune` does first: a run with every -P value logged, its id exported
+    with mlflow.start_run() as run:
+        mlflow.log_params({"storage": "auto", "trials": "1"})
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    base = Config(data=str(fusion_corpus), **{**TINY, "epochs": 1})
+    for form, url in FORMS.items():  # -P storage=URL-with-password: MLflow has logged and printed it already
+        with pytest.raises(ConfigError) as refused:
+            tune(base, trials=1, storage=url.format(pw=PASSWORD, db=db), study_name="env", space=SPACE,
+                 progress=False)
+        message = str(refused.value)
+        assert PASSWORD not in message and "EMO_STORAGE" in message and run.info.run_id in message, form
+    assert not mlflow.search_runs(search_all_experiments=True, filter_string="tags.emo.study = 'env'").shape[0]
+
+    # the same URLs from the environment, where neither MLflow nor `ps` sees them
+    for i, (form, url) in enumerate(FORMS.items()):
+        monkeypatch.setenv("EMO_STORAGE", url.format(pw=PASSWORD, db=db))
+        result = tune(base, trials=i + 1, storage=None, study_name="env", space=SPACE, pruner="none",
+                      progress=False)
+        assert result.parent_run_id == run.info.run_id and len(result.study.trials) == i + 1, form
+    logged = mlflow.MlflowClient().get_run(run.info.run_id).data
+    everything = json.dumps({"params": logged.params, "tags": logged.tags, "metrics": logged.metrics})
+    assert PASSWORD not in everything
+    assert logged.params["storage"] == "auto"
+    assert logged.tags["emo.storage"] == f"postgresql+psycopg://postgres:***@127.0.0.1:5432/{db}" \
+                                         "?application_name=emo%40test"  # the last worker's URL, whole
+
+
+def test_a_sigterm_mid_trial_ends_the_worker_with_143_and_its_run_says_killed(fusion_corpus, tracking, tmp_path):
+    import signal
+
+    storage = f"sqlite:///{tmp_path}/sigterm.db"
+    cmd = [sys.executable, "-m", "emo.cli", "tune", "--data", str(fusion_corpus), "--trials", "1", "--epochs", "500",
+           "--patience", "500", "--window", "1", "--stride", "2", "--d-model", "16", "--heads", "2", "--ff", "32",
+           "--storage", storage, "--study-name", "stopped", "--pruner", "none", "--space", str(tmp_path / "s.json")]
+    (tmp_path / "s.json").write_text(json.dumps({k: None for k in ("window", "patience", "batch_size", "label_delay",
+                                                                     "d_model", "heads", "ff", "repeats", "dropout",
+                                                                     "lr")}))
+    proc = subprocess.Popen(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, run_id = time.monotonic() + 120, None
+    while run_id is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            trials = optuna.load_study(study_name="stopped", storage=storage).get_trials(deepcopy=False)
+        except KeyError:
+            continue
+        run_id = next((t.user_attrs["mlflow_run_id"] for t in trials if "mlflow_run_id" in t.user_attrs), None)
+    assert run_id, "the trial never started"
+    time.sleep(3)  # inside the training loop
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.info.status == "KILLED" and run.data.tags["emo.trial_state"] == "KILLED"
