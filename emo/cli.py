@@ -296,7 +296,7 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
                   experiment=experiment, heartbeat=heartbeat, fixed=tuple(fixed), register=register)
     click.echo(summary(result.study))
     if result.test:
-        click.echo(f"winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
+        click.echo("winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
                                                            if "rmse" in k or "ccc" in k))
     if result.registration:
         click.echo(result.registration)

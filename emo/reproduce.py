@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from emo.config import Config
 from emo.errors import ConfigError
-from emo.matrix import Cell, select
+from emo.matrix import Cell
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def _earlier_run(key: str, parent_id: str):
 def _copy_run(earlier, parent_id: str, run_name: str, tags: dict) -> str:
     """A nested run of this matrix holding an earlier run's params and final metrics."""
     import mlflow
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_id)

@@ -1,7 +1,8 @@
-"""A real `mlflow server` on PostgreSQL on a free loopback port, for tests."""
+"""Real servers on free loopback ports, for tests: `mlflow server` on PostgreSQL, `mlflow models serve`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -73,3 +74,50 @@ class MlflowServer:
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
+
+
+@contextlib.contextmanager
+def served_model(model_uri: str, env: dict, log: Path):
+    """`mlflow models serve` of `model_uri` on a free loopback port (output to `log`); yields the port once
+    /ping answers, and stops the server afterwards."""
+    import pytest
+
+    port = free_port()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager",
+                                 "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"mlflow models serve exited: {Path(log).read_text()[-2000:]}")
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow models serve did not answer /ping within 120 s")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=30)
+
+
+def post(port: int, body, timeout: float = 60) -> tuple[int, dict]:
+    """POST `body` (JSON-encoded unless bytes) to a served model; returns (status, JSON answer or its text)."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=data,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            return e.code, json.loads(text or b"{}")
+        except ValueError:
+            return e.code, {"text": text.decode(errors="replace")}

@@ -4,7 +4,6 @@ import json
 import logging
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest

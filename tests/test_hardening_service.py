@@ -5,39 +5,19 @@ server is tested in test_service.py.)"""
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
-from servers import free_port
+from servers import post, served_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=1, d_model=16, heads=2, ff=32,
             repeats=1)
 MAX_BATCH = 16  # the served model's cap (EMO_MAX_BATCH), small so that a batch over it is cheap to send
-
-
-def post(port: int, body) -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=data,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        text = e.read()
-        try:
-            return e.code, json.loads(text or b"{}")
-        except ValueError:
-            return e.code, {"text": text.decode(errors="replace")}
 
 
 @pytest.fixture(scope="module")
@@ -64,31 +44,9 @@ def served(corpus, _migrated_store, tmp_path_factory):
             mlflow.tracking.fluent._active_experiment_id = None
             mlflow.set_tracking_uri(None)
     shapes = {"frames": 5, "dim": 16, "audio_len": int(params["dim_audio_len"]), "audio_dim": 8}
-    port = free_port()
-    log = folder / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", result.model_uri,
-                                 "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port),
-                                 "--workers", "1"],
-                                env={**os.environ, "MLFLOW_TRACKING_URI": uri, "EMO_MAX_BATCH": str(MAX_BATCH)},
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"mlflow models serve exited: {log.read_text()[-2000:]}")
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not answer /ping within 120 s")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "EMO_MAX_BATCH": str(MAX_BATCH)}
+    with served_model(result.model_uri, env, folder / "serve.log") as port:
         yield port, shapes, result.model_uri, uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def valid(shapes: dict, batch: int, rng) -> dict:

@@ -1,14 +1,6 @@
 """A real `mlflow models serve` of the champion answers valid requests and rejects malformed ones with 4xx."""
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 
 import mlflow
 import numpy as np
@@ -17,54 +9,19 @@ import pytest
 from emo import champion
 from emo.config import Config
 from emo.experiment import run_experiment
+from servers import post, served_model
 
 TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=2, d_model=16, heads=2, ff=32,
             repeats=1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def post(port: int, body) -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=data,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
 @pytest.fixture
-def served_champion(fusion_corpus, tracking):
+def served_champion(fusion_corpus, tracking, tmp_path):
     result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False)
     assert champion.register(mlflow.MlflowClient().get_run(result.run_id)).champion
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/emo-fusion4@champion",
-                             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"mlflow models serve exited: {proc.stdout.read().decode()[-2000:]}")
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not answer /ping within 120 s")
+    with served_model("models:/emo-fusion4@champion", {**os.environ, "MLFLOW_TRACKING_URI": tracking},
+                      tmp_path / "serve.log") as port:
         yield port, result
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_the_served_champion_answers_a_batch_and_rejects_malformed_requests(served_champion):

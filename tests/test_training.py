@@ -11,7 +11,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from emo.cli import main
