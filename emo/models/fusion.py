@@ -17,13 +17,11 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from emo.config import ARCHS, READOUTS, VARIANTS  # the choices, declared once (torch-free) for the CLI too
 from emo.errors import ConfigError
 from emo.models.blocks import AttentionPool, Block, PositionalEncoding, masked_mean, require, zero_padding
 from emo.models.registry import register
 
-VARIANTS = ("v1", "v2", "v3")
-ARCHS = ("emo", "thesis")
-READOUTS = ("mean", "attention")
 
 
 def _check_arch(arch: str, model: str) -> bool:

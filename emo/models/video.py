@@ -12,11 +12,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from emo.config import POOLINGS  # declared once, for the CLI and the model
 from emo.errors import ConfigError
 from emo.models.blocks import masked_mean, require, zero_padding
 from emo.models.registry import register
 
-POOLINGS = ("avg", "max", "conv1d")
 
 
 @register("video")
