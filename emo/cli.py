@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+
+# OpenMP threads waiting for work spin on their core by default. On a machine shared with other work
+# (or other emo workers) they steal it: a 2-thread training step ran 2.4x slower than a 1-thread one
+# beside one busy process, and at the 1-thread speed with PASSIVE (bench/training.py --busy 1). Sleeping
+# waiters cost 16-27% on an idle machine; OMP_WAIT_POLICY=ACTIVE there takes it back. Read once, when
+# torch loads OpenMP: set before anything imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click
 

@@ -37,6 +37,7 @@ VARIANTS = ("v1", "v2", "v3")
 LOSSES = ("rmse", "ccc")
 ARCHS = ("emo", "thesis")
 READOUTS = ("mean", "attention")
+PRECISIONS = ("fp32", "bf16", "fp16")
 # hyperparameters that are passed to the model constructor when set
 MODEL_KEYS = ("hidden", "layers", "dropout", "pooling", "d_model", "heads", "ff", "depth", "repeats", "kernel_size",
               "variant", "readout", "arch")
@@ -46,7 +47,7 @@ AUTO = ("audio_window", "audio_len", "fps", "label_scale", "id_pattern", "audio_
 KIND_SETTINGS = {"frame": (), "audio": ("window",), "window": ("window", "label", "stride"),
                  "fusion": ("window", "label", "stride", "method", "audio_window", "audio_len")}
 DATA_SETTINGS = ("data", "fps", "label_scale", "id_pattern", "audio_id_pattern", "split_seed", "label_delay")
-TRAIN_SETTINGS = ("arch", "epochs", "patience", "lr", "batch_size", "loss", "seed", "device")
+TRAIN_SETTINGS = ("arch", "epochs", "patience", "lr", "batch_size", "loss", "seed", "device", "precision", "threads")
 BASELINE_SETTINGS = ("algorithms", "svr_max_samples", "seed")
 
 
@@ -81,6 +82,10 @@ HELP = {
     "loss": "Training loss: rmse (RMSE V + RMSE A, the thesis) or ccc (2 - CCC V - CCC A).",
     "seed": "Seed of weights, shuffling and dropout: same seed, same numbers (CPU).",
     "device": "auto (CUDA when available), cpu or cuda.",
+    "precision": "Arithmetic of the forward pass: fp32, bf16 (autocast; CPUs with AVX-512 BF16/AMX, and CUDA) or "
+                 "fp16 (CUDA only, with a gradient scaler). Weights and the loss stay fp32.",
+    "threads": "CPU threads for torch (default: torch's choice, one per core). On a machine shared with other "
+               "work, or with several workers, give each process its share of the cores (1 on a busy 2-core box).",
     "algorithms": "Baseline algorithms (comma-separated): bayesian_ridge, svr, tree.",
     "svr_max_samples": "SVR fits at most this many training frames (a seeded subsample above that).",
     "fps": "Frame rate, when meta.json has none.",
@@ -128,6 +133,8 @@ class Config:
     loss: str = "rmse"
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"
+    threads: int | None = None  # torch's own choice
     # baseline family
     algorithms: tuple[str, ...] = ("bayesian_ridge", "svr", "tree")
     svr_max_samples: int = 20000
@@ -266,6 +273,10 @@ class Config:
             bad(f"unknown baseline algorithm(s) {', '.join(sorted(unknown))}; choose from bayesian_ridge, svr, tree.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             bad(f"unknown device {self.device!r}; choose auto, cpu or cuda.")
+        if self.precision not in PRECISIONS:
+            bad(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
+        if self.threads is not None and self.threads < 1:
+            bad(f"threads must be at least 1 (got {self.threads}); leave it unset for torch's choice.")
         return self
 
 

@@ -25,7 +25,8 @@ from emo.data.inputs import Inputs, build_inputs
 from emo.errors import ConfigError
 from emo.metrics import evaluate
 from emo.models import build_model
-from emo.trainer import TrainState, checkpoint, pick_device, predict, train
+from emo.compute import check_precision, pick_device, set_threads
+from emo.trainer import TrainState, checkpoint, predict, train
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,8 @@ def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, 
     model = build_model(config.model_name, config.model_kwargs(), inputs.dims, tuple(inputs.stats))
     model.set_stats(inputs.stats)  # empty for arch=thesis: no standardisation
     device = pick_device(config.device)
-    tracker.log_params({"device_used": device.type, "n_parameters": sum(p.numel() for p in model.parameters())})
+    tracker.log_params({"device_used": device.type, "threads_used": torch.get_num_threads(),
+                        "n_parameters": sum(p.numel() for p in model.parameters())})
     if resume is not None:
         if resume.get("model_name") != config.model_name or resume.get("dims") != inputs.dims:
             raise ConfigError(f"the checkpoint to resume is a {resume.get('model_name')} on inputs "
@@ -136,11 +138,12 @@ def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, 
 
     state = train(model, inputs.samples["train"], inputs.samples["dev"], epochs=config.epochs,
                   patience=config.patience, lr=config.lr, batch_size=config.batch_size, loss=config.loss,
-                  seed=config.seed, device=device, on_epoch=epoch_end, resume=resume, progress=progress)
-    y_dev, p_dev = predict(model, inputs.samples["dev"], device=device)
+                  seed=config.seed, device=device, precision=config.precision, on_epoch=epoch_end, resume=resume,
+                  progress=progress)
+    y_dev, p_dev = predict(model, inputs.samples["dev"], device=device, precision=config.precision)
     test = {}
     if evaluate_test:  # once, after every decision
-        y_test, p_test = predict(model, inputs.samples["test"], device=device)
+        y_test, p_test = predict(model, inputs.samples["test"], device=device, precision=config.precision)
         test = _evaluate_split(tracker, inputs, "test", y_test, p_test)
     result = Result(config=config, dev=_evaluate_split(tracker, inputs, "dev", y_dev, p_dev), test=test,
                     mean_predictor_dev=_mean_predictor(inputs), history=state.history, best_epoch=state.best_epoch,
@@ -234,6 +237,9 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     leaves no FAILED run behind. A run that exists already (resumed, or made by `mlflow run`) and
     a nested run (a trial or a matrix cell, whose run records why it failed) read them inside it."""
     config.validate()
+    if config.family != "baseline":  # refused before a run exists: a GPU or a precision this machine lacks
+        check_precision(config.precision, pick_device(config.device))
+    set_threads(config.threads)
     from emo.tracking import NullTracker, load_checkpoint, tracked_run
 
     checkpoint_body = load_checkpoint(resume) if resume else None
@@ -289,11 +295,11 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
         return body(tracker)
 
 
-RESUME_MAY_CHANGE = {"epochs", "patience", "device", "extra"}
+RESUME_MAY_CHANGE = {"epochs", "patience", "device", "threads", "extra"}
 
 
 def resume_config(run_id: str, overrides: dict) -> Config:
-    """The config of run `run_id`'s checkpoint, with `overrides` (only epochs, patience, device)."""
+    """The config of run `run_id`'s checkpoint, with `overrides` (only epochs, patience, device, threads)."""
     from emo.tracking import load_checkpoint
 
     saved = load_checkpoint(run_id).get("config")
@@ -313,7 +319,7 @@ def _check_resumable(config: Config, body: dict, run_id: str) -> None:
         shown = lambda v: "default" if v is None else repr(v)  # noqa: E731
         diffs = ", ".join(f"{k} {shown(saved[k])} -> {shown(now[k])}" for k in changed)
         raise ConfigError(f"run {run_id} was trained with other settings ({diffs}); a resumed run continues with "
-                          f"its own settings (only epochs, patience and device may change). Drop those options, "
+                          f"its own settings (only epochs, patience, device and threads may change). Drop those options, "
                           f"or start a new run.")
 
 

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"
 QUEUED_ATTR = "queued_trials"
-REUSABLE = ("device", "extra", "data")  # settings that do not change a result (data: its fingerprint counts)
+REUSABLE = ("device", "threads", "extra", "data")  # settings that do not change a result (data: its fingerprint counts)
 TAGS = ("emo.cell", "emo.seed", "emo.cell_key", "emo.matrix", "emo.table", "emo.row", "emo.arch")
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from emo.compute import adam, autocast, check_precision, grad_scaler
 from emo.data.samples import _Samples, loader
 from emo.metrics import evaluate
 
@@ -39,12 +40,6 @@ def ccc_loss(pred: Tensor, target: Tensor) -> Tensor:
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"rmse": rmse_loss, "ccc": ccc_loss}
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @dataclass
 class TrainState:
     """Where training stands; everything needed to resume it exactly."""
@@ -59,32 +54,37 @@ class TrainState:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, samples: _Samples, *, batch_size: int = 512,
-            device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """(targets, predictions), both (n, 2), in sample order."""
+def predict(model: nn.Module, samples: _Samples, *, batch_size: int = 512, device: torch.device | str = "cpu",
+            precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+    """(targets, predictions), both (n, 2) fp32, in sample order."""
+    device = torch.device(device)
     model.eval()
     preds, targets = [], []
-    for batch in loader(samples, batch_size):
-        batch = batch.to(device)
-        preds.append(model(**batch.inputs()).float().cpu())
-        targets.append(batch.target.cpu())
-    return torch.cat(targets).numpy(), torch.cat(preds).numpy()
+    for batch in loader(samples, batch_size, pin_memory=device.type == "cuda"):
+        targets.append(batch.target)  # taken before the copy: no round trip from the device
+        batch = batch.to(device, non_blocking=True)
+        with autocast(device, precision):
+            preds.append(model(**batch.inputs()).float())
+    return torch.cat(targets).numpy(), torch.cat(preds).cpu().numpy()
 
 
 def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: int = 30, patience: int = 5,
           lr: float = 1e-3, batch_size: int = 64, loss: str = "rmse", seed: int = 0,
-          device: torch.device | str = "cpu", on_epoch: Callable[[TrainState, nn.Module, torch.optim.Optimizer,
-                                                                   torch.Generator], None] | None = None,
+          device: torch.device | str = "cpu", precision: str = "fp32",
+          on_epoch: Callable[[TrainState, nn.Module, torch.optim.Optimizer, torch.Generator], None] | None = None,
           resume: dict | None = None, progress: bool = True) -> TrainState:
     """Train `model` on `train_set`, stopping when the dev loss has not improved for `patience` epochs.
 
     The best-on-dev weights are loaded into `model` at the end. `resume` is a checkpoint written
     from an earlier `on_epoch` call (see `checkpoint`); training continues after its epoch.
+    `precision` autocasts the forward pass (see `emo.compute`); the loss is always computed in fp32.
     """
     device = torch.device(device)
+    check_precision(precision, device)
     model.to(device)
     criterion = LOSSES[loss]
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = adam(model.parameters(), lr, device)
+    scaler = grad_scaler(device, precision)  # fp16 only; its scale is re-learnt in a few steps after a resume
     generator = torch.Generator().manual_seed(seed)
     state = TrainState()
     if resume is not None:
@@ -99,7 +99,7 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         state.stopped_early = state.bad_epochs >= patience
         log.info("resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss,
                  state.best_epoch)
-    batches = loader(train_set, batch_size, shuffle=True, generator=generator)
+    batches = loader(train_set, batch_size, shuffle=True, generator=generator, pin_memory=device.type == "cuda")
     bar = tqdm(range(state.epoch + 1, epochs + 1), desc="epochs", unit="epoch", disable=not progress,
                initial=state.epoch, total=epochs, dynamic_ncols=True)
     for epoch in bar:
@@ -107,16 +107,19 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
             break
         t0 = time.perf_counter()
         model.train()
-        total, count = 0.0, 0
+        total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: no sync per batch
         for batch in batches:
-            batch = batch.to(device)
+            batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            value = criterion(model(**batch.inputs()), batch.target)
-            value.backward()
-            optimizer.step()
-            total += value.item() * len(batch)
+            with autocast(device, precision):
+                output = model(**batch.inputs())
+            value = criterion(output.float(), batch.target)
+            scaler.scale(value).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += value.detach() * len(batch)
             count += len(batch)
-        y_dev, p_dev = predict(model, dev_set, batch_size=max(batch_size, 512), device=device)
+        y_dev, p_dev = predict(model, dev_set, batch_size=max(batch_size, 512), device=device, precision=precision)
         dev_loss = float(criterion(torch.from_numpy(p_dev), torch.from_numpy(y_dev)))
         improved = dev_loss < state.best_loss
         if improved:
@@ -125,7 +128,7 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         else:
             state.bad_epochs += 1
         state.epoch = epoch
-        record = {"epoch": epoch, "train/loss": total / max(count, 1), "dev/loss": dev_loss,
+        record = {"epoch": epoch, "train/loss": total.item() / max(count, 1), "dev/loss": dev_loss,
                   "train/seconds": time.perf_counter() - t0, "improved": improved, **evaluate(y_dev, p_dev, "dev/")}
         state.history.append(record)
         bar.set_postfix(train=f"{record['train/loss']:.4f}", dev=f"{dev_loss:.4f}", best=state.best_epoch)

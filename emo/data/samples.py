@@ -31,8 +31,16 @@ class Batch:
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name != "target" and getattr(self, f.name) is not None}
 
-    def to(self, device: torch.device | str) -> "Batch":
-        return Batch(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> "Batch":
+        """Page-locked copies, so that `to(cuda, non_blocking=True)` overlaps the copy with compute
+        (a DataLoader with `pin_memory=True` calls this)."""
+        return self._map(torch.Tensor.pin_memory)
+
+    def _map(self, fn) -> "Batch":
+        return Batch(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
                         for f in fields(self)})
 
     def __len__(self) -> int:
@@ -120,11 +128,12 @@ def _whole_batch(batch: Batch) -> Batch:
 
 
 def loader(samples: _Samples, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-           generator: torch.Generator | None = None) -> DataLoader:
+           generator: torch.Generator | None = None, pin_memory: bool = False) -> DataLoader:
     """A DataLoader that gathers each batch in one call (no per-sample collation).
 
-    Shuffling draws from `generator` (whose state a checkpoint can keep), else from `seed`."""
+    Shuffling draws from `generator` (whose state a checkpoint can keep), else from `seed`.
+    `pin_memory` (for a CUDA device) hands out batches in page-locked memory."""
     if shuffle and generator is None:
         generator = torch.Generator().manual_seed(seed)
     return DataLoader(samples, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      collate_fn=_whole_batch)
+                      collate_fn=_whole_batch, pin_memory=pin_memory)

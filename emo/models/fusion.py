@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from emo.config import ARCHS, READOUTS, VARIANTS  # the choices, declared once (torch-free) for the CLI too
 from emo.errors import ConfigError
-from emo.models.blocks import AttentionPool, Block, PositionalEncoding, masked_mean, require, zero_padding
+from emo.models.blocks import AttentionPool, Block, Dropout, PositionalEncoding, masked_mean, require, zero_padding
 from emo.models.registry import register
 
 
@@ -77,7 +77,7 @@ class Fusion1(nn.Module):
             self.head = nn.Sequential(nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2))
         else:
             self.head = nn.Sequential(
-                nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 2),
+                nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, 2),
                 nn.Tanh(),
             )
 

@@ -14,7 +14,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emo.config import POOLINGS  # declared once, for the CLI and the model
 from emo.errors import ConfigError
-from emo.models.blocks import masked_mean, require, zero_padding
+from emo.models.blocks import Dropout, masked_mean, require, zero_padding
 from emo.models.registry import register
 
 
@@ -41,7 +41,7 @@ class VideoGRU(nn.Module):
         self.frames, self.pooling = frames, pooling
         # nn.GRU applies dropout only between stacked layers and warns when there is just one.
         self.gru = nn.GRU(input_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         # As in the thesis: one filter spanning the whole window, so a window of `frames` steps gives one step.
         self.conv = nn.Conv1d(hidden, hidden, kernel_size=frames) if pooling == "conv1d" else None
         self.head = nn.Sequential(nn.Linear(hidden, 2), nn.Tanh())
