@@ -167,51 +167,68 @@ def split_cmd(data, **opts):
 
 
 class AutoOr(click.ParamType):
-    """A number or string option that also takes "auto": the default decided by the data or the model."""
+    """A number, string or choice that also takes "auto": the default decided by the data or the model."""
 
-    def __init__(self, kind: type) -> None:
-        self.kind, self.name = kind, kind.__name__
+    def __init__(self, kind: type, choices: tuple[str, ...] | None = None) -> None:
+        self.kind, self.choices = kind, choices
+        self.name = kind.__name__ if choices is None else "choice"
+
+    def get_metavar(self, param, ctx=None) -> str | None:
+        return f"[{'|'.join(self.choices)}]" if self.choices else None
 
     def convert(self, value, param, ctx):
         if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
             return None
+        if self.choices is not None and str(value) not in self.choices:
+            self.fail(f"{value!r} is not one of {', '.join(self.choices)}", param, ctx)
         try:
             return self.kind(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a valid {self.name} (or 'auto')", param, ctx)
 
 
-def _shown_default(name: str) -> str:
-    """A setting's default as `emo train --help` shows it: one value, or one per family."""
-    from emo.config import FAMILIES, Config
+def _shown_default(name: str, families: tuple[str, ...]) -> str:
+    """A setting's default as --help shows it: one value, or one per model that takes it."""
+    from emo.config import FAMILIES, MODEL_KEYS, Config
 
-    values = {}
-    for family in FAMILIES:
-        params = Config(family=family).params()
+    configs = [(f"fusion {m}", Config(family=f, method=m)) if f == "fusion" else (f, Config(family=f))
+               for f in families if f in FAMILIES for m in ((1, 2, 3, 4) if f == "fusion" else (None,))]
+    if name not in MODEL_KEYS:  # not a model's: the family's own default (Fusion 4 for fusion)
+        configs = [(f, Config(family=f)) for f in families if f in FAMILIES]
+    values: dict[str, list[str]] = {}
+    for label, config in configs:
+        params = config.params()
         if name in params:
-            values.setdefault(params[name], []).append(family)
-    if len(values) == 1:
+            values.setdefault(params[name], []).append(label)
+    if len(values) == 1 and sum(map(len, values.values())) == len(configs):
         return next(iter(values))
-    return "; ".join(f"{', '.join(fams)} {value}" for value, fams in values.items())
+    return "; ".join(f"{value} ({', '.join(labels)})" for value, labels in values.items())
 
 
-def config_options(f):
-    """One --option per Config field, typed from the dataclass; unset options keep Config's defaults."""
+def config_options(*families: str):
+    """One --option per setting of `families` (default: every family), typed from `Config`, closed lists
+    as choices; unset options keep Config's defaults."""
     import dataclasses
     import typing
 
-    from emo.config import HELP, Config
+    from emo.config import CHOICES, FAMILIES, HELP, Config, family_settings
 
+    families = families or tuple(FAMILIES)
+    names = {n for family in families for n in family_settings(family)}
     hints = typing.get_type_hints(Config)
-    for field in reversed(dataclasses.fields(Config)):
-        if field.name in ("family", "extra"):
-            continue
-        hint = hints[field.name]
-        base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
-        kind = AutoOr({int: int, float: float}.get(base, str))
-        f = click.option(f"--{field.name.replace('_', '-')}", field.name, type=kind, default=None,
-                         help=f"{HELP.get(field.name, '')} [default: {_shown_default(field.name)}]")(f)
-    return f
+
+    def decorate(f):
+        for field in reversed(dataclasses.fields(Config)):
+            if field.name not in names:
+                continue
+            hint = hints[field.name]
+            base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+            kind = AutoOr({int: int, float: float}.get(base, str), CHOICES.get(field.name))
+            f = click.option(f"--{field.name.replace('_', '-')}", field.name, type=kind, default=None,
+                             help=f"{HELP.get(field.name, '')} [default: {_shown_default(field.name, families)}]")(f)
+        return f
+
+    return decorate
 
 
 def config_from(family: str, options: dict):
@@ -223,38 +240,74 @@ def config_from(family: str, options: dict):
     return Config(family=family, **values).validate()
 
 
-@main.command("train")
-@click.argument("family", type=click.Choice(["baseline", "ffnn", "video", "audio", "fusion"]))
-@config_options
-@click.option("--experiment", default=None, help="MLflow experiment name (ignored under `mlflow run`).")
-@click.option("--run-name", default=None, help="MLflow run name.")
-@click.option("--resume", default=None, metavar="RUN_ID", help="Continue the run RUN_ID from its last checkpoint.")
-@click.option("--no-track", is_flag=True, help="Do not log to MLflow (print the metrics only).")
-def train_cmd(family, experiment, run_name, resume, no_track, **options):
-    """Train one model FAMILY on a dataset and track it in MLflow.
+FAMILY_HELP = {
+    "baseline": "Bayesian Ridge, SVR and a Decision Tree on single frames (scikit-learn), one nested run each.",
+    "ffnn": "A feed-forward net on single frames' face embeddings.",
+    "video": "A GRU over windows of face embeddings, pooled over time (avg, max or conv1d).",
+    "audio": "A feed-forward net on one audio table's functionals (audio_1s ... audio_4s).",
+    "fusion": "Audio-visual fusion of a window's face embeddings and audio rows: methods 1-4 (4: transformer "
+              "cross-attention, variants v1-v3).",
+}
 
-    \b
-    Families: baseline (Bayesian Ridge, SVR, Decision Tree per frame), ffnn (per frame),
-    video (GRU over windows), audio (ffnn on an audio table), fusion (methods 1-4).
-    The tracking store is MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here.
+
+@main.group("train")
+def train_group() -> None:
+    """Train one model family on a dataset and track it in MLflow.
+
+    The tracking store is MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here; runs go to the experiment
+    emo-FAMILY unless --experiment (or MLFLOW_EXPERIMENT_NAME) says otherwise.
+    `emo train FAMILY --help` lists the family's settings.
     """
-    from emo.experiment import resume_config, run_experiment
-    from emo.report import describe
 
-    if resume:
-        given = {k: v for k, v in config_from(family, options).to_dict().items()
-                 if options.get(k) is not None}
-        config = resume_config(resume, given).validate()
-    else:
-        config = config_from(family, options)
-    result = run_experiment(config, track=not no_track, run_name=run_name, experiment=experiment, resume=resume)
-    click.echo(describe(result))
+
+def _train_command(family: str) -> click.Command:
+    @click.pass_context
+    def train_cmd(ctx, experiment, run_name, resume, no_track, **options):
+        if isinstance(options.get("method"), tuple):  # see the --method option below
+            methods = set(options["method"])
+            if len(methods) > 1:
+                raise click.UsageError("--method was given twice with different values: under `mlflow run`, "
+                                       "`-e fusion` trains Fusion 4; use `-e fusion1`, `-e fusion2` or `-e fusion3` "
+                                       "for the other methods.", ctx)
+            options["method"] = methods.pop() if methods else None
+        config = config_from(family, options)  # refused here, before torch is loaded, when invalid
+        from emo.experiment import resume_config, run_experiment
+        from emo.report import describe
+
+        if resume:
+            given = {k: v for k, v in config.to_dict().items() if options.get(k) is not None}
+            config = resume_config(resume, given).validate()
+        result = run_experiment(config, track=not no_track, run_name=run_name, experiment=experiment, resume=resume)
+        click.echo(describe(result))
+
+    f = click.option("--no-track", is_flag=True, help="Do not log to MLflow (print the metrics only).")(train_cmd)
+    f = click.option("--resume", default=None, metavar="RUN_ID",
+                     help="Continue the run RUN_ID from its last checkpoint.")(f)
+    f = click.option("--run-name", default=None, help="MLflow run name. [default: model, settings and seed]")(f)
+    f = click.option("--experiment", default=None,
+                     help=f"MLflow experiment (ignored under `mlflow run`). [default: emo-{family}]")(f)
+    command = click.command(family, help=FAMILY_HELP[family], short_help=FAMILY_HELP[family])(config_options(family)(f))
+    if family == "fusion":
+        # the MLproject's per-method entry points pass --method N; a second -P method=M is refused, not obeyed
+        method = next(p for p in command.params if p.name == "method")
+        method.multiple, method.default = True, None
+    return command
+
+
+def _add_train_commands() -> None:
+    from emo.config import FAMILIES
+
+    for family in FAMILIES:
+        train_group.add_command(_train_command(family))
+
+
+_add_train_commands()
 
 
 @main.command("tune")
 @click.option("--family", type=click.Choice(["fusion", "video", "audio", "ffnn"]), default="fusion",
               show_default=True, help="Model family to tune.")
-@config_options
+@config_options("fusion", "video", "audio", "ffnn")
 @click.option("--trials", type=AutoOr(int), default=None,
               help="Complete or pruned trials the study should hold (all workers together). [default: 20 "
                    "unless --timeout is given]")
@@ -385,7 +438,7 @@ def report_cmd(target, out, resamples):
 @main.command("register")
 @click.option("--run-id", "run_ids", multiple=True, help="Candidate run(s); default: the experiment's Fusion 4 runs.")
 @click.option("--experiment", type=AutoOr(str), default=None,
-              help="Only runs of this MLflow experiment. [default: the active one (MLFLOW_EXPERIMENT_NAME)]")
+              help="Only runs of this MLflow experiment. [default: MLFLOW_EXPERIMENT_NAME, else emo-fusion]")
 @click.option("--all-experiments", is_flag=True, help="Candidates from every experiment.")
 @click.option("--metric", type=click.Choice(["rmse", "ccc"]), default="rmse", show_default=True,
               help="How the candidate and the champion are compared (on the same dev windows and targets).")

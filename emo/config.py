@@ -9,9 +9,11 @@ generated from them, see `emo.mlproject`) and tuning all log.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-import inspect
+import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from emo.errors import ConfigError
 
@@ -38,6 +40,12 @@ LOSSES = ("rmse", "ccc")
 ARCHS = ("emo", "thesis")
 READOUTS = ("mean", "attention")
 PRECISIONS = ("fp32", "bf16", "fp16")
+LABELS = ("mean", "last")
+DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
+# settings whose values are a closed list: the command line offers them as choices
+CHOICES = {"label": LABELS, "pooling": POOLINGS, "variant": VARIANTS, "loss": LOSSES, "arch": ARCHS,
+           "readout": READOUTS, "precision": PRECISIONS, "method": ("1", "2", "3", "4"),
+           "audio_window": ("1", "2", "3", "4")}
 # hyperparameters that are passed to the model constructor when set
 MODEL_KEYS = ("hidden", "layers", "dropout", "pooling", "d_model", "heads", "ff", "depth", "repeats", "kernel_size",
               "variant", "readout", "arch")
@@ -54,12 +62,13 @@ BASELINE_SETTINGS = ("algorithms", "svr_max_samples", "seed")
 HELP = {
     "data": "Dataset folder, or 'synthetic' / 'synthetic:afew' for a small generated corpus (made on first use).",
     "window": "Window length in seconds (video/fusion: window_s × fps frames; audio: which audio_{N}s table); "
-              "default: the thesis's best, video 3, audio 1, fusion 4.",
-    "label": "Window label: mean of its frames or its last frame (default: mean; last for fusion).",
+              "the default is the thesis's best for the family.",
+    "label": "Window label: the mean of its frames' labels or its last frame's.",
     "stride": "Frames between window starts.",
     "method": "Fusion method 1, 2, 3 or 4.",
-    "variant": "Fusion 4 variant: v1 (self-attention), v2 (cross-attention on video), v3 (on audio). Default v2.",
-    "audio_window": "Fusion: which audio table (1-4 s); default: the window's length.",
+    "variant": "Fusion 4 variant: v1 (self-attention), v2 (cross-attention on video), v3 (on audio).",
+    "audio_window": "Fusion: which audio table (1-4 s); default: the window's length, else the longest shorter "
+                    "table (what was chosen is logged as data_audio_window).",
     "audio_len": "Fusion: audio steps per window (longer are truncated); default: the longest.",
     "hidden": "Hidden size (ffnn, audio, video GRU, fusion 1).",
     "layers": "GRU layers (video).",
@@ -203,18 +212,18 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     def settings(self) -> tuple[str, ...]:
-        """The settings of this family that a user may set: `emo train FAMILY`'s options and the
-        family's MLproject parameters."""
-        return family_settings(self.family)
+        """The settings that apply to this config's model, as logged and as its MLproject entry point's
+        parameters: the family's, less the hyperparameters only the family's other models take
+        (`hidden` is Fusion 1's, not Fusion 4's)."""
+        if self.family == "baseline":
+            return family_settings(self.family)
+        accepted = _signature(self.model_name)
+        return tuple(k for k in family_settings(self.family) if k not in MODEL_KEYS or k == "arch" or k in accepted)
 
     def params(self) -> dict[str, str]:
-        """Every setting of the family with its resolved value, as logged (and as the MLproject's
-        defaults): model hyperparameters at the value the model uses, data-decided ones "auto"."""
-        hyper = {}
-        for name in FAMILIES[self.family].models:
-            hyper.update(model_defaults(name))
-        hyper.update(self.hyperparameters())
-        values = {**self.to_dict(), **{k: v for k, v in hyper.items() if k in MODEL_KEYS}}
+        """Every setting of this config's model with its resolved value, as logged (and as the MLproject's
+        defaults): hyperparameters at the value the model uses, data-decided ones "auto"."""
+        values = {**self.to_dict(), **self.hyperparameters()}
         return {k: param_str(values[k]) for k in self.settings()}
 
     def to_dict(self) -> dict:
@@ -240,7 +249,7 @@ class Config:
             bad(f"unknown fusion method {self.method}; choose 1, 2, 3 or 4.")
         if self.variant is not None and self.variant not in VARIANTS:
             bad(f"unknown fusion 4 variant {self.variant!r}; choose one of {', '.join(VARIANTS)}.")
-        if self.label is not None and self.label not in ("mean", "last"):
+        if self.label is not None and self.label not in LABELS:
             bad(f"unknown window label {self.label!r}; choose mean or last.")
         if self.arch not in ARCHS:
             bad(f"unknown arch {self.arch!r}; choose emo (emo's models) or thesis (the models as the thesis wrote them).")
@@ -271,7 +280,7 @@ class Config:
         unknown = set(self.algorithms) - {"bayesian_ridge", "svr", "tree"}
         if unknown:
             bad(f"unknown baseline algorithm(s) {', '.join(sorted(unknown))}; choose from bayesian_ridge, svr, tree.")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
             bad(f"unknown device {self.device!r}; choose auto, cpu or cuda.")
         if self.precision not in PRECISIONS:
             bad(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
@@ -291,16 +300,41 @@ def param_str(value) -> str:
     return str(value)
 
 
-def _signature(model: str) -> dict:
-    from emo.models import MODELS
+_NO_DEFAULT = object()
 
-    return dict(inspect.signature(MODELS[model]).parameters)
+
+@functools.cache
+def _signatures() -> dict[str, dict[str, object]]:
+    """Each registered model's constructor parameters and their defaults (`_NO_DEFAULT` when required).
+
+    Read from the source of `emo.models` with `ast`, not by importing it: the command line builds its
+    options and refuses a bad value without loading torch (seconds on a busy machine). The defaults
+    stay declared once, in the constructors; a test checks this reading against `inspect.signature`.
+    """
+    out = {}
+    for path in sorted((Path(__file__).parent / "models").glob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            name = next((d.args[0].value for d in getattr(node, "decorator_list", ())
+                         if isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register" and d.args), None)
+            if name is None:
+                continue
+            fn = node if isinstance(node, ast.FunctionDef) else next(
+                n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+            a = fn.args
+            positional = [x for x in a.posonlyargs + a.args if x.arg != "self"]
+            defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
+            pairs = list(zip(positional, defaults)) + list(zip(a.kwonlyargs, a.kw_defaults))
+            out[name] = {arg.arg: _NO_DEFAULT if d is None else ast.literal_eval(d) for arg, d in pairs}
+    return out
+
+
+def _signature(model: str) -> dict[str, object]:
+    return _signatures()[model]
 
 
 def model_defaults(model: str) -> dict:
     """A registered model's hyperparameters with their defaults (sizes the data decides left out)."""
-    return {k: p.default for k, p in _signature(model).items()
-            if p.default is not inspect.Parameter.empty and k in MODEL_KEYS}
+    return {k: v for k, v in _signature(model).items() if v is not _NO_DEFAULT and k in MODEL_KEYS}
 
 
 def family_settings(family: str) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """The MLproject file, generated from the click commands and `Config`, so its defaults cannot drift.
 
-Each training entry point exposes every setting of its family (`Config.settings()`) with the
+Each training entry point exposes every setting of its model (`Config.settings()`) with the
 value `emo train FAMILY` logs when the option is not given (`Config.params()`): under `mlflow
-run`, MLflow logs each parameter before emo starts, and the two must agree. A setting decided
+run`, MLflow logs each parameter before emo starts, and the two must agree. Fusion has one entry
+point per method (`fusion` is Fusion 4), so no run lists a setting its model ignores. A setting decided
 by the data or the model defaults to "auto". `emo mlproject` rewrites the file; a test fails
 when the committed one differs.
 """
@@ -67,15 +68,28 @@ def _options(command: click.Command, names) -> list[click.Parameter]:
     return [opts[n] for n in names]
 
 
-def entry_points() -> dict[str, dict]:
-    """Every entry point: `main` (the quick start), one per family, and tune / reproduce / register."""
+def _train_entries() -> dict[str, dict]:
+    """One entry point per model: a family's, and for fusion one per method (`fusion` is Fusion 4),
+    so that MLflow, which logs every parameter of an entry point, logs only settings the model uses."""
     from emo.cli import main
 
-    train = main.commands["train"]
     entries = {}
     for family in FAMILIES:
-        config = Config(family=family)
-        entries[family] = _entry(["train", family], _options(train, config.settings()), config.params())
+        command = main.commands["train"].commands[family]
+        for method in (4, 1, 2, 3) if family == "fusion" else (None,):
+            config = Config(family=family) if method is None else Config(family=family, method=method)
+            names = [n for n in config.settings() if n != "method"]
+            prefix = ["train", family] + ([] if method is None else ["--method", str(method)])
+            entries[family + ("" if method in (None, 4) else str(method))] = _entry(
+                prefix, _options(command, names), config.params())
+    return entries
+
+
+def entry_points() -> dict[str, dict]:
+    """Every entry point: `main` (the quick start), one per model, and tune / reproduce / register."""
+    from emo.cli import main
+
+    entries = _train_entries()
     entries = {"main": copy.deepcopy(entries["fusion"]), **entries}
     shared = Config().params()  # tune's settings that do not depend on the family
     for name, names in COMMANDS.items():

@@ -23,19 +23,27 @@ def test_the_committed_mlproject_is_the_generated_one():
     assert (ROOT / "MLproject").read_text() == render(), "MLproject is out of date: run `emo mlproject`"
 
 
-def test_every_setting_of_a_family_is_a_parameter_of_its_entry_point_with_the_logged_default():
+def test_every_setting_of_a_model_is_a_parameter_of_its_entry_point_with_the_logged_default():
     spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
     assert spec["main"] == spec["fusion"]  # `mlflow run .` is the quick start
-    for family in FAMILIES:
-        config = Config(family=family)
-        params = spec[family]["parameters"]
-        assert list(params) == list(config.settings())
-        assert {k: str(v["default"]) for k, v in params.items()} == config.params()
+    entries = {**{f: Config(family=f) for f in FAMILIES},
+               **{f"fusion{m}": Config(family="fusion", method=m) for m in (1, 2, 3)}}
+    for entry, config in entries.items():
+        params = spec[entry]["parameters"]
+        assert list(params) == [s for s in config.settings() if s != "method"]
+        assert {k: str(v["default"]) for k, v in params.items()} == {k: v for k, v in config.params().items()
+                                                                        if k != "method"}
+        assert spec[entry]["command"].startswith(f"python entrypoints/run.py train {config.family}")
     assert spec["video"]["parameters"]["window"]["default"] == "3.0"  # the thesis's best SEWA video window
     assert spec["audio"]["parameters"]["window"]["default"] == "1.0"
     assert spec["fusion"]["parameters"]["label"]["default"] == "last"
     assert {"kernel_size", "stride", "loss", "audio_window", "audio_len", "repeats", "readout", "arch"} <= set(
         spec["fusion"]["parameters"])
+    # an entry point lists only what its model uses: MLflow logs every parameter it declares
+    assert "--method 4" in spec["fusion"]["command"] and "--method 2" in spec["fusion2"]["command"]
+    assert not {"hidden", "depth"} & set(spec["fusion"]["parameters"])
+    assert "hidden" in spec["fusion1"]["parameters"] and "d_model" not in spec["fusion1"]["parameters"]
+    assert "depth" in spec["fusion2"]["parameters"] and "repeats" not in spec["fusion2"]["parameters"]
 
 
 def test_the_models_of_a_family_never_disagree_on_a_default():
@@ -51,7 +59,8 @@ def test_the_models_of_a_family_never_disagree_on_a_default():
 def test_a_fusion_method_trains_with_its_own_defaults_whatever_the_entry_point():
     assert Config(method=2).hyperparameters()["depth"] == 2
     assert Config(method=4).hyperparameters()["repeats"] == 3
-    assert Config(method=2).params() == {**Config().params(), "method": "2"}
+    assert Config(method=2).params()["depth"] == "2" and "repeats" not in Config(method=2).params()
+    assert "hidden" not in Config(method=4).params() and Config(method=1).params()["hidden"] == "128"
 
 
 def test_auto_takes_the_data_decided_default_on_the_command_line(corpus):
@@ -73,14 +82,20 @@ def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corp
     for family in FAMILIES:
         entry = "main" if family == "fusion" else family  # `mlflow run .` is fusion's entry point
         params = [a for o in [f"data={corpus}", *opts[family]] for a in ("-P", o)]
+        if family == "fusion":  # and Fusion 1, from its own entry point: it alone takes `hidden`
+            runs["fusion1"] = subprocess.Popen([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "fusion1",
+                                                *params, "--env-manager", "local", "--experiment-name",
+                                                "mlflow-run-fusion1"], env=env, stdout=subprocess.PIPE,
+                                               stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
         runs[family] = subprocess.Popen([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, *params,
                                          "--env-manager", "local", "--experiment-name", f"mlflow-run-{family}"],
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         cwd=tmp_path)
-    for family in FAMILIES:
-        key, value = opts[family][0].split("=")
-        result = CliRunner().invoke(main, ["train", family, "--data", str(corpus), f"--{key}", value,
-                                           "--experiment", f"emo-train-{family}"])
+    for family in [*FAMILIES, "fusion1"]:
+        key, value = opts.get(family, opts["fusion"])[0].split("=")
+        method = ["--method", "1"] if family == "fusion1" else []
+        result = CliRunner().invoke(main, ["train", family.rstrip("1"), *method, "--data", str(corpus),
+                                           f"--{key}", value, "--experiment", f"emo-train-{family}"])
         assert result.exit_code == 0, result.output
     for family, proc in runs.items():
         out = proc.communicate(timeout=600)[0]
@@ -94,7 +109,9 @@ def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corp
         ours, theirs = top["emo-train"], top["mlflow-run"]
         assert ours == theirs, {k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys()
                                 if ours.get(k) != theirs.get(k)}
-        assert set(Config(family=family).settings()) <= set(ours)
+        config = Config(family="fusion", method=1) if family == "fusion1" else Config(family=family)
+        assert set(config.settings()) <= set(ours)
+        assert ("hidden" in ours) == (family in ("fusion1", "ffnn", "audio", "video"))
 
 
 def test_the_matrix_holds_the_thesis_cells_each_as_thesis_and_as_emo():

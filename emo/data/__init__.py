@@ -1,9 +1,6 @@
-"""Data layer: tables → split → windows → torch samples (see the data contract)."""
+"""Dataset folders: tables, alignment, the split, windows and torch samples.
 
-from emo.data.dataset import Dataset, load_dataset, resolve_data
-from emo.data.split import Split
-from emo.data.tables import FrameTable, read_table
-from emo.data.windows import Windows, make_windows, sync_audio, window_frames, window_labels
-
-__all__ = ["Dataset", "FrameTable", "Split", "Windows", "load_dataset", "make_windows", "read_table",
-           "resolve_data", "sync_audio", "window_frames", "window_labels"]
+Import the modules themselves (`emo.data.dataset`, `emo.data.windows`, ...): nothing is imported
+here, so that the command line can read a constant such as `emo.data.align.GRID_FPS` without
+loading pandas or torch.
+"""

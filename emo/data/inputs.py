@@ -180,6 +180,13 @@ def _check_audio(v: FrameTable, audio: FrameTable, window_s: float, wins: dict[s
                     time_ranges(v, audio, silent[0]))
 
 
+def choose_audio_window(window_s: float, have: list[int]) -> int:
+    """The audio table of a fusion window: the one as long as the window, else the longest one shorter
+    than it (audio_4s for a 9 s window), else the shortest there is."""
+    shorter = [w for w in have if w <= window_s]
+    return max(shorter) if shorter else min(have)
+
+
 def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = "mean", stride: int = 1,
                  audio_window: int | None = None, audio_len: int | None = None, splits=SPLITS,
                  keep_unlabelled: bool = False, masked: bool | None = None) -> Inputs:
@@ -187,7 +194,7 @@ def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = 
 
     `frame`: one sample per video frame. `audio`: one per row of the `audio_{audio_window}s` table.
     `window`: windows of `window_s` seconds. `fusion`: those windows with their audio rows from
-    `audio_{audio_window}s` (default: the table of the same length as the window, else the 1 s one).
+    `audio_{audio_window}s` (default: see `choose_audio_window`).
     For prediction, `keep_unlabelled` keeps samples whose label is unknown (NaN), and `masked` says
     whether the model reads `video_mask` (None: whenever a window is padded).
     """
@@ -202,9 +209,10 @@ def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = 
         if not have:
             raise DataError(f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
                             f"none (like AFEW-VA). Use a video model, or add the audio tables.")
-        audio_window = int(window_s) if int(window_s) in have else have[0]
+        audio_window = choose_audio_window(window_s, have)
         if audio_window != window_s:
-            log.warning("%s: no audio_%gs table; fusion windows of %g s take their audio rows from audio_%ds.",
-                        ds.folder, window_s, window_s, audio_window)
+            log.warning("%s: no audio_%gs table: fusion windows of %g s take their audio rows from audio_%ds "
+                        "(logged as data_audio_window; set audio_window to choose another of %s).", ds.folder,
+                        window_s, window_s, audio_window, ", ".join(f"{w}" for w in have))
     return _window_inputs(ds, kind, window_s, label, stride, audio_window, audio_len, splits, keep_unlabelled,
                           masked)
