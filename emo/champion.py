@@ -60,13 +60,17 @@ def fusion4_run(run_id: str):
 def best_fusion4_run(*, run_ids: list[str] | None = None, experiment: str | None = None,
                      all_experiments: bool = False):
     """The finished Fusion 4 run with the lowest dev RMSE among `run_ids`, else in `experiment` (default:
-    the active experiment; `all_experiments` searches every one)."""
+    MLflow's active one when MLFLOW_EXPERIMENT_NAME/ID says so, else emo-fusion, where Fusion 4 runs and
+    studies go by default; `all_experiments` searches every one)."""
     import mlflow
 
     client = mlflow.MlflowClient()
     if run_ids:
         runs = [client.get_run(r) for r in run_ids]
     else:
+        from emo.tracking import default_experiment
+
+        experiment = default_experiment("emo-fusion", experiment)  # None: MLflow's active one
         if all_experiments:
             ids = [e.experiment_id for e in client.search_experiments()]
         elif experiment:

@@ -76,14 +76,15 @@ def _mean_predictor(inputs: Inputs) -> dict[str, float]:
 
 
 def _log_figures(tracker, inputs: Inputs, y_dev: np.ndarray, p_dev: np.ndarray, history: list[dict] | None,
-                 prefix: str = "") -> None:
+                 prefix: str = "", loss: str = "rmse") -> None:
     from emo import plots
 
     idx = inputs.index["dev"]
-    figures = {f"plots/{prefix}dev_traces.png": plots.traces(idx.video_id, idx.start, y_dev, p_dev),
-               f"plots/{prefix}dev_valence_arousal.png": plots.va_scatter(y_dev, p_dev)}
+    # at the top level: MLflow's run comparison shows only top-level files that every run has
+    figures = {f"{prefix}dev_traces.png": plots.traces(idx.video_id, idx.start, y_dev, p_dev),
+               f"{prefix}dev_predicted_vs_true.png": plots.predicted_vs_true(y_dev, p_dev, split="dev")}
     if history:
-        figures[f"plots/{prefix}learning_curves.png"] = plots.learning_curves(history)
+        figures[f"{prefix}learning_curves.png"] = plots.learning_curves(history, loss=loss)
     for path, fig in figures.items():
         tracker.log_figure(fig, path)
         plots.close(fig)
@@ -102,16 +103,30 @@ def input_spec(config: Config, inputs: Inputs) -> dict:
             "audio_len": int(inputs.dims.get("audio_len", 0))}
 
 
+def model_label(config: Config, algorithm: str | None = None) -> str:
+    """A logged model's name, saying what it is: `fusion4-v2-4s`, `video-3s-max`, `baseline-svr`."""
+    return "-".join(p for p in _default_run_name(config).split(" ")[:-1] if p != "fp32") if algorithm is None \
+        else f"baseline-{algorithm}"
+
+
+def _model_description(config: Config, what: str) -> str:
+    """The logged model's description in the UI: what it is, on which data, where its settings are."""
+    return (f"{what}: emo {config.family} model trained on `{config.data}`, seed {config.seed}, arch {config.arch}. "
+            f"Its settings are the run's parameters; its inputs, the signature.")
+
+
 def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Module) -> str | None:
     from emo.pyfunc import signature
 
     body = {"model_name": config.model_name, "model_kwargs": config.model_kwargs(), "dims": inputs.dims,
-            "kind": inputs.kind, "standardized": list(inputs.stats), "inputs": input_spec(config, inputs), "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
+            "kind": inputs.kind, "standardized": list(inputs.stats), "inputs": input_spec(config, inputs),
+            "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
+    name = model_label(config)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pt"
         torch.save(body, path)
         return tracker.log_model({"checkpoint": str(path)}, signature(inputs.kind, inputs.dims),
-                                 _input_example(inputs))
+                                 _input_example(inputs), name=name, description=_model_description(config, name))
 
 
 def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, on_epoch: Callable | None,
@@ -149,7 +164,7 @@ def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, 
                     mean_predictor_dev=_mean_predictor(inputs), history=state.history, best_epoch=state.best_epoch,
                     run_id=tracker.run_id)
     _log_results(tracker, result, epochs_run=state.epoch, stopped_early=state.stopped_early)
-    _log_figures(tracker, inputs, y_dev, p_dev, state.history)
+    _log_figures(tracker, inputs, y_dev, p_dev, state.history, loss=config.loss)
     result.model_uri = _log_torch_model(tracker, config, inputs, model.cpu())
     if result.model_uri:
         tracker.set_tags({"emo.model_uri": result.model_uri})
@@ -210,8 +225,10 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
                 path = Path(tmp) / "estimators.joblib"
                 joblib.dump({"estimators": estimators, "dims": inputs.dims,
                              "inputs": input_spec(config, inputs)}, path)
-                res.model_uri = child.log_model({"estimators": str(path)},
-                                                signature("frame", inputs.dims), {"video": x["dev"][:2]})
+                name = model_label(config, algorithm)
+                res.model_uri = child.log_model({"estimators": str(path)}, signature("frame", inputs.dims),
+                                                {"video": x["dev"][:2]}, name=name,
+                                                description=_model_description(config, name))
             results[algorithm] = res
     best = min(results.values(), key=lambda r: r.objective)
     summary = Result(config=config, dev=best.dev, test=best.test, mean_predictor_dev=best.mean_predictor_dev,
@@ -240,14 +257,16 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     if config.family != "baseline":  # refused before a run exists: a GPU or a precision this machine lacks
         check_precision(config.precision, pick_device(config.device))
     set_threads(config.threads)
-    from emo.tracking import NullTracker, load_checkpoint, tracked_run
+    from emo.tracking import NullTracker, default_experiment, load_checkpoint, tracked_run
 
     checkpoint_body = load_checkpoint(resume) if resume else None
     if checkpoint_body is not None:
         _check_resumable(config, checkpoint_body, resume)  # before the run is reopened
     name = run_name or _default_run_name(config)
     tags = {"emo.family": config.family, "emo.model": config.model_name, "emo.arch": config.arch,
-            "emo.seed": config.seed, **(tags or {})}
+            "emo.seed": config.seed, **({"emo.window": f"{config.window:g}"} if config.input_kind != "frame" else {}),
+            **({"emo.variant": config.model_kwargs()["variant"]} if config.model_name == "fusion4" else {}),
+            **(tags or {})}
 
     def prepare() -> tuple[Dataset, Inputs]:
         ds = dataset or load_dataset(config.data, fps=config.fps, label_scale=config.label_scale,
@@ -265,6 +284,10 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     def body(tracker) -> Result:
         if on_start is not None:
             on_start(tracker.run_id)
+        if tracker.experiment_id == "0" and os.environ.get("MLFLOW_RUN_ID"):
+            log.warning("`mlflow run` put this run in MLflow's Default experiment; `mlflow run --experiment-name "
+                        "emo-%s` (or MLFLOW_EXPERIMENT_NAME) keeps the family's runs together, as `emo train` does.",
+                        config.family)
         ds, inputs = prepared or prepare()
         params = {**config.params(), "family": config.family, "model": config.model_name,
                   **dataset_params(ds, inputs)}
@@ -290,6 +313,7 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
 
     if not track:
         return body(NullTracker())
+    experiment = default_experiment(f"emo-{config.family}", experiment)
     with tracked_run(run_name=name, experiment=experiment, resume_run_id=resume, tags=tags,
                      nested=parent_run_id is not None, parent_run_id=parent_run_id) as tracker:
         return body(tracker)
@@ -324,9 +348,12 @@ def _check_resumable(config: Config, body: dict, run_id: str) -> None:
 
 
 def _default_run_name(config: Config) -> str:
-    if config.family == "fusion":
-        v = f"-{config.model_kwargs().get('variant')}" if config.method == 4 else ""
-        return f"fusion{config.method}{v}-{config.window:g}s"
-    if config.family in ("video", "audio"):
-        return f"{config.family}-{config.window:g}s" + (f"-{config.pooling}" if config.pooling else "")
-    return config.family
+    """What the run is, readable in the UI's run list: model, variant, window, the settings that set it
+    apart from the default, and the seed (e.g. `fusion4-v2 4s seed0`, `video 3s max thesis seed1`)."""
+    parts = [config.model_name + (f"-{config.model_kwargs().get('variant')}" if config.model_name == "fusion4" else "")]
+    if config.input_kind != "frame":
+        parts.append(f"{config.window:g}s")
+    parts += [str(getattr(config, k)) for k in ("pooling", "readout") if getattr(config, k) not in (None, "mean")]
+    parts += [v for v, on in (("thesis", config.arch == "thesis"), ("ccc", config.loss == "ccc"),
+                              (config.precision, config.precision != "fp32")) if on]
+    return " ".join([*parts, f"seed{config.seed}"])

@@ -102,7 +102,7 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
-    from emo.tracking import create_run, reopen_run, tracked_run
+    from emo.tracking import create_run, default_experiment, reopen_run, tracked_run
     from emo.tuning import _safe, make_storage, storage_url
 
     if seeds < 1:
@@ -119,6 +119,7 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
         cells = [c for c in cells if c.name not in skipped]
     name = study_name or default_study_name(cells, seeds, ds.fingerprint, common)
     tags = {"emo.matrix": name, "emo.kind": "reproduce"}
+    experiment = default_experiment("emo-reproduce", experiment)
     study, parent_id = _open_study(make_storage(storage, heartbeat), name, cells, seeds,
                                    lambda: create_run(f"reproduce-{name}", experiment=experiment, tags=tags))
     by_name = {c.name: c for c in cells}

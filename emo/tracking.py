@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import pickle
+import re
 import time
 import warnings
 from pathlib import Path
@@ -49,6 +50,7 @@ class NullTracker:
     """Keeps params, metrics and artifacts in memory: for tests and library use without a server."""
 
     run_id: str | None = None
+    experiment_id: str | None = None
 
     def __init__(self) -> None:
         self.params: dict[str, str] = {}
@@ -81,8 +83,9 @@ class NullTracker:
     def log_dataset(self, ds) -> None:
         self.artifacts["dataset"] = ds.fingerprint
 
-    def log_model(self, artifacts: dict, signature, input_example) -> str | None:
-        self.artifacts["model"] = artifacts
+    def log_model(self, artifacts: dict, signature, input_example, name: str = "model",
+                  description: str = "") -> str | None:
+        self.artifacts[name] = artifacts
         return None
 
 
@@ -94,7 +97,7 @@ class MlflowTracker(NullTracker):
         import mlflow
 
         self._mlflow = mlflow
-        self.run_id = run.info.run_id
+        self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         self._existing = dict(run.data.params)
 
     def log_params(self, params: dict) -> None:
@@ -162,13 +165,17 @@ class MlflowTracker(NullTracker):
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
-    def log_model(self, artifacts: dict, signature, input_example) -> str | None:
+    def log_model(self, artifacts: dict, signature, input_example, name: str = "model",
+                  description: str = "") -> str | None:
+        """Log a pyfunc model named `name` (what the UI's model lists show); `description` is its
+        Description there."""
         from emo import pyfunc_model
 
         package = Path(pyfunc_model.__file__).parent
         info = self._mlflow.pyfunc.log_model(
-            name="model", python_model=pyfunc_model.__file__, artifacts=artifacts, signature=signature,
+            name=name, python_model=pyfunc_model.__file__, artifacts=artifacts, signature=signature,
             input_example=input_example, pip_requirements=_requirements(),
+            tags={"mlflow.note.content": description} if description else None,
             code_paths=[str(package)])  # the model carries the emo code it was trained with
         return info.model_uri
 
@@ -228,8 +235,11 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             finally:
                 if env_run:
                     os.environ["MLFLOW_RUN_ID"] = env_run
+        if not nested and parent_run_id is None:
+            _ensure_view(run.info.experiment_id)
         if run.info.run_id in (env_run, resume_run_id):
-            mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if run_name and env_run else {})})
+            rename = run_name and env_run and _generated_name(run.info.run_name)  # not one `mlflow run --run-name` gave
+            mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if rename else {})})
     except Exception as exc:
         uri = mlflow.get_tracking_uri()
         raise TrackingError(f"cannot start an MLflow run in the {store_name(uri)} ({_short(exc)}). "
@@ -261,6 +271,11 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             with contextlib.suppress(Exception):
                 mlflow.MlflowClient().delete_tag(tracker.run_id, "failure_reason")
         mlflow.end_run("FINISHED")
+
+
+def _generated_name(name: str | None) -> bool:
+    """Whether `name` is one MLflow made up for an unnamed run ("bold-cat-123")."""
+    return not name or re.fullmatch(r"[a-z]+-[a-z]+-\d+", name) is not None
 
 
 def _sqlite_path(uri: str) -> str | None:
@@ -373,7 +388,31 @@ def create_run(run_name: str, *, experiment: str | None = None, tags: dict | Non
     _use_experiment(experiment)
     run = mlflow.start_run(run_name=run_name, tags=tags)
     mlflow.end_run()
+    _ensure_view(run.info.experiment_id)
     return run.info.run_id
+
+
+def _ensure_view(experiment_id: str) -> None:
+    """emo's saved view of the experiment's runs (emo.ui); a store that refuses it costs only the view."""
+    import mlflow
+
+    from emo import ui
+
+    try:
+        ui.ensure_view(mlflow.MlflowClient(), experiment_id)
+    except Exception as exc:  # e.g. an account that may log runs but not tag the experiment
+        log.debug("no saved view for experiment %s: %s", experiment_id, _short(exc))
+
+
+def default_experiment(fallback: str, experiment: str | None = None) -> str | None:
+    """The MLflow experiment of a run: `experiment`, else MLflow's environment (None: leave it to
+    MLflow), else `fallback` (emo-FAMILY, emo-reproduce): one per family, so that the UI's run list
+    compares like with like."""
+    if experiment:
+        return experiment
+    if os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        return None
+    return fallback
 
 
 def _use_experiment(name: str | None) -> None:

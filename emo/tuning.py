@@ -426,7 +426,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
     with `register` (Fusion 4 studies), registers it; the others return what it found.
     """
     from emo.experiment import run_experiment
-    from emo.tracking import create_run, reopen_run, tracked_run, update_run
+    from emo.tracking import create_run, default_experiment, reopen_run, tracked_run, update_run
 
     base.validate()
     if metric not in METRICS:
@@ -441,6 +441,7 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
                                 direction=METRICS[metric], pruner=make_pruner(pruner),
                                 sampler=optuna.samplers.TPESampler(seed=sampler_seed))
     tags = {"emo.family": base.family, "emo.study": study_name}
+    experiment = default_experiment(f"emo-{base.family}", experiment)
     parent_id, created = _parent_run(study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment,
                                                                     tags=tags))
     # a lost storage ends this worker with its one-line error, the parent run noting it, then open

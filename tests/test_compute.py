@@ -52,7 +52,7 @@ def test_dropout_passes_gradients_only_through_kept_values():
 
 @pytest.mark.parametrize("args, message", [
     (["--precision", "fp16"], "fp16 needs a CUDA GPU"),
-    (["--precision", "half"], "unknown precision 'half'; choose one of fp32, bf16, fp16"),
+    (["--precision", "half"], "'half' is not one of fp32, bf16, fp16"),
     (["--threads", "0"], "threads must be at least 1"),
 ] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "sees no CUDA GPU")]))
 def test_a_precision_threads_or_device_this_machine_cannot_honour_is_refused_before_a_run(corpus, tracking, args,

@@ -66,13 +66,14 @@ def test_mlflow_run_fusion_v2_produces_a_complete_run(fusion_corpus, tracking):
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) == 1
     run = runs.iloc[0]
-    assert run["status"] == "FINISHED" and run["tags.mlflow.runName"] == "fusion4-v2-1s"
+    assert run["status"] == "FINISHED" and run["tags.mlflow.runName"] == "fusion4-v2 1s seed0"
     assert run["params.variant"] == "v2" and run["params.method"] == "4" and run["params.label"] == "last"
     assert run["params.dim_audio_len"] == "2" and run["params.d_model"] == "32"
     client = mlflow.MlflowClient()
     assert [m.step for m in client.get_metric_history(run["run_id"], "dev/loss")] == [1, 2]
     assert run["metrics.test/rmse_valence"] > 0 and run["metrics.best_dev/rmse_mean"] > 0
-    assert {a.path for a in client.list_artifacts(run["run_id"])} == {"checkpoints", "plots", "predictions"}
+    assert {a.path for a in client.list_artifacts(run["run_id"])} == {
+        "checkpoints", "predictions", "learning_curves.png", "dev_traces.png", "dev_predicted_vs_true.png"}
     model_uri = mlflow.search_logged_models(output_format="list")[0].model_uri
     model = mlflow.pyfunc.load_model(model_uri)
     rng = np.random.default_rng(0)

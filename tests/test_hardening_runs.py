@@ -140,7 +140,8 @@ def test_three_trainings_started_at_once_in_a_new_folder_share_the_default_store
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
-    runs = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_runs(["0"])
+    client = mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("emo-ffnn").experiment_id])
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
 
 
@@ -218,5 +219,6 @@ def test_sigterm_and_sigint_end_a_training_with_128_plus_the_signal_and_a_killed
         out = proc.communicate(timeout=120)[0]
         assert proc.returncode == 128 + sig, (sig.name, proc.returncode, out[-3000:])
         assert f"interrupted by {sig.name}" in out
-        runs = mlflow.MlflowClient(stores[sig]).search_runs(["0"])
+        client = mlflow.MlflowClient(stores[sig])
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
         assert len(runs) == 1 and runs[0].info.status == "KILLED", sig.name

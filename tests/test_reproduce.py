@@ -56,9 +56,10 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
 
     frame = collect(matrix_runs(first.parent_run_id)[0])
     # by experiment (name or id): both matrices' runs, each result once (a reused copy is its original)
-    whole = collect(matrix_runs("Default")[0])
+    whole = collect(matrix_runs("emo-reproduce")[0])  # the matrices' default experiment
     assert len(whole) == len(frame) and set(whole["source_run"]) == set(frame["source_run"])
-    assert len(collect(matrix_runs("0")[0])) == len(frame)
+    experiment_id = mlflow.get_experiment_by_name("emo-reproduce").experiment_id
+    assert len(collect(matrix_runs(experiment_id)[0])) == len(frame)
     report = build(frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), resamples=500)
     tables = report.tables
     assert list(tables) == ["baseline", "ffnn", "video", "audio", "fusion", "best"]

@@ -151,9 +151,15 @@ def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_a
     assert m["best_dev/rmse_mean"] == pytest.approx(result.objective)
     artifacts = {a.path for a in client.list_artifacts(result.run_id, "checkpoints")}
     assert artifacts == {"checkpoints/checkpoint.pt"}
-    plots = {a.path for a in client.list_artifacts(result.run_id, "plots")}
-    assert plots == {"plots/dev_traces.png", "plots/dev_valence_arousal.png", "plots/learning_curves.png"}
+    # the plots at the top level, where MLflow's run comparison finds them
+    plots = {a.path for a in client.list_artifacts(result.run_id) if a.path.endswith(".png")}
+    assert plots == {"dev_traces.png", "dev_predicted_vs_true.png", "learning_curves.png"}
     model = mlflow.pyfunc.load_model(result.model_uri)
+    logged = mlflow.get_logged_model(model.metadata.model_id)
+    assert logged.name == "video-2s" and run.info.run_name == "video 2s seed0"
+    assert "video-2s" in logged.tags["mlflow.note.content"]
+    assert mlflow.get_experiment(run.info.experiment_id).name == "emo-video"
+    assert {"emo.window": "2", "emo.family": "video", "emo.seed": "0"}.items() <= run.data.tags.items()
     window = np.zeros((3, 10, 16), np.float32)
     pred = model.predict({"video": window})
     assert list(pred.columns) == ["valence", "arousal"] and len(pred) == 3
@@ -210,15 +216,25 @@ def test_a_data_error_under_mlflow_run_fails_the_run_it_was_given(corpus, tracki
 
 
 @pytest.mark.parametrize("args, message", [
-    (["video", "--pooling", "median"], "unknown pooling 'median'; choose one of avg, max, conv1d"),
+    (["video", "--pooling", "median"], "'median' is not one of avg, max, conv1d"),
     (["video", "--window", "0"], "window must be a positive number of seconds"),
     (["audio", "--window", "7"], "window must be 1, 2, 3 or 4"),
-    (["fusion", "--method", "5"], "unknown fusion method 5"),
+    (["fusion", "--method", "5"], "'5' is not one of 1, 2, 3, 4"),
+    (["fusion", "--dropout", "1.5"], "dropout must be in [0, 1)"),
 ])
 def test_parameter_errors_stop_before_any_training(args, message, tracking):
     result = CliRunner().invoke(main, ["train", *args, "--data", "nowhere"])
     assert result.exit_code == 2 and message in result.output, result.output
     assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+@pytest.mark.parametrize("args", [["video", "--pooling", "median"], ["fusion", "--dropout", "2"],
+                                  ["fusion", "--epochs", "many"]])
+def test_a_bad_option_is_refused_before_torch_is_loaded(args):
+    code = ("import sys\nfrom emo.cli import main\ntry:\n    main.main(sys.argv[1:], standalone_mode=False)\n"
+            "finally:\n    print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    out = subprocess.run([sys.executable, "-c", code, "train", *args], capture_output=True, text=True)
+    assert "torch not loaded" in out.stdout, out.stdout + out.stderr
 
 
 def test_audio_on_a_video_only_dataset_says_it_needs_audio_tables(tmp_path):
@@ -239,4 +255,4 @@ def test_mlflow_run_of_an_entry_point_completes_one_run(corpus, tracking, tmp_pa
     assert len(runs) == 1  # the script reused the run `mlflow run` created
     run = runs.iloc[0]
     assert run["status"] == "FINISHED" and run["params.pooling"] == "max" and run["params.window"] == "1"
-    assert run["metrics.test/rmse_arousal"] > 0 and run["tags.mlflow.runName"] == "video-1s-max"
+    assert run["metrics.test/rmse_arousal"] > 0 and run["tags.mlflow.runName"] == "video 1s max seed0"
