@@ -3,7 +3,9 @@ of named arrays (`video`, and for fusion `audio` and `audio_mask`), returning va
 
 The network is rebuilt from a checkpoint (`torch.load(weights_only=True)`) rather than pickled,
 so a model loads in a fresh process with only emo installed. A malformed input raises an
-MlflowException with INVALID_PARAMETER_VALUE, which `mlflow models serve` answers with a 400.
+MlflowException with INVALID_PARAMETER_VALUE and a one-line message naming the input, which
+`mlflow models serve` answers with a 400. The per-input shapes are in the model's signature
+(`model.metadata.get_input_schema()`) and its logged input example (`model.input_example`).
 
 A batch larger than $EMO_MAX_BATCH windows (read when the model loads; default 4096) is refused the
 same way: one request must not hold a server's CPU and memory for as long as it likes.
@@ -40,21 +42,53 @@ def input_shapes(kind: str, dims: dict) -> dict[str, tuple]:
 
 
 def signature(kind: str, dims: dict) -> ModelSignature:
-    """Float32 tensors of fixed per-sample shape; masks as untyped tensors.
+    """Float32 tensors of fixed per-sample shape, masks as untyped tensors; marked so that MLflow
+    leaves checking the input to the model (`as_arrays`) rather than enforcing the specs itself.
 
-    A bool TensorSpec would make MLflow's scoring server cast the JSON with numpy's truth rules
-    before the model sees it ("false", "no", 0.5 and 2 all become True). An object spec of shape
-    (-1,) is passed through as it came, bool arrays from Python included, so `as_arrays` checks
-    each value and the shape itself (the audio input's spec states its length).
+    MLflow's own refusal of a wrong shape or dtype prints the whole input (about 1,500 characters
+    for two windows) and does not say which input is wrong; `as_arrays` says so in one line ("input
+    'video' has shape (2, 15, 32); expected (batch, 20, 32)."). Specs of shape (-1,) would let the
+    input through too, but the UI and `get_input_schema()` would no longer state any shape; the mark
+    keeps every shape in the signature. It is the one MLflow gives a signature inferred from type
+    hints (a private attribute, stored in MLmodel as `is_signature_from_type_hint`), and it makes
+    the scoring server hand the model a request's "inputs" as parsed JSON (other request formats
+    get a 400). Should a release stop honouring it, MLflow enforces the specs again: bad input is
+    still refused, with MLflow's long message (tests/test_logged_model.py would fail).
+
+    The masks stay untyped for that case: MLflow's scoring server would cast JSON for a bool spec
+    with numpy's truth rules ("false", "no", 0.5 and 2 all become True), while an object spec of
+    shape (-1,) passes values as they came, and `as_arrays` checks each value and the shape (the
+    audio input's spec states its length).
     """
     specs = [TensorSpec(np.dtype(object), (-1,), name) if name.endswith("_mask")
              else TensorSpec(np.dtype(np.float32), (-1, *shape), name)
              for name, shape in input_shapes(kind, dims).items()]
-    return ModelSignature(inputs=Schema(specs), outputs=Schema([ColSpec("double", t) for t in TARGETS]))
+    sig = ModelSignature(inputs=Schema(specs), outputs=Schema([ColSpec("double", t) for t in TARGETS]))
+    sig._is_signature_from_type_hint = True  # MLflow stops enforcing the specs; emo checks (see above)
+    return sig
+
+
+class InputError(MlflowException):
+    """A malformed input (INVALID_PARAMETER_VALUE: a 400 when served) that keeps its one-line message.
+
+    MLflow's scoring server prefixes a model's error with the whole request ("Failed to predict data
+    '{...}'. Error: ..."): the request as parsed JSON, megabytes for a large batch, sent back to the
+    client that sent it. A new message that merely ends with this one is such a prefix and is dropped.
+    """
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if getattr(self, "_message", None) and value.endswith(self._message):
+            return
+        self._message = value
 
 
 def bad_request(message: str) -> MlflowException:
-    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+    return InputError(message, error_code=INVALID_PARAMETER_VALUE)
 
 
 def max_batch() -> int:
@@ -80,7 +114,7 @@ def as_arrays(model_input, kind: str, dims: dict, limit: int | None = None) -> d
     shapes = input_shapes(kind, dims)
     if isinstance(model_input, pd.DataFrame) and len(shapes) == 1:
         model_input = {next(iter(shapes)): model_input.to_numpy()}
-    if isinstance(model_input, np.ndarray) and len(shapes) == 1:
+    if isinstance(model_input, np.ndarray | list) and len(shapes) == 1:  # {"inputs": [[...], ...]} when served
         model_input = {next(iter(shapes)): model_input}
     if not isinstance(model_input, dict):
         raise bad_request(f"expected a dict of named arrays {sorted(shapes)}, got {type(model_input).__name__}.")
@@ -123,7 +157,8 @@ def _mask(value, name: str, shape: tuple) -> np.ndarray:
     "no", 0.5, 2, null) is refused rather than read by its truth value, which makes almost
     everything True: a padded step taken for a real one."""
     try:
-        arr = np.asarray(value)
+        # JSON lists as objects: [true, "false"] as strings would hide which value was not a boolean
+        arr = value if isinstance(value, np.ndarray) else np.array(value, dtype=object)
     except (TypeError, ValueError) as exc:  # ragged nesting numpy cannot hold
         raise bad_request(f"input {name!r} is not an array of booleans ({exc}).") from None
     if arr.shape[1:] != shape:
@@ -171,8 +206,8 @@ class EmoModel(PythonModel):
             self.inputs = body["inputs"]
         self.max_batch = max_batch()
 
-    # `model_input` is a dict of named arrays (or a DataFrame for frame models); MLflow takes a
-    # DataFrame hint as "no schema from hints", which leaves validation to the logged signature.
+    # `model_input` is a dict of named arrays (or a DataFrame for frame models; served: parsed JSON
+    # lists). The DataFrame hint means "no schema from hints" to MLflow, so the logged signature stays.
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         arrays = as_arrays(model_input, self.kind, self.dims, getattr(self, "max_batch", MAX_BATCH))
         if self.estimators is not None:
