@@ -289,7 +289,7 @@ SCALES: dict[str, dict] = {
     "test": {"videos": 24, "duration_s": 40.0, "dim": 32, "audio_dim": 16, "fmt": "csv"},
     # the embedded default of every command (`--data synthetic`): enough videos for a model to
     # generalise to unseen faces, small enough to train a fusion model on a laptop CPU in minutes
-    "demo": {"videos": 48, "duration_s": 60.0, "dim": 32, "audio_dim": 16, "fmt": "csv"},
+    "demo": {"videos": 48, "duration_s": 40.0, "dim": 32, "audio_dim": 16, "fmt": "csv"},
     # SEWA's real size (540 videos x 300 s x 5 fps = 810k frames, 512-d faces, 88 eGeMAPS), for benchmarks
     "sewa": {"videos": 540, "duration_s": 300.0, "dim": 512, "audio_dim": 88, "fmt": "parquet"},
 }
