@@ -121,3 +121,29 @@ def post(port: int, body, timeout: float = 60) -> tuple[int, dict]:
             return e.code, json.loads(text or b"{}")
         except ValueError:
             return e.code, {"text": text.decode(errors="replace")}
+
+
+@contextlib.contextmanager
+def private_store(folder: Path, migrated: Path):
+    """A tracking store of its own in `folder` (a copy of the migrated one), set as MLflow's for the
+    block: for module-scoped fixtures that train once, where the per-test `tracking` fixture cannot."""
+    import shutil
+
+    import mlflow
+    import pytest
+
+    shutil.copy(migrated, folder / "mlflow.db")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        mp.setenv("EMO_CHECKPOINT_DIR", str(folder / "checkpoints"))
+        mp.chdir(folder)
+        mlflow.set_tracking_uri(uri)
+        try:
+            yield uri
+        finally:
+            # set_experiment() exports the experiment's id for child processes: it must not reach the next store
+            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
+            mlflow.tracking.fluent._active_experiment_id = None
+            mlflow.set_tracking_uri(None)

@@ -4,7 +4,6 @@ server is tested in test_service.py.)"""
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from servers import post, served_model
+from servers import post, private_store, served_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=1, d_model=16, heads=2, ff=32,
@@ -28,21 +27,9 @@ def served(corpus, _migrated_store, tmp_path_factory):
     from emo.experiment import run_experiment
 
     folder = tmp_path_factory.mktemp("served")
-    shutil.copy(_migrated_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mp.setenv("EMO_CHECKPOINT_DIR", str(folder / "checkpoints"))
-        mp.chdir(folder)
-        mlflow.set_tracking_uri(uri)
-        try:
-            result = run_experiment(Config(data=str(corpus), **TINY), progress=False)
-            params = mlflow.MlflowClient().get_run(result.run_id).data.params
-        finally:
-            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-            mlflow.tracking.fluent._active_experiment_id = None
-            mlflow.set_tracking_uri(None)
+    with private_store(folder, _migrated_store) as uri:
+        result = run_experiment(Config(data=str(corpus), **TINY), progress=False)
+        params = mlflow.MlflowClient().get_run(result.run_id).data.params
     shapes = {"frames": 5, "dim": 16, "audio_len": int(params["dim_audio_len"]), "audio_dim": 8}
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "EMO_MAX_BATCH": str(MAX_BATCH)}
     with served_model(result.model_uri, env, folder / "serve.log") as port:

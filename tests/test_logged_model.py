@@ -3,15 +3,15 @@ model, and the one-line message an input of the wrong shape gets: from `model.pr
 from MLflow's scoring-server code (what `mlflow models serve` answers)."""
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 from mlflow.exceptions import MlflowException
+
+from servers import private_store
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = '"models:/m-…"'
@@ -27,22 +27,9 @@ def logged(corpus, _migrated_store, tmp_path_factory):
     from emo.config import Config
     from emo.experiment import run_experiment
 
-    folder = tmp_path_factory.mktemp("logged")
-    shutil.copy(_migrated_store, folder / "mlflow.db")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_RUN_ID", raising=False)
-        mp.setenv("EMO_CHECKPOINT_DIR", str(folder / "checkpoints"))
-        mp.chdir(folder)
-        mlflow.set_tracking_uri(uri)
-        try:
-            yield {family: run_experiment(Config(data=str(corpus), epochs=1, seed=0, **kw), progress=False).model_uri
-                   for family, kw in TINY.items()}
-        finally:
-            os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-            mlflow.tracking.fluent._active_experiment_id = None
-            mlflow.set_tracking_uri(None)
+    with private_store(tmp_path_factory.mktemp("logged"), _migrated_store):
+        yield {family: run_experiment(Config(data=str(corpus), epochs=1, seed=0, **kw), progress=False).model_uri
+               for family, kw in TINY.items()}
 
 
 def readme_snippet() -> str:
