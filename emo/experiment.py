@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from emo import __version__
+from emo.compute import check_precision, pick_device, set_threads
 from emo.config import Config
 from emo.data.dataset import Dataset, load_dataset
 from emo.data.inputs import Inputs, build_inputs
 from emo.errors import ConfigError
 from emo.metrics import evaluate
 from emo.models import build_model
-from emo.compute import check_precision, pick_device, set_threads
 from emo.trainer import TrainState, checkpoint, predict, train
 
 log = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
         if resume:  # the run's own params stay; what changed is logged beside them
             tracker.log_params({f"resumed_{k}": v for k, v in params.items() if k in RESUME_MAY_CHANGE})
         if config.family != "baseline" and config.unused():
-            log.info("%s does not use %s; ignored.", config.model_name, ", ".join(config.unused()))
+            log.warning("%s does not use %s: ignored, and not logged.", config.model_name, ", ".join(config.unused()))
         tracker.set_tags({"emo.synthetic_data": ds.synthetic})
         log.info("%s on %s: %s samples (train/dev/test), dims %s", config.model_name, ds.name, inputs.sizes(),
                  inputs.dims)

@@ -84,3 +84,12 @@ def test_mlflow_run_fusion_v2_produces_a_complete_run(fusion_corpus, tracking):
     audio[1, 1] = 99.0  # a padded step: ignored
     again = model.predict({"video": video, "audio": audio, "audio_mask": mask})
     np.testing.assert_allclose(again.to_numpy(), pred.to_numpy(), atol=1e-6)
+
+
+def test_a_fusion_window_without_an_audio_table_of_its_length_takes_the_longest_shorter_one():
+    from emo.data.inputs import choose_audio_window
+
+    assert choose_audio_window(9.0, [1, 2, 3, 4]) == 4  # not the 1 s table
+    assert choose_audio_window(2.5, [1, 2, 3, 4]) == 2
+    assert choose_audio_window(3.0, [1, 3]) == 3
+    assert choose_audio_window(0.5, [2, 4]) == 2  # none shorter: the shortest there is

@@ -158,7 +158,11 @@ def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_a
     logged = mlflow.get_logged_model(model.metadata.model_id)
     assert logged.name == "video-2s" and run.info.run_name == "video 2s seed0"
     assert "video-2s" in logged.tags["mlflow.note.content"]
-    assert mlflow.get_experiment(run.info.experiment_id).name == "emo-video"
+    experiment = mlflow.get_experiment(run.info.experiment_id)
+    assert experiment.name == "emo-video"
+    view = json.loads(json.loads(experiment.tags["mlflow.sharedViewState.emo"])["state"])  # the UI's saved view
+    assert view["selectedColumns"][1:3] == ["metrics.`best_dev/rmse_mean`", "metrics.`best_dev/rmse_valence`"]
+    assert view["orderByKey"] == "metrics.`best_dev/rmse_mean`" and view["orderByAsc"]
     assert {"emo.window": "2", "emo.family": "video", "emo.seed": "0"}.items() <= run.data.tags.items()
     window = np.zeros((3, 10, 16), np.float32)
     pred = model.predict({"video": window})
