@@ -104,9 +104,10 @@ def input_spec(config: Config, inputs: Inputs) -> dict:
 
 
 def model_label(config: Config, algorithm: str | None = None) -> str:
-    """A logged model's name, saying what it is: `fusion4-v2-4s`, `video-3s-max`, `baseline-svr`."""
-    return "-".join(p for p in _default_run_name(config).split(" ")[:-1] if p != "fp32") if algorithm is None \
-        else f"baseline-{algorithm}"
+    """A logged model's name, saying what it is: its run's name with dashes (`fusion4-v2-4s-seed0`,
+    `video-3s-max-seed1`), or `baseline-svr-seed0`."""
+    name = _default_run_name(config).replace(" ", "-")
+    return name if algorithm is None else name.replace("baseline", f"baseline-{algorithm}", 1)
 
 
 def _model_description(config: Config, what: str) -> str:

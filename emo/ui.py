@@ -19,7 +19,7 @@ VIEW = "emo"
 TAG = f"mlflow.sharedViewState.{VIEW}"
 METRICS = ("best_dev/rmse_mean", *(f"{split}/{m}_{t}" for split in ("best_dev", "test")
                                     for m in ("rmse", "ccc") for t in TARGETS), "best_epoch")
-PARAMS = ("window", "variant", "method", "pooling", "arch", "seed", "data_name")
+PARAMS = ("window", "variant", "method", "pooling", "arch", "seed", "epochs", "data_name")
 TAGS = ("emo.synthetic_data",)
 
 

@@ -156,8 +156,8 @@ def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_a
     assert plots == {"dev_traces.png", "dev_predicted_vs_true.png", "learning_curves.png"}
     model = mlflow.pyfunc.load_model(result.model_uri)
     logged = mlflow.get_logged_model(model.metadata.model_id)
-    assert logged.name == "video-2s" and run.info.run_name == "video 2s seed0"
-    assert "video-2s" in logged.tags["mlflow.note.content"]
+    assert logged.name == "video-2s-seed0" and run.info.run_name == "video 2s seed0"
+    assert "video-2s-seed0" in logged.tags["mlflow.note.content"]
     experiment = mlflow.get_experiment(run.info.experiment_id)
     assert experiment.name == "emo-video"
     view = json.loads(json.loads(experiment.tags["mlflow.sharedViewState.emo"])["state"])  # the UI's saved view
