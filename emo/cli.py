@@ -189,10 +189,10 @@ class AutoOr(click.ParamType):
 
 def _shown_default(name: str, families: tuple[str, ...]) -> str:
     """A setting's default as --help shows it: one value, or one per model that takes it."""
-    from emo.config import FAMILIES, MODEL_KEYS, Config
+    from emo.config import FAMILIES, METHODS, MODEL_KEYS, Config
 
     configs = [(f"fusion {m}", Config(family=f, method=m)) if f == "fusion" else (f, Config(family=f))
-               for f in families if f in FAMILIES for m in ((1, 2, 3, 4) if f == "fusion" else (None,))]
+               for f in families if f in FAMILIES for m in (METHODS if f == "fusion" else (None,))]
     if name not in MODEL_KEYS:  # not a model's: the family's own default (Fusion 4 for fusion)
         configs = [(f, Config(family=f)) for f in families if f in FAMILIES]
     values: dict[str, list[str]] = {}

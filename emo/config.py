@@ -41,11 +41,13 @@ ARCHS = ("emo", "thesis")
 READOUTS = ("mean", "attention")
 PRECISIONS = ("fp32", "bf16", "fp16")
 LABELS = ("mean", "last")
+METHODS = tuple(range(1, len(FAMILIES["fusion"].models) + 1))  # fusion methods 1-4
+AUDIO_WINDOWS = (1, 2, 3, 4)  # seconds: the audio_{N}s tables of the data contract
 DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
 # settings whose values are a closed list: the command line offers them as choices
 CHOICES = {"label": LABELS, "pooling": POOLINGS, "variant": VARIANTS, "loss": LOSSES, "arch": ARCHS,
-           "readout": READOUTS, "precision": PRECISIONS, "method": ("1", "2", "3", "4"),
-           "audio_window": ("1", "2", "3", "4")}
+           "readout": READOUTS, "precision": PRECISIONS, "method": tuple(map(str, METHODS)),
+           "audio_window": tuple(map(str, AUDIO_WINDOWS))}
 # hyperparameters that are passed to the model constructor when set
 MODEL_KEYS = ("hidden", "layers", "dropout", "pooling", "d_model", "heads", "ff", "depth", "repeats", "kernel_size",
               "variant", "readout", "arch")
@@ -240,12 +242,12 @@ class Config:
             bad(f"unknown family {self.family!r}; choose one of {', '.join(FAMILIES)}.")
         if not self.window > 0:
             bad(f"window must be a positive number of seconds (got {self.window:g}); the thesis uses 1, 2, 3 or 4.")
-        if self.family == "audio" and self.window not in (1, 2, 3, 4):
+        if self.family == "audio" and self.window not in AUDIO_WINDOWS:
             bad(f"the audio model reads one of the audio_1s … audio_4s tables: window must be 1, 2, 3 or 4 "
                 f"(got {self.window:g}).")
         if self.pooling is not None and self.pooling not in POOLINGS:
             bad(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}.")
-        if self.family == "fusion" and self.method not in (1, 2, 3, 4):
+        if self.family == "fusion" and self.method not in METHODS:
             bad(f"unknown fusion method {self.method}; choose 1, 2, 3 or 4.")
         if self.variant is not None and self.variant not in VARIANTS:
             bad(f"unknown fusion 4 variant {self.variant!r}; choose one of {', '.join(VARIANTS)}.")
@@ -257,7 +259,7 @@ class Config:
             bad(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}.")
         if self.loss not in LOSSES:
             bad(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
-        if self.audio_window is not None and self.audio_window not in (1, 2, 3, 4):
+        if self.audio_window is not None and self.audio_window not in AUDIO_WINDOWS:
             bad(f"audio_window must be 1, 2, 3 or 4 (got {self.audio_window}).")
         for name in ("epochs", "batch_size", "stride"):
             if getattr(self, name) < 1:
