@@ -64,8 +64,8 @@ def test_a_precision_threads_or_device_this_machine_cannot_honour_is_refused_bef
 
 
 @bf16_cpu
-def test_bf16_trains_as_well_as_fp32_from_the_same_seed_and_repeats_exactly(fusion_corpus, tracking):
-    cfg = Config(family="fusion", data=str(fusion_corpus), **FAST)
+def test_bf16_trains_as_well_as_fp32_from_the_same_seed_and_repeats_exactly(corpus, tracking):
+    cfg = Config(family="fusion", data=str(corpus), **FAST)
     fp32 = run_experiment(cfg, progress=False, evaluate_test=False)
     bf16 = run_experiment(cfg.replace(precision="bf16"), progress=False, evaluate_test=False)
     again = run_experiment(cfg.replace(precision="bf16"), track=False, progress=False, evaluate_test=False)
