@@ -34,7 +34,7 @@ COLORS = {"label": "0.2", "prediction": "tab:orange", "train": "tab:blue", "dev"
 
 def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tuple[Figure, np.ndarray]:
     """A constrained-layout figure (it keeps labels, titles and a figure legend from overlapping)."""
-    return plt.subplots(nrows, ncols, figsize=size, dpi=DPI, squeeze=False, layout="constrained", **kwargs)
+    return plt.subplots(nrows, ncols, figsize=size, dpi=DPI, squeeze=False, layout="tight", **kwargs)
 
 
 # ---------------------------------------------------------------- learning curves
