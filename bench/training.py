@@ -36,7 +36,7 @@ the default and sewa, not --quick).
   CUDA MiB    torch.cuda.max_memory_allocated during the timed epoch (GPU runs only)
 
 OpenMP reads OMP_WAIT_POLICY when torch is imported, so compare wait policies by running the bench
-twice (emo's own commands default it to PASSIVE; see README, "Threads").
+twice (emo's own commands default it to PASSIVE; see the README's "Speed: threads, precision, GPUs").
 """
 
 from __future__ import annotations
