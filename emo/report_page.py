@@ -11,10 +11,8 @@ import html
 import io
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from emo import TARGETS
 from emo.results import Report
 
 TITLES = {"baseline": "Baselines (per frame)", "ffnn": "Feed-forward network (per frame)",
@@ -46,46 +44,6 @@ def markdown(report: Report, title: str) -> str:
     if report.bootstrap:
         parts += ["## Fusion against video, like for like", "", _bootstrap_text(report.bootstrap), ""]
     return "\n".join(parts)
-
-
-def figures(report: Report) -> dict[str, object]:
-    """Test RMSE against window per family (one line per model and arch), and each family's best with
-    error bars over seeds."""
-    from emo import plots
-
-    plt = plots.plt
-    agg = report.aggregate
-    figs = {}
-    windowed = [t for t in ("video", "audio", "fusion") if ((agg["table"] == t) & agg["window"].notna()).any()]
-    if windowed:
-        fig, axes = plt.subplots(len(TARGETS), len(windowed), figsize=(4.2 * len(windowed), 6.5), squeeze=False)
-        for j, table in enumerate(windowed):
-            part = agg[agg["table"] == table]
-            for (row, arch, label), line in part.groupby(["row", "arch", "label"], sort=True):
-                line = line.sort_values("window")
-                for i, t in enumerate(TARGETS):
-                    axes[i, j].errorbar(line["window"], line[f"test_rmse_{t}"], yerr=line[f"test_rmse_{t}_std"],
-                                        marker="o", capsize=3, label=f"{row} ({arch}{', ' + label if table == 'video' else ''})")
-            for i, t in enumerate(TARGETS):
-                axes[i, j].set_title(f"{table}: test RMSE {t}")
-                axes[i, j].set_xlabel("window (s)")
-                axes[i, j].set_xticks([1, 2, 3, 4])
-            axes[0, j].legend(fontsize=6)
-        fig.tight_layout()
-        figs["metric_vs_window"] = fig
-    best = report.aggregate.loc[report.aggregate.groupby("table", sort=False)["dev_rmse_mean"].idxmin()]
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    x = np.arange(len(best))
-    for k, t in enumerate(TARGETS):
-        ax.bar(x + (k - 0.5) * 0.38, best[f"test_rmse_{t}"], 0.38, yerr=best[f"test_rmse_{t}_std"], capsize=4,
-               label=f"test RMSE {t}")
-    ax.set_xticks(x, [f"{r['table']}\n{r['row']}" + (f" {r['window']:g}s" if not np.isnan(r["window"]) else "")
-                      for _, r in best.iterrows()], fontsize=7)
-    ax.set_title("Each family's best on dev: test RMSE (mean ± std over seeds)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    figs["best_models"] = fig
-    return figs
 
 
 def _png(fig) -> bytes:
@@ -122,6 +80,7 @@ def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
 def write(report: Report, out: str | Path, title: str) -> dict[str, Path]:
     """Write report.md, report.html, tables/NAME.csv and plots/NAME.png under `out`; returns the paths."""
     from emo import plots
+    from emo.report_plots import figures
 
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
@@ -131,7 +90,7 @@ def write(report: Report, out: str | Path, title: str) -> dict[str, Path]:
         paths[f"tables/{name}.csv"] = out / "tables" / f"{name}.csv"
         table.to_csv(paths[f"tables/{name}.csv"], index=False)
     pngs = {}
-    for name, fig in figures(report).items():
+    for name, fig in figures(report.aggregate).items():
         pngs[name] = _png(fig)
         plots.close(fig)
         paths[f"plots/{name}.png"] = out / "plots" / f"{name}.png"
