@@ -417,22 +417,24 @@ def reproduce_cmd(data, seeds, only, windows, archs, epochs, label_delay, storag
 def report_cmd(target, out, resamples):
     """Rebuild the thesis's tables from a matrix's runs: TARGET is the parent run id `emo reproduce`
     printed, or an experiment name or id (all its matrix runs). The files are also logged to the
-    parent run (under report/)."""
+    parent run (under report/). It prints how many of the matrix's expected cell runs finished and
+    names the missing ones."""
     from emo.report_page import write
     from emo.results import build, collect, matrix_runs
     from emo.tracking import log_artifacts, run_table
 
-    runs, parent = matrix_runs(target)
-    report = build(collect(runs), predictions=lambda run_id: run_table(run_id, "predictions/test.parquet"),
-                   resamples=resamples)
+    matrix = matrix_runs(target)
+    report = build(collect(matrix.runs, where=matrix.where), matrix=matrix, resamples=resamples,
+                   predictions=lambda run_id: run_table(run_id, "predictions/test.parquet"))
     data = "synthetic data" if report.synthetic else (report.corpus or "the dataset").upper()
     paths = write(report, out, f"emo: the thesis's experiments on {data}")
-    if parent:
-        log_artifacts(parent, out, "report")
+    if matrix.parent:
+        log_artifacts(matrix.parent, out, "report")
     for name, table in report.tables.items():
         click.echo(f"{name}: {len(table)} row(s)")
+    click.echo(f"cell runs: {report.counted}")
     click.echo(f"wrote {paths['report.html']} ({paths['report.html'].stat().st_size / 1e3:.0f} kB), report.md and "
-               f"tables/*.csv" + (f"; logged to run {parent} under report/" if parent else ""))
+               f"tables/*.csv" + (f"; logged to run {matrix.parent} under report/" if matrix.parent else ""))
 
 
 @main.command("register")

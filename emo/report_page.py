@@ -1,7 +1,8 @@
 """`emo report`: a matrix's tables as Markdown, CSV and one self-contained HTML page with plots.
 
 The page embeds its figures (PNG as data URIs) and its style, so it can be mailed or logged as one
-artifact and opened anywhere, offline.
+artifact and opened anywhere, offline. Text from the runs (model names, tags) is escaped in both the
+page and the Markdown: a tag such as `<script>` or `a | b` shows as written, never as markup.
 """
 
 from __future__ import annotations
@@ -9,40 +10,72 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from emo.comparison import Comparison
 from emo.results import Report
 
 TITLES = {"baseline": "Baselines (per frame)", "ffnn": "Feed-forward network (per frame)",
           "video": "Video model: window × pooling", "audio": "Audio model: window",
           "fusion": "Fusion: method / variant × window", "best": "Each family's best (chosen on dev RMSE)"}
+# Characters that start inline Markdown anywhere in a line (a table cell, a list item); `<` and `&` become entities.
+MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
+
+
+def md(text: object) -> str:
+    """`text` as literal Markdown: no HTML, emphasis, links or table cells of its own, on one line."""
+    escaped = html.escape(" ".join(str(text).split()), quote=False)
+    return MD_SPECIAL.sub(r"\\\1", escaped)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |"
+    head = "| " + " | ".join(md(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(md(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
 
 
-def _bootstrap_text(b: dict) -> str:
-    better = "fusion lower (better)" if b["high"] < 0 else "video lower (better)" if b["low"] > 0 else \
-        "no difference at this level"
-    return (f"Like for like ({b['label']}-frame label, same test windows, seed {b['seed']}): RMSE({b['fusion']}) − "
-            f"RMSE({b['video']}) = {b['difference']:+.4f}, {b['level']:.0%} paired bootstrap interval "
-            f"[{b['low']:+.4f}, {b['high']:+.4f}] over {b['recordings']} recordings ({b['windows']} windows, "
-            f"{b['resamples']} resamples of whole recordings): {better}.")
+def _verdict(result: dict) -> str:
+    return ("fusion lower (better)" if result["high"] < 0 else "video lower (better)" if result["low"] > 0
+            else "no difference at this level")
+
+
+def comparison_intro(c: Comparison) -> str:
+    """What the comparison's numbers are, in one paragraph."""
+    p = c.pooled
+    return (f"{c.fusion} against {c.video}, both with {c.label}-frame labels, on the same {p['windows']} test "
+            f"windows of {p['recordings']} recordings. Metric: {c.metric}. Each difference is fusion − video "
+            f"(negative: fusion better), with a {p['level']:.0%} paired bootstrap interval ({p['resamples']} "
+            f"resamples of whole recordings). Pooled: the mean over seeds {', '.join(map(str, p['seeds']))} of "
+            f"each seed's difference, a drawn recording bringing its windows of every seed.")
+
+
+def comparison_table(c: Comparison) -> pd.DataFrame:
+    """One row per seed, then the pooled row (with two seeds or more)."""
+    rows = {f"seed {s}": r for s, r in c.per_seed.items()}
+    if len(c.per_seed) > 1:
+        rows[f"pooled over {len(c.per_seed)} seeds"] = c.pooled
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame({"seeds": frame.index, "fusion": frame["rmse_a"].map("{:.4f}".format),
+                         "video": frame["rmse_b"].map("{:.4f}".format),
+                         "fusion − video": frame["difference"].map("{:+.4f}".format),
+                         f"{c.pooled['level']:.0%} interval": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in
+                                                               zip(frame["low"], frame["high"])],
+                         "reading": [_verdict(r) for r in rows.values()]})
 
 
 def markdown(report: Report, title: str) -> str:
-    parts = [f"# {title}", ""]
-    parts += [f"> {n}" for n in report.notes] + ([""] if report.notes else [])
+    parts = [f"# {md(title)}", "", "## Provenance", ""]
+    parts += [f"- **{md(k)}**: {md(v)}" for k, v in report.provenance.items()] + [""]
+    parts += [f"> {md(n)}" for n in report.notes] + ([""] if report.notes else [])
     for name, table in report.tables.items():
-        parts += [f"## {TITLES.get(name, name)}", "", markdown_table(table), ""]
-    if report.bootstrap:
-        parts += ["## Fusion against video, like for like", "", _bootstrap_text(report.bootstrap), ""]
+        parts += [f"## {md(TITLES.get(name, name))}", "", markdown_table(table), ""]
+    if report.comparison:
+        parts += ["## Fusion against video, like for like", "", md(comparison_intro(report.comparison)), "",
+                  markdown_table(comparison_table(report.comparison)), ""]
     return "\n".join(parts)
 
 
@@ -52,23 +85,38 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:12px;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 6px;
-text-align:right;white-space:nowrap}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+# Cells wrap at spaces and the std sits under its mean, so a 16-column table fits 1200 px without scrolling.
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 5px;
+text-align:right;vertical-align:top}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+#table-best :is(td,th):nth-child(2),#table-comparison :is(td,th):last-child{text-align:left}
+.sd{display:block;color:#666;font-size:11px;white-space:nowrap}
 .note{background:#fff7e0;border-left:4px solid #e0a000;padding:0.5em 1em;margin:0.5em 0}
+dl.provenance{display:grid;grid-template-columns:max-content 1fr;gap:2px 1em;font-size:13px}
+dl.provenance dt{font-weight:600}dl.provenance dd{margin:0;overflow-wrap:anywhere}
 img{max-width:100%;border:1px solid #ddd}.scroll{overflow-x:auto}"""
 
 
+def html_table(frame: pd.DataFrame, table_id: str) -> str:
+    """`frame` as an HTML table, every value escaped, a "mean ± std" cell's std on a line of its own."""
+    shown = frame.astype(str).map(html.escape).replace(r" ± (\S+)$", r"<span class=sd>± \1</span>", regex=True)
+    shown.columns = [html.escape(str(c)) for c in frame.columns]
+    return "<div class=scroll>" + shown.to_html(index=False, border=0, escape=False, table_id=table_id) + "</div>"
+
+
 def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
-    out = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-           f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]
+    head = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")
+    facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in report.provenance.items())
+    out = [head, f"<h2>Provenance</h2><dl class=provenance id=provenance>{facts}</dl>"]
     out += [f"<p class=note>{html.escape(n)}</p>" for n in report.notes]
     for name, table in report.tables.items():
         out.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")
-        out.append("<div class=scroll>" + table.to_html(index=False, border=0, table_id=f"table-{name}") + "</div>")
-    if report.bootstrap:
-        out.append(f"<h2>Fusion against video, like for like</h2><p id=bootstrap>"
-                   f"{html.escape(_bootstrap_text(report.bootstrap))}</p>")
+        out.append(html_table(table, f"table-{name}"))
+    if report.comparison:
+        out.append(f"<h2>Fusion against video, like for like</h2><p id=comparison>"
+                   f"{html.escape(comparison_intro(report.comparison))}</p>")
+        out.append(html_table(comparison_table(report.comparison), "table-comparison"))
     out.append("<h2>Plots</h2>")
     for name, data in pngs.items():
         out.append(f"<figure><img id=plot-{name} alt='{name.replace('_', ' ')}' "
@@ -78,7 +126,8 @@ def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
 
 
 def write(report: Report, out: str | Path, title: str) -> dict[str, Path]:
-    """Write report.md, report.html, tables/NAME.csv and plots/NAME.png under `out`; returns the paths."""
+    """Write report.md, report.html, tables/NAME.csv (numbers: mean and std columns) and plots/NAME.png
+    under `out`; returns the paths."""
     from emo import plots
     from emo.report_plots import figures
 
@@ -86,7 +135,7 @@ def write(report: Report, out: str | Path, title: str) -> dict[str, Path]:
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(exist_ok=True)
     paths = {}
-    for name, table in report.tables.items():
+    for name, table in report.numbers.items():
         paths[f"tables/{name}.csv"] = out / "tables" / f"{name}.csv"
         table.to_csv(paths[f"tables/{name}.csv"], index=False)
     pngs = {}

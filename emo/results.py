@@ -1,25 +1,33 @@
 """The thesis's tables rebuilt from tracked matrix runs: one row per cell, mean ± std over seeds.
 
-`collect` reads the runs of a matrix (a parent run, or every matrix run of an experiment) into one
-frame of final metrics; `tables` groups it into the thesis's tables (baselines, FFNN, video, audio,
-fusion, each family's best); `paired_bootstrap` compares two models on the same test windows.
+`matrix_runs` finds a matrix's runs (a parent run's, or every matrix run of an experiment) and the
+(cell, seed) pairs it queued; `collect` reads them into one frame of final metrics; `build` groups it
+into the thesis's tables (baselines, FFNN, video, audio, fusion, each family's best), says where the
+numbers come from (data, split, epochs, seeds, versions, dates) and which expected cells are missing.
 Model selection inside a table ("best") is by dev RMSE only; test numbers are reported, never used.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from emo import TARGETS
+from emo import TARGETS, __version__
+from emo.comparison import Comparison, compare
 from emo.errors import ConfigError
 from emo.matrix import CELLS, PUBLISHED, TABLES
 
 METRICS = ("mae", "rmse", "ccc", "ccc_per_recording")
 CORPORA = {"avec": "sewa", "sewa": "sewa", "afew-va": "afew", "afew": "afew"}
 SYNTHETIC_NOTE = "synthetic data: not comparable"
+# Run params and tags the report's provenance reads: frame column -> (where, key) on a cell run.
+RUN_FIELDS = {"data_name": ("params", "data_name"), "data_fingerprint": ("params", "data_fingerprint"),
+              "data_source": ("params", "data_source"), "split_hash": ("params", "split_hash"),
+              "epochs": ("params", "epochs"), "patience": ("params", "patience"),
+              "emo_version": ("params", "emo_version"), "epochs_run": ("tags", "epochs_run")}
 
 
 def _client():
@@ -28,31 +36,87 @@ def _client():
     return mlflow.MlflowClient()
 
 
-def matrix_runs(target: str) -> tuple[list, str | None]:
-    """The cell runs of `target`: a matrix's parent run id, or an experiment name or id (all its matrix runs).
-    Returns (runs, parent run id or None)."""
+@dataclass
+class Matrix:
+    """Where a report's runs came from: the cell runs found, the parent run (None: a whole experiment),
+    the experiment and tracking URI looked in, and the (cell, seed) pairs the matrix queued (None: no
+    parent run records them)."""
+
+    runs: list
+    parent: str | None
+    experiment: str  # "NAME (id N)"
+    uri: str  # the tracking URI, its password masked
+    expected: pd.DataFrame | None = None  # columns cell, seed
+
+    @property
+    def where(self) -> str:
+        """Where the runs were looked for, in words."""
+        place = (f"the child runs of parent run {self.parent}, in every experiment (the parent's: "
+                 f"{self.experiment})" if self.parent else f"the matrix runs of experiment {self.experiment}")
+        return f"{place} at tracking URI {self.uri}"
+
+
+def _maybe(get, key: str):
     from mlflow.exceptions import MlflowException
 
-    client = _client()
     try:
-        parent = client.get_run(target)
+        return get(key)
     except MlflowException:
-        parent = None
+        return None
+
+
+def matrix_runs(target: str) -> Matrix:
+    """The cell runs of `target`: a matrix's parent run id (its children in any experiment: a worker may
+    have logged its cells outside the parent's), or an experiment name or id (all its matrix runs)."""
+    import mlflow
+
+    from emo.dburl import masked
+
+    client, uri = _client(), masked(mlflow.get_tracking_uri())
+    parent = _maybe(client.get_run, target)
     if parent is not None:
-        runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{target}'",
-                                  max_results=50000)
-        return [r for r in runs if "emo.cell" in r.data.tags], target
-    experiment = client.get_experiment_by_name(target)
+        experiments = [e.experiment_id for e in mlflow.search_experiments()]
+        runs = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{target}'", max_results=50000)
+        return Matrix([r for r in runs if "emo.cell" in r.data.tags], target,
+                      _named(client.get_experiment(parent.info.experiment_id)), uri, _expected([parent]))
+    experiment = client.get_experiment_by_name(target) or _maybe(client.get_experiment, target)
     if experiment is None:
-        try:
-            experiment = client.get_experiment(target)
-        except MlflowException:
-            experiment = None
-    if experiment is None:
-        raise ConfigError(f"{target!r} is neither a run id nor an experiment name or id at the tracking store; pass "
-                          f"the parent run id `emo reproduce` printed, or the experiment's name.")
+        raise ConfigError(f"{target!r} is neither a run id nor an experiment name or id at tracking URI {uri}; pass "
+                          f"the parent run id `emo reproduce` printed, or the experiment's name (or set "
+                          f"MLFLOW_TRACKING_URI to the store the matrix ran on).")
     runs = client.search_runs([experiment.experiment_id], "tags.`emo.cell` != ''", max_results=50000)
-    return list(runs), None
+    parents = client.search_runs([experiment.experiment_id], "tags.`emo.kind` = 'reproduce'", max_results=50000)
+    return Matrix(list(runs), None, _named(experiment), uri, _expected(parents))
+
+
+def _named(experiment) -> str:
+    return f"{experiment.name!r} (id {experiment.experiment_id})"
+
+
+def _expected(parents: list) -> pd.DataFrame | None:
+    """The (cell, seed) pairs that the matrices of `parents` queued: the cells each logged (cells.txt)
+    × its seeds 0 … N-1. None where no parent records both."""
+    from emo.tracking import run_text
+
+    queued = [(cells.split(), int(p.data.params["seeds"])) for p in parents if "seeds" in p.data.params
+              and (cells := run_text(p.info.run_id, "cells.txt")) is not None]
+    if not queued:
+        return None
+    frames = [pd.MultiIndex.from_product([cells, range(seeds)], names=["cell", "seed"]).to_frame(index=False)
+              for cells, seeds in queued]
+    return pd.concat(frames).drop_duplicates().reset_index(drop=True)
+
+
+def coverage(matrix: Matrix) -> pd.DataFrame:
+    """Each expected (cell, seed) with what became of it: FINISHED where any of its runs finished, else
+    the latest run's status, else "no run found"."""
+    seen = pd.DataFrame([(r.data.tags["emo.cell"], int(r.data.tags.get("emo.seed", 0)), r.info.status,
+                          r.info.start_time) for r in matrix.runs], columns=["cell", "seed", "status", "start"]
+                        ).astype({"seed": "int64"})  # an empty frame too, so that it merges on seed
+    seen = (seen.assign(finished=seen["status"].eq("FINISHED")).sort_values(["finished", "start"], ascending=False)
+            .drop_duplicates(["cell", "seed"]))
+    out = matrix.expected.merge(seen[["cell", "seed", "status"]], on=["cell", "seed"], how="left")
+    return out.fillna({"status": "no run found"})
 
 
 def _metrics(metrics: dict) -> dict:
@@ -64,8 +128,14 @@ def _metrics(metrics: dict) -> dict:
     return out
 
 
-def collect(runs: list) -> pd.DataFrame:
-    """One row per finished cell run (baseline cells: one per algorithm) with its final metrics."""
+def _fields(run) -> dict:
+    """What the report's provenance reads from a cell run (None where the run lacks it)."""
+    return {column: getattr(run.data, where).get(key) for column, (where, key) in RUN_FIELDS.items()}
+
+
+def collect(runs: list, where: str = "there") -> pd.DataFrame:
+    """One row per finished cell run (baseline cells: one per algorithm) with its final metrics;
+    `where` says where the runs were looked for, for the error when none finished."""
     rows = []
     for run in runs:
         if run.info.status != "FINISHED":
@@ -79,8 +149,8 @@ def collect(runs: list) -> pd.DataFrame:
                 "label": params.get("label", "mean"), "run_id": run.info.run_id,
                 "source_run": tags.get("emo.reused_from", run.info.run_id),
                 "published_key": cell.published_key if cell else tags["emo.cell"].split("/")[0],
-                "data_fingerprint": params.get("data_fingerprint"), "data_source": params.get("data_source", "unknown"),
-                "split_hash": params.get("split_hash")}
+                "start_time": run.info.start_time, "end_time": run.info.end_time, **_fields(run)}
+        base["data_source"] = base["data_source"] or "unknown"
         if tags.get("emo.family") == "baseline":
             for child in _client().search_runs([run.info.experiment_id],
                                                f"tags.mlflow.parentRunId = '{base['source_run']}'"):
@@ -90,7 +160,8 @@ def collect(runs: list) -> pd.DataFrame:
         else:
             rows.append({**base, **_metrics(run.data.metrics)})
     if not rows:
-        raise ConfigError("no finished matrix run found there: run `emo reproduce` first, or check the run id.")
+        raise ConfigError(f"no finished matrix run found in {where}: run `emo reproduce` first, or check the run "
+                          f"id, the experiment and MLFLOW_TRACKING_URI.")
     # an experiment may hold a run and its reused copy in a later matrix: one result, counted once
     return pd.DataFrame(rows).drop_duplicates(["cell", "seed", "row", "source_run"]).reset_index(drop=True)
 
@@ -104,14 +175,31 @@ def corpus_of(frame: pd.DataFrame) -> str | None:
 
 @dataclass
 class Report:
-    """The report's tables (name -> frame of formatted cells), notes, and the per-cell aggregates."""
+    """The report's tables (name -> frame of formatted cells, and the same as numbers for CSV), notes,
+    provenance, the per-cell aggregates and the expected cells that are missing."""
 
     tables: dict[str, pd.DataFrame]
+    numbers: dict[str, pd.DataFrame]
     aggregate: pd.DataFrame
     notes: list[str] = field(default_factory=list)
-    bootstrap: dict | None = None
+    provenance: dict[str, str] = field(default_factory=dict)
+    comparison: Comparison | None = None
     corpus: str | None = None
     synthetic: bool = False
+    expected: int | None = None  # (cell, seed) pairs the matrix queued; None: not recorded
+    missing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["cell", "seed", "status"]))
+
+    @property
+    def counted(self) -> str:
+        """The expected cell runs found, in one line (the command prints it; the report shows it)."""
+        if self.expected is None:
+            return "not counted: no parent run here records the matrix's cells and seeds"
+        line = f"{self.expected - len(self.missing)} of {self.expected} expected (cells × seeds) finished"
+        if self.missing.empty:
+            return line
+        gone = self.missing
+        listed = gone["cell"] + " seed " + gone["seed"].astype(str) + " (" + gone["status"] + ")"
+        return f"{line}; missing {len(gone)}: " + ", ".join(listed)
 
 
 def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
@@ -126,28 +214,44 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _fmt(mean: float, std: float, seeds: int) -> str:
-    if np.isnan(mean):
-        return "–"
-    return f"{mean:.4f}" if seeds < 2 else f"{mean:.4f} ± {std:.4f}"
+def _fmt(mean: pd.Series, std: pd.Series, seeds: pd.Series) -> pd.Series:
+    """"0.1171 ± 0.0019" (mean ± std over seeds), "0.1171" for one seed, "–" where there is no value."""
+    shown = mean.map("{:.4f}".format).where(seeds < 2, mean.map("{:.4f}".format) + " ± " + std.map("{:.4f}".format))
+    return shown.where(mean.notna(), "–")
 
 
 COLUMNS = [("dev", "rmse"), ("test", "mae"), ("test", "rmse"), ("test", "ccc"), ("test", "ccc_per_recording")]
 SHORT = {"mae": "MAE", "rmse": "RMSE", "ccc": "CCC", "ccc_per_recording": "CCC/rec"}
+VALUES = [f"{split}_{m}_{t}" for split, m in COLUMNS for t in TARGETS]  # the tables' metric columns, in order
 
 
 def _table(agg: pd.DataFrame, corpus: str | None, synthetic: bool) -> pd.DataFrame:
-    rows = []
-    for _, r in agg.iterrows():
-        row = {"model": r["row"], "window (s)": "–" if np.isnan(r["window"]) else f"{r['window']:g}",
-               "label": r["label"], "arch": r["arch"], "seeds": int(r["seeds"])}
-        for split, m in COLUMNS:
-            for t in TARGETS:
-                key = f"{split}_{m}_{t}"
-                row[f"{split} {SHORT[m]} {t[0].upper()}"] = _fmt(r[key], r[f"{key}_std"], r["seeds"])
-        row["thesis test RMSE V / A"] = _published(r["published_key"], corpus, synthetic)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """A table as the page shows it: one row per model, each metric "mean ± std" over seeds."""
+    out = pd.DataFrame({"model": agg["row"], "window (s)": agg["window"].map("{:g}".format).where(agg["window"].notna(),
+                                                                                                    "–"),
+                        "label": agg["label"], "arch": agg["arch"], "seeds": agg["seeds"].astype(int)})
+    for split, m in COLUMNS:
+        for t in TARGETS:
+            key = f"{split}_{m}_{t}"
+            out[f"{split} {SHORT[m]} {t[0].upper()}"] = _fmt(agg[key], agg[f"{key}_std"], agg["seeds"])
+    out["thesis test RMSE V / A"] = agg["published_key"].map(lambda k: _published(k, corpus, synthetic))
+    return out.reset_index(drop=True)
+
+
+def _numbers(agg: pd.DataFrame, corpus: str | None, synthetic: bool) -> pd.DataFrame:
+    """A table as numbers (the CSV): `<metric>_mean` and `<metric>_std` over seeds (std empty for one
+    seed), and the thesis's published test RMSE per target (empty where it has none; `thesis_note` says why)."""
+    out = agg[["row", "window", "label", "arch", "seeds"]].rename(columns={"row": "model", "window": "window_s"})
+    spread = agg[[f"{k}_std" for k in VALUES]].where(agg["seeds"].gt(1), axis=0)
+    pairs = pd.concat([agg[VALUES].add_suffix("_mean"), spread], axis=1)
+    out = pd.concat([out, pairs[[f"{k}{s}" for k in VALUES for s in ("_mean", "_std")]]], axis=1)
+    published = pd.DataFrame([PUBLISHED.get((corpus, k), {}) if corpus and not synthetic else {}
+                              for k in agg["published_key"]], index=agg.index)
+    for t in TARGETS:
+        out[f"thesis_test_rmse_{t}"] = published.get(f"rmse_{t}", np.nan)
+    notes = agg["published_key"].map(lambda k: _published(k, corpus, synthetic))
+    out["thesis_note"] = notes.where(out["thesis_test_rmse_valence"].isna(), "")
+    return out.reset_index(drop=True)
 
 
 def _published(key: str, corpus: str | None, synthetic: bool) -> str:
@@ -162,9 +266,53 @@ def _published(key: str, corpus: str | None, synthetic: bool) -> str:
     return " / ".join(f"{values[f'rmse_{t}']:.4g}" for t in TARGETS)
 
 
-def build(frame: pd.DataFrame, predictions=None, *, resamples: int = 2000, seed: int = 0) -> Report:
-    """The report of a matrix's runs; `predictions(run_id) -> DataFrame` gives a run's test predictions
-    for the paired bootstrap (None: no bootstrap)."""
+def _values(frame: pd.DataFrame, column: str) -> str:
+    """The distinct values of `column` over the runs, in words ("not recorded" where none logged it)."""
+    values = sorted(frame[column].dropna().astype(str).unique()) if column in frame else []
+    return ", ".join(values) or "not recorded"
+
+
+def _span(values: pd.Series) -> str:
+    """"3" where every value is 3, else "1–3"."""
+    low, high = values.min(), values.max()
+    return f"{low:g}" if low == high else f"{low:g}–{high:g}"
+
+
+def _utc(ms: pd.Series) -> pd.Series:
+    return pd.to_datetime(ms.dropna(), unit="ms", utc=True)
+
+
+def provenance(frame: pd.DataFrame, matrix: Matrix | None, counted: str, written: datetime) -> dict[str, str]:
+    """Where the report's numbers come from, label -> value: the runs, the data, the training budget
+    (a smoke run's few epochs show here), the versions and the dates."""
+    ran = pd.to_numeric(frame.get("epochs_run", pd.Series(dtype=float)), errors="coerce").dropna()
+    starts, ends = (_utc(frame.get(c, pd.Series(dtype=float))) for c in ("start_time", "end_time"))
+    seeds = sorted(frame["seed"].unique())
+    per_cell = frame.groupby(["table", "row", "window", "label", "arch"], dropna=False)["seed"].nunique()
+    return {
+        "parent run": (matrix.parent if matrix.parent else "none: every matrix run of the experiment")
+        if matrix else "not given",
+        "experiment": matrix.experiment if matrix else "not given",
+        "tracking URI": matrix.uri if matrix else "not given",
+        "cell runs": counted,
+        "data": _values(frame, "data_name"),
+        "data fingerprint": _values(frame, "data_fingerprint"),
+        "split hash": _values(frame, "split_hash"),
+        "epochs": f"at most {_values(frame, 'epochs')} per cell"
+                  + (f"; {_span(ran)} ran" if len(ran) else ""),
+        "patience": _values(frame, "patience"),
+        "seeds": f"{', '.join(map(str, seeds))} ({_span(per_cell)} per cell)",
+        "emo version": f"{_values(frame, 'emo_version')} (the runs); {__version__} (this report)",
+        "date": (f"runs from {starts.min():%Y-%m-%d %H:%M} to {ends.max():%Y-%m-%d %H:%M} UTC; " if len(starts)
+                 and len(ends) else "") + f"report written {written:%Y-%m-%d %H:%M} UTC",
+    }
+
+
+def build(frame: pd.DataFrame, predictions=None, *, matrix: Matrix | None = None, resamples: int = 2000,
+          seed: int = 0, written: datetime | None = None) -> Report:
+    """The report of a matrix's runs (`frame`, from `collect`; `matrix`: where they came from and what was
+    expected); `predictions(run_id) -> DataFrame` gives a run's test predictions for the paired bootstrap
+    (None: no bootstrap)."""
     synthetic = set(frame["data_source"]) == {"synthetic"}
     corpus = None if synthetic else corpus_of(frame)
     notes = []
@@ -176,21 +324,29 @@ def build(frame: pd.DataFrame, predictions=None, *, resamples: int = 2000, seed:
     agg = aggregate(frame)
     order = {t: i for i, t in enumerate(TABLES)}
     agg = agg.sort_values(["table", "row", "window", "arch"], key=lambda s: s.map(order) if s.name == "table" else s)
-    tables = {name: _table(agg[agg["table"] == name], corpus, synthetic) for name in TABLES
-              if (agg["table"] == name).any()}
+    parts = {name: agg[agg["table"] == name] for name in TABLES if (agg["table"] == name).any()}
     best = agg.loc[agg.groupby("table", sort=False)["dev_rmse_mean"].idxmin()]
-    best = best.sort_values("table", key=lambda s: s.map(order))
-    tables["best"] = _table(best, corpus, synthetic).assign(family=best["table"].to_numpy())
-    tables["best"] = tables["best"][["family", *[c for c in tables["best"].columns if c != "family"]]]
-    report = Report(tables=tables, aggregate=agg, notes=notes, corpus=corpus, synthetic=synthetic)
-    _like_for_like(report, frame, best, predictions, resamples, seed)
+    parts["best"] = best.sort_values("table", key=lambda s: s.map(order))
+    tables = {name: _table(part, corpus, synthetic) for name, part in parts.items()}
+    numbers = {name: _numbers(part, corpus, synthetic) for name, part in parts.items()}
+    for shown in (tables, numbers):  # the best table names each row's family first
+        shown["best"].insert(0, "family", parts["best"]["table"].to_numpy())
+    report = Report(tables=tables, numbers=numbers, aggregate=agg, notes=notes, corpus=corpus, synthetic=synthetic)
+    if matrix is not None and matrix.expected is not None:
+        status = coverage(matrix)
+        report.expected, report.missing = len(status), status[status["status"] != "FINISHED"].reset_index(drop=True)
+        if not report.missing.empty:
+            report.notes.insert(0, f"Incomplete matrix: cell runs {report.counted}. These cells are left out of "
+                                   f"every table; looked in {matrix.where}.")
+    report.provenance = provenance(frame, matrix, report.counted, written or datetime.now(UTC))
+    _like_for_like(report, frame, parts["best"], predictions, resamples, seed)
     return report
 
 
 def _like_for_like(report: Report, frame: pd.DataFrame, best: pd.DataFrame, predictions, resamples: int,
                    seed: int) -> None:
-    """Notes where the best fusion and video cells differ in label rule or window, and a paired
-    bootstrap of fusion against the video model on the same windows with the same (last-frame) label."""
+    """Notes where the best fusion and video cells differ in label rule or window, and the comparison of
+    fusion with the video model of the same window and label (emo.comparison)."""
     picks = {r["table"]: r for _, r in best.iterrows()}
     fusion, video = picks.get("fusion"), picks.get("video")
     if fusion is None or video is None:
@@ -201,57 +357,10 @@ def _like_for_like(report: Report, frame: pd.DataFrame, best: pd.DataFrame, pred
             f"best video cell ({video['row']}, {video['window']:g} s, {video['label']} label) predict different "
             f"targets; as in the thesis, comparing their numbers compares targets as much as models. The like-for-like "
             f"comparison below pairs fusion with a video model of the same window and label.")
-    partner = frame[(frame["table"] == "video") & (frame["label"] == fusion["label"])
-                    & (frame["window"] == fusion["window"]) & (frame["arch"] == fusion["arch"])]
-    if partner.empty:
-        partner = frame[(frame["table"] == "video") & (frame["label"] == fusion["label"])
-                        & (frame["window"] == fusion["window"])]
-    mine = frame[(frame["table"] == "fusion") & (frame["row"] == fusion["row"]) & (frame["window"] == fusion["window"])
-                 & (frame["arch"] == fusion["arch"])]
-    if partner.empty or predictions is None:
-        report.notes.append("No video cell with the fusion cell's window and label ran, so there is no like-for-like "
-                            "comparison (run the video table too).")
+    if predictions is None:
         return
-    seeds = sorted(set(mine["seed"]) & set(partner["seed"]))
-    a = mine[mine["seed"] == seeds[0]].iloc[0] if seeds else mine.iloc[0]
-    b = partner[partner["seed"] == a["seed"]].iloc[0] if seeds else partner.iloc[0]
-    result = paired_bootstrap(predictions(a["source_run"]), predictions(b["source_run"]), resamples=resamples,
-                              seed=seed)
-    result.update(fusion=f"{a['row']} {a['window']:g} s ({a['arch']})", video=f"{b['row']} {b['window']:g} s "
-                  f"({b['arch']})", label=a["label"], seed=int(a["seed"]))
-    report.bootstrap = result
-
-
-def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame, *, resamples: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> dict:
-    """RMSE(a) − RMSE(b) on the test windows both predicted (mean over valence and arousal), with a
-    bootstrap interval that resamples whole recordings (windows of one recording are not independent)."""
-    keys = ["video_id", "start"]
-    both = a.merge(b, on=keys, suffixes=("_a", "_b"))
-    both = both[np.isfinite(both[[f"true_{t}_a" for t in TARGETS]]).all(axis=1)]
-    if both.empty:
-        raise ConfigError("the two models share no test window: they were trained on different data or splits.")
-    err_a = np.stack([(both[f"{t}_a"] - both[f"true_{t}_a"]) ** 2 for t in TARGETS], axis=1)
-    err_b = np.stack([(both[f"{t}_b"] - both[f"true_{t}_a"]) ** 2 for t in TARGETS], axis=1)
-    groups, idx = np.unique(both["video_id"].to_numpy(), return_inverse=True)
-    sums_a = np.zeros((len(groups), 2))
-    sums_b = np.zeros((len(groups), 2))
-    np.add.at(sums_a, idx, err_a)
-    np.add.at(sums_b, idx, err_b)
-    counts = np.bincount(idx, minlength=len(groups)).astype(float)
-
-    def diff(weights: np.ndarray) -> np.ndarray:  # (R, G) recording multiplicities -> (R,) RMSE differences
-        n = weights @ counts
-        rmse_a = np.sqrt((weights @ sums_a) / n[:, None]).mean(axis=1)
-        rmse_b = np.sqrt((weights @ sums_b) / n[:, None]).mean(axis=1)
-        return rmse_a - rmse_b
-
-    observed = float(diff(np.ones((1, len(groups))))[0])
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(groups), size=(resamples, len(groups)))
-    weights = np.zeros((resamples, len(groups)))
-    np.add.at(weights, (np.repeat(np.arange(resamples), len(groups)), draws.ravel()), 1.0)
-    boot = diff(weights)
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return {"difference": observed, "low": float(lo), "high": float(hi), "level": level, "windows": int(len(both)),
-            "recordings": int(len(groups)), "resamples": resamples}
+    found = compare(frame, fusion, predictions, resamples=resamples, seed=seed)
+    if isinstance(found, str):
+        report.notes.append(found)
+    else:
+        report.comparison = found

@@ -538,3 +538,13 @@ def log_artifacts(run_id: str, folder, artifact_path: str) -> None:
     import mlflow
 
     mlflow.MlflowClient().log_artifacts(run_id, str(folder), artifact_path)
+
+
+def run_text(run_id: str, path: str) -> str | None:
+    """A text file a run logged (such as a matrix's cells.txt); None where the run has none."""
+    import mlflow
+
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/{path}")
+    except Exception:  # absent (an older run) or unreadable: the caller says what that leaves unknown
+        return None

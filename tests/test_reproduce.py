@@ -14,10 +14,11 @@ import optuna
 import pandas as pd
 import pytest
 
+from emo.comparison import paired_bootstrap
 from emo.matrix import select
 from emo.report_page import write
 from emo.reproduce import reproduce
-from emo.results import COLUMNS, build, collect, matrix_runs, paired_bootstrap
+from emo.results import COLUMNS, build, collect, matrix_runs
 from emo.tracking import run_table
 
 SMALL = dict(epochs=2, stride=3, batch_size=128, d_model=16, heads=2, ff=32, hidden=16)
@@ -54,13 +55,20 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     copies = _children(elsewhere.parent_run_id)
     assert set(copies["tags.emo.reused_from"]) == set(runs["run_id"])
 
-    frame = collect(matrix_runs(first.parent_run_id)[0])
+    matrix = matrix_runs(first.parent_run_id)
+    frame = collect(matrix.runs)
     # by experiment (name or id): both matrices' runs, each result once (a reused copy is its original)
-    whole = collect(matrix_runs("emo-reproduce")[0])  # the matrices' default experiment
+    whole = collect(matrix_runs("emo-reproduce").runs)  # the matrices' default experiment
     assert len(whole) == len(frame) and set(whole["source_run"]) == set(frame["source_run"])
     experiment_id = mlflow.get_experiment_by_name("emo-reproduce").experiment_id
-    assert len(collect(matrix_runs(experiment_id)[0])) == len(frame)
-    report = build(frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), resamples=500)
+    assert len(collect(matrix_runs(experiment_id).runs)) == len(frame)
+    report = build(frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), matrix=matrix,
+                   resamples=500)
+    # what the report reads from the runs is what reproduce logged: every cell counted, the budget shown
+    assert report.expected == 2 * len(cells) and report.missing.empty
+    assert report.provenance["epochs"].startswith("at most 2 per cell; ")
+    assert report.provenance["data fingerprint"] == runs["params.data_fingerprint"].iloc[0]
+    assert report.provenance["seeds"] == "0, 1 (2 per cell)" and report.provenance["parent run"] == first.parent_run_id
     tables = report.tables
     assert list(tables) == ["baseline", "ffnn", "video", "audio", "fusion", "best"]
     assert list(tables["baseline"]["model"]) == ["bayesian_ridge", "svr", "tree"]
@@ -78,14 +86,15 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     shown = tables["fusion"].set_index(["model", "arch"]).loc[("fusion 4 v2", "thesis"), "test RMSE V"]
     assert shown == f"{cell.mean():.4f} ± {cell.std(ddof=1):.4f}"
 
-    boot = report.bootstrap
-    assert boot["low"] <= boot["difference"] <= boot["high"] and boot["label"] == "last"
-    assert "video avg, last-frame label" in boot["video"]
+    comparison = report.comparison
+    assert sorted(comparison.per_seed) == [0, 1] and comparison.label == "last"
+    assert all(r["low"] <= r["difference"] <= r["high"] for r in [comparison.pooled, *comparison.per_seed.values()])
+    assert "video avg, last-frame label" in comparison.video
     assert any("predict different targets" in n for n in report.notes)
 
     paths = write(report, tmp_path / "report", "a test report")
     html = paths["report.html"].read_text()
-    assert html.count("<table") == 6 and html.count("data:image/png;base64,") == 2
+    assert html.count("<table") == 7 and html.count("data:image/png;base64,") == 2  # 6 tables, the comparison
     assert (tmp_path / "report" / "tables" / "fusion.csv").exists() and "## Fusion" in paths["report.md"].read_text()
     _check_in_browser(paths["report.html"], tmp_path)
 
@@ -97,7 +106,7 @@ def _check_in_browser(page, tmp_path):
         pytest.skip("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
     flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files"]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<table") == 6 and 'id="table-fusion"' in dom and dom.count('id="plot-') == 2
+    assert dom.count("<table") == 7 and 'id="table-fusion"' in dom and dom.count('id="plot-') == 2
     shot = tmp_path / "page.png"
     subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()], capture_output=True,
                    timeout=120)
