@@ -139,8 +139,10 @@ def test_two_workers_share_one_postgres_matrix_and_run_each_cell_once(matrix_cor
     done = [(t.user_attrs["cell"], t.user_attrs["seed"]) for t in study.trials
             if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(done) == sorted((c.name, s) for c in select("video", "1", "emo") for s in (0, 1))
-    runs = _children(study.user_attrs["mlflow_parent_run_id"])
+    parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
+    runs = _children(parent.info.run_id)
     assert len(runs) == len(done) == 8 and (runs["status"] == "FINISHED").all()
+    assert set(runs["experiment_id"]) == {parent.info.experiment_id} != {"0"}  # the joining worker's cells too
     assert all("8/8 cell runs finished" in o for o in outputs)
 
 
@@ -172,3 +174,7 @@ def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus,
     assert [t.user_attrs["cell"] for t in failed] == [victim.user_attrs["cell"]]
     dead = mlflow.MlflowClient().get_run(victim.user_attrs["mlflow_run_id"])
     assert dead.info.status == "FAILED" and "stopped sending heartbeats" in dead.data.tags["failure_reason"]
+    # the survivor joined a study it did not create: its cells still go to the parent's experiment
+    parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
+    runs = _children(parent.info.run_id)
+    assert len(runs) == len(complete) + 1 and set(runs["experiment_id"]) == {parent.info.experiment_id} != {"0"}
