@@ -114,6 +114,19 @@ def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corp
         assert ("hidden" in ours) == (family in ("fusion1", "ffnn", "audio", "video"))
 
 
+def test_a_misspelt_mlflow_run_parameter_gets_the_one_meant_and_the_list(tracking, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "fusion", "-P", "varaint=v2",
+                           "--env-manager", "local"], env=env, capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode != 0
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("error:"))
+    expected = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["fusion"]["parameters"]
+    assert line.startswith("error: -P varaint is not a parameter of this entry point. Did you mean -P variant? ")
+    assert line.endswith(f"Its parameters: {', '.join(sorted(expected))}.")  # `method` is fixed, not one of them
+    assert "Traceback" not in proc.stderr
+
+
 def test_the_matrix_holds_the_thesis_cells_each_as_thesis_and_as_emo():
     names = [c.name for c in MATRIX]
     assert len(names) == len(set(names)) == len(CELLS)

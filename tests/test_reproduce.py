@@ -16,7 +16,7 @@ import pytest
 
 from emo.matrix import select
 from emo.report_page import write
-from emo.reproduce import reproduce
+from emo.reproduce import default_study_name, reproduce
 from emo.results import COLUMNS, build, collect, matrix_runs, paired_bootstrap
 from emo.tracking import run_table
 
@@ -131,8 +131,8 @@ def test_two_workers_share_one_postgres_matrix_and_run_each_cell_once(matrix_cor
                                                                       tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     cmd = _reproduce_cmd(matrix_corpus, postgres_url, "--seeds", "2", "--epochs", "2")
-    workers = [subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True) for _ in range(2)]
+    workers = [subprocess.Popen([*cmd, "--threads", str(threads)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for threads in (1, 2)]  # each its own
     outputs = [w.communicate(timeout=400)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
     study = optuna.load_study(study_name="shared", storage=postgres_url)
@@ -143,7 +143,16 @@ def test_two_workers_share_one_postgres_matrix_and_run_each_cell_once(matrix_cor
     runs = _children(parent.info.run_id)
     assert len(runs) == len(done) == 8 and (runs["status"] == "FINISHED").all()
     assert set(runs["experiment_id"]) == {parent.info.experiment_id} != {"0"}  # the joining worker's cells too
+    assert set(runs["params.threads_used"]) == {"1", "2"}  # both workers trained, each with its own threads
+    assert not any(k.startswith("common_threads") for k in parent.data.params)
     assert all("8/8 cell runs finished" in o for o in outputs)
+
+
+def test_the_threads_of_a_worker_do_not_change_which_matrix_it_joins():
+    cells = select("video", "1", "emo")
+    one, two = ({"data": "d", "epochs": 2, "threads": n} for n in (1, 2))
+    assert default_study_name(cells, 1, "fp", one) == default_study_name(cells, 1, "fp", two)
+    assert default_study_name(cells, 1, "fp", one) != default_study_name(cells, 1, "fp", {**one, "epochs": 3})
 
 
 def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus, tracking, postgres_url, tmp_path):
