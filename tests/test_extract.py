@@ -4,12 +4,18 @@ joins them with labels and a model trains on the result."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -20,6 +26,8 @@ pytest.importorskip("skimage", reason="the test media need scikit-image (the tes
 
 from emo.cli import main  # noqa: E402
 from media import face_video  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str):
@@ -185,6 +193,61 @@ def test_a_changed_torchscript_model_file_re_extracts(clips, tmp_path, caplog):
             in caplog.text)
     df = pd.read_parquet(out / "video.parquet")
     assert [c for c in df.columns if c.startswith("emb_")] == ["emb_0", "emb_1", "emb_2"] and len(df) == 8
+
+
+def running(procs: list, within: float) -> list:
+    """Those of `procs` still running after up to `within` seconds (a zombie has ended: it only awaits
+    being reaped by whoever adopted it)."""
+
+    def alive(p) -> bool:
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + within
+    while any(alive(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in procs if alive(p)]
+
+
+def files_in(folder: Path) -> dict[str, int]:
+    return {str(f.relative_to(folder)): f.stat().st_size for f in folder.rglob("*") if f.is_file()}
+
+
+def reading(proc, folder: Path) -> bool:
+    """Whether `proc` has a file of `folder` open."""
+    try:
+        return any(Path(f.path).parent == folder for f in proc.open_files())
+    except psutil.Error:
+        return False
+
+
+def test_killing_a_run_outright_ends_its_workers(clips, tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.Popen([sys.executable, "-m", "emo.cli", "extract", "video", str(clips), str(out), "--jobs", "2"],
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while run.poll() is None and time.monotonic() < deadline and not any(reading(p, clips) for p in workers):
+            workers = psutil.Process(run.pid).children(recursive=True)
+            time.sleep(0.05)
+        assert run.poll() is None and len(workers) >= 2, "the workers should be extracting"
+        run.kill()  # SIGKILL: the run cannot tell its workers
+        run.wait()
+        assert running(workers, within=5) == []
+        written = files_in(out)
+        time.sleep(1)
+        assert files_in(out) == written  # nothing is being written any more
+        assert not list(out.glob(".parts/video/*.parquet"))  # and the recordings in progress were not finished
+    finally:
+        for p in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        if run.poll() is None:
+            run.kill()
 
 
 def test_recordings_to_a_trained_model_through_import_csv(extracted, tmp_path):

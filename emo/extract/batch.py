@@ -5,14 +5,19 @@ Each recording's features are written to `OUT/.parts/<table>/<id>.parquet` as so
 its metadata; a re-run skips recordings whose parts exist and were made with its options, and
 re-makes the others. The tables of the data contract (`video.parquet`, `audio_{N}s.parquet`, keyed
 by `video_id` = the file's stem and `timestamp`) are then assembled from the parts. A file that fails
-is reported with its reason; the others go on.
+is reported with its reason; the others go on. A worker ends with the run that started it, even one
+killed outright.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,6 +35,7 @@ from emo.extract.media import media_files
 log = logging.getLogger(__name__)
 
 OPTIONS_KEY = b"emo.options"  # a part's schema metadata: the options it was made with, as JSON
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: ask for a signal when the parent process dies
 
 
 class SomeFailed(EmoError):
@@ -111,13 +117,31 @@ def _run_one(job: Callable, path: Path, parts: Parts, args: dict) -> Outcome:
     return Outcome(path.name, list(parts.options), rows, media_seconds, time.perf_counter() - t0)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int) -> None:
+    _exit_with(parent)
     try:
         import torch
 
         torch.set_num_threads(1)  # one process per core: threads inside would only fight
     except ImportError:
         pass
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the run that started it ends, even by SIGKILL: an orphan would go on
+    extracting and writing parts that no run assembles."""
+    if sys.platform.startswith("linux"):  # the kernel's own notice: immediate, whatever this process is doing
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # it died before the notice was asked for
+            os._exit(1)
+    else:
+        threading.Thread(target=_watch, args=(parent,), daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    while os.getppid() == parent:  # an orphan is adopted by another process
+        time.sleep(0.2)
+    os._exit(1)
 
 
 def _plan(files: list[Path], parts: Parts) -> list[Path]:
@@ -157,7 +181,8 @@ def run_folder(src: str | Path, out: str | Path, job: Callable, options: dict[st
             outcomes.append(_run_one(job, path, parts, {**args, "progress": True}))
             bar.update()
     else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(_run_one, job, path, parts, {**args, "progress": False}) for path in todo]
             for future in as_completed(futures):
                 outcome = future.result()
