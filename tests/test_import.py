@@ -125,8 +125,23 @@ def write_afew(root: Path, source_fps: float = 25.0, frames: int = 60) -> list[s
     return ["afew-va", "--clips", str(root / "clips"), "--video", str(root / "embeddings.csv")]
 
 
+def write_csv(root: Path, label_unit: float = 1.0, feature_unit: float = 1.0) -> list[str]:
+    """`import csv`: one label table (10 Hz) and one feature table (10 Hz); times × the given units."""
+    labels, features = [], []
+    for vid in ("0041", "0042", "0043", "0044"):
+        t = _clock(10.0)
+        v, a = ramp(t)
+        labels.append(pd.DataFrame({"video_id": vid, "timestamp": t * label_unit, "valence": v, "arousal": a}))
+        features.append(pd.DataFrame({"video_id": vid, "timestamp": t * feature_unit, "emb_0": t,
+                                      "emb_1": np.sin(t)}))
+    root.mkdir(parents=True, exist_ok=True)
+    pd.concat(labels).to_csv(root / "labels.csv", index=False)
+    pd.concat(features).to_parquet(root / "video.parquet")
+    return ["csv", "--labels", str(root / "labels.csv"), "--video", str(root / "video.parquet")]
+
+
 WRITERS = {"avec": write_avec, "recola": write_recola, "muse": write_muse,
-           "muse-raw": lambda root: write_muse(root, raw=True), "affwild2": write_affwild2}
+           "muse-raw": lambda root: write_muse(root, raw=True), "affwild2": write_affwild2, "csv": write_csv}
 
 
 # --- alignment, for every format -------------------------------------------------------------------------
@@ -467,6 +482,65 @@ def test_csv_tables_and_check_report_coverage(tmp_path):
     assert result.exit_code == 0
     assert "coverage  384 labelled frames, 20 unlabelled, 0 gaps in 4 videos" in result.output
     assert "1-30-1280x720" in result.output and "96 labelled" in result.output
+
+
+# --- damaged label files: the same checks for the AVEC reader and `import csv` ------------------------------
+
+def _edit_label_file(args: list[str], fmt: str, edit) -> Path:
+    """Apply `edit(lines)` to the label file of the first recording (the AVEC file, or the csv table)."""
+    path = Path(args[2]) / "Devel_DE_01.csv" if fmt == "avec" else Path(args[2])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+    return path
+
+
+def _set_time(line: str, value: str) -> str:
+    sep = ";" if ";" in line else ","
+    fields = line.split(sep)
+    return sep.join(fields[:1] + [value] + fields[2:])
+
+
+def _time_of(line: str) -> str:
+    return line.split(";" if ";" in line else ",")[1]
+
+
+def _cut_last_field(line: str) -> str:
+    return line[:line.rindex(";" if ";" in line else ",")]
+
+
+DAMAGE = {  # what is done to the label file -> what the one-line error says
+    "a truncated last line": (lambda lines: lines[:-1] + [_cut_last_field(lines[-1])],
+                              ["the last line (202) holds 4 of the 5 fields (liking missing)", "looks cut short",
+                               "Export or copy it again"]),
+    "a negative timestamp": (lambda lines: [lines[0], _set_time(lines[1], "-0.100000")] + lines[2:],
+                             ["column 'timestamp' holds a negative time, -0.1 s, at line 2", "shift them"]),
+    "unsorted timestamps": (lambda lines: lines[:5] + [lines[6], lines[5]] + lines[7:],
+                            ["column 'timestamp' is not increasing: 0.5 s at line 6 is followed by 0.4 s at line 7",
+                             "Sort the file by time"]),
+    "a duplicate timestamp": (lambda lines: lines[:6] + [_set_time(lines[6], _time_of(lines[5]))] + lines[7:],
+                              ["column 'timestamp' repeats 0.4 s at line 7 (also at line 6",
+                               "delete the repeated rows"]),
+}
+
+
+@pytest.mark.parametrize("fmt", ["avec", "csv"])
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_label_file_is_refused_naming_file_column_and_line(damage, fmt, tmp_path):
+    args = write_avec(tmp_path / "src", n=3) if fmt == "avec" else write_csv(tmp_path / "src")
+    edit, needles = DAMAGE[damage]
+    if fmt == "csv" and damage == "a truncated last line":
+        needles = ["the last line (805) holds 3 of the 4 fields (arousal missing)"] + needles[1:]  # 4 × 201 rows
+    path = _edit_label_file(args, fmt, edit)
+    _fails(args, tmp_path / "ds", str(path), *needles)
+
+
+def test_a_cut_short_arff_gold_standard_is_refused_naming_the_line(tmp_path):
+    args = write_recola(tmp_path / "src")
+    path = tmp_path / "src" / "gs" / "arousal" / "dev_1.arff"
+    body = path.read_bytes()
+    path.write_bytes(body[:body.rstrip().rindex(b",")])  # the last row loses its GoldStandard value
+    _fails(args, tmp_path / "ds", "dev_1.arff: the last line (510) holds 2 of the 3 fields (GoldStandard missing)",
+           "looks cut short")
 
 
 # --- learnability: the delay is applied in the right direction ---------------------------------------------

@@ -52,29 +52,45 @@ class Series:
         return float(np.median(np.diff(self.times))) if len(self.times) > 1 else float("inf")
 
 
-def series(times, values, *, unit: str, source: str, first_line: int = 2, what: str = "time") -> Series:
-    """A `Series` from raw times in `unit`, checked: finite, and increasing (an exact repeat of the
-    previous time, as openSMILE writes for its last frame, is dropped with a note)."""
+def series(times, values, *, unit: str, source: str, first_line: int = 2, what: str = "time", column: str = "",
+           at=None, repeats: str = "refuse") -> Series:
+    """A `Series` from raw times in `unit`, checked: finite, not negative, increasing.
+
+    A repeated time is refused, or with `repeats="drop"` (feature files: openSMILE writes its last
+    frame twice) dropped with a note. `at(i)` says where row i is in the file (default: line
+    `first_line + i`); `column` names the time column in messages.
+    """
     if unit not in UNITS:
         raise ValueError(f"unknown time unit {unit!r}")
+    at = at or (lambda i: f"line {i + first_line}")
     t = np.asarray(times, np.float64) * UNITS[unit]
     v = np.asarray(values, np.float64)
     v = v.reshape(len(v), -1)
+    col = f"the {what} column {column!r}" if column else f"the {what} column"
     bad = ~np.isfinite(t)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: the {what} is missing or not a number at line {row + first_line}. "
-                        f"Every row needs a {what}.")
+        raise DataError(f"{source}: the {what} is missing or not a number at {at(row)}"
+                        f"{f' (column {column!r})' if column else ''}. Every row needs a {what}.")
+    if (t < 0).any():
+        row = int(np.flatnonzero(t < 0)[0])
+        raise DataError(f"{source}: {col} holds a negative time, {t[row]:g} s, at {at(row)}. Times count from the "
+                        f"recording's start: shift them so that it starts at 0, or drop the rows before it.")
     step = np.diff(t)
     if (step < 0).any():
         row = int(np.flatnonzero(step < 0)[0]) + 1
-        raise DataError(f"{source}: the {what} column is not increasing: {t[row - 1]:g} s at line "
-                        f"{row - 1 + first_line} is followed by {t[row]:g} s at line {row + first_line}. "
-                        f"Sort the file by time (or check that it holds one recording only).")
+        raise DataError(f"{source}: {col} is not increasing: {t[row - 1]:g} s at {at(row - 1)} is followed by "
+                        f"{t[row]:g} s at {at(row)}. Sort the file by time (or check that it holds one recording "
+                        f"only).")
     repeat = np.flatnonzero(step == 0) + 1
+    if len(repeat) and repeats != "drop":
+        row = int(repeat[0])
+        raise DataError(f"{source}: {col} repeats {t[row]:g} s at {at(row)} (also at {at(row - 1)}; {len(repeat)} "
+                        f"repeated time(s) in all). A recording has one row per time: delete the repeated rows, or "
+                        f"check that the file holds one recording only.")
     if len(repeat):
-        log.info("%s: %d row(s) repeat the previous %s (first at line %d); the repeats are dropped.", source,
-                 len(repeat), what, int(repeat[0]) + first_line)
+        log.info("%s: %d row(s) repeat the previous %s (first at %s); the repeats are dropped.", source,
+                 len(repeat), what, at(int(repeat[0])))
         keep = np.ones(len(t), bool)
         keep[repeat] = False
         t, v = t[keep], v[keep]
