@@ -484,6 +484,44 @@ def test_csv_tables_and_check_report_coverage(tmp_path):
     assert "1-30-1280x720" in result.output and "96 labelled" in result.output
 
 
+# --- time units: labels and features of a recording are checked against each other ------------------------
+
+@pytest.mark.parametrize("fmt", ["avec", "csv"])
+def test_label_timestamps_in_milliseconds_are_refused_naming_the_likely_unit(fmt, tmp_path):
+    if fmt == "avec":
+        args = write_avec(tmp_path / "src", n=3)
+        for path in (tmp_path / "src" / "labels").glob("*.csv"):
+            t = _clock(10.0)
+            avec_labels(path, path.stem, t * 1000, *ramp(t))
+        where = "Devel_DE_01.csv"
+    else:
+        args = write_csv(tmp_path / "src", label_unit=1000)
+        where = "labels.csv (video 0041)"
+    message = _fails(args, tmp_path / "ds", where, "the labels span 0–20000 s, one row every 100 s (column 'timestamp', "
+                     "read as seconds)", "features in", "span 0–20 s", "are the labels' timestamps in milliseconds?")
+    assert "convert the column" in message
+
+
+def test_feature_timestamps_in_milliseconds_are_named_not_called_too_sparse(tmp_path):
+    args = write_csv(tmp_path / "src", feature_unit=1000)
+    message = _fails(args, tmp_path / "ds", "video.parquet (video 0041)", "span 0–20000 s",
+                     "are the features' timestamps in milliseconds?")
+    assert "--fps" not in message
+
+
+def test_labels_that_cover_part_of_the_features_at_another_rate_still_import(tmp_path):
+    args = write_csv(tmp_path / "src")
+    labels = pd.read_csv(tmp_path / "src" / "labels.csv", dtype={"video_id": str})
+    two_hertz = np.round(labels["timestamp"] * 10) % 5 == 0
+    labels[two_hertz & (labels["timestamp"] <= 6.0)].to_csv(tmp_path / "src" / "labels.csv", index=False)  # 0-6 s
+    assert run(["data", "import", *args, str(tmp_path / "ds")]).exit_code == 0
+    df = imported(tmp_path / "ds")
+    assert sorted(set(df["video_id"])) == ["0041", "0042", "0043", "0044"]  # ids stay text
+    labelled = df.dropna(subset=["valence"])
+    assert labelled.groupby("video_id").size().tolist() == [30] * 4 and labelled["emb_0"].max() <= 6.0
+    np.testing.assert_allclose(label_time(labelled["valence"].to_numpy()), labelled["emb_0"], atol=2e-3)
+
+
 # --- damaged label files: the same checks for the AVEC reader and `import csv` ------------------------------
 
 def _edit_label_file(args: list[str], fmt: str, edit) -> Path:
