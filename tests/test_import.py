@@ -581,6 +581,25 @@ def test_a_cut_short_arff_gold_standard_is_refused_naming_the_line(tmp_path):
            "looks cut short")
 
 
+# --- DEST: where an import may write, and how it fails there -------------------------------------------------
+
+@pytest.mark.parametrize("relation, dest", [("contains", "."), ("is", "labels"), ("lies inside", "video/ds")])
+def test_a_dest_that_is_contains_or_lies_inside_a_source_is_refused_before_anything_is_deleted(relation, dest,
+                                                                                              tmp_path):
+    src = tmp_path / "src"
+    write_avec(src, n=3)
+    before = sorted(p.relative_to(src) for p in src.rglob("*"))
+    dest = src / dest
+    args = ["avec", "--labels", str(src / "labels"), "--video", str(src / "video"), "--force"]
+    result = CliRunner().invoke(main, ["data", "import", *args, str(dest)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    source = src / ("video" if relation == "lies inside" else "labels")
+    option = "--video" if relation == "lies inside" else "--labels"
+    assert message.startswith(f"error: DEST {dest} {relation} the source {source} ({option})"), message
+    assert sorted(p.relative_to(src) for p in src.rglob("*")) == before  # nothing deleted, nothing added
+
+
 # --- learnability: the delay is applied in the right direction ---------------------------------------------
 
 def write_lagged_avec(root: Path, lag: float = 2.0, recordings: int = 14, seconds: float = 60.0) -> list[str]:

@@ -206,6 +206,21 @@ def official_split(partition: dict[str, str | None], groups: dict[str, dict[str,
                  source="official"), rule
 
 
+def check_dest(dest: Path, sources: Iterable[tuple[str, str | Path]] = ()) -> None:
+    """Refuse a DEST that is, contains or lies inside a source (`(option, path)`): an import replaces
+    DEST whole and must never delete a source, and a dataset inside a source folder would be read by
+    the next import of it."""
+    target = Path(dest).resolve()  # symlinks resolved on both sides: a link to a source is that source
+    for option, source in sources:
+        src = Path(source).resolve()
+        relation = ("is" if target == src else "contains" if target in src.parents
+                    else "lies inside" if src in target.parents else None)
+        if relation:
+            raise DataError(f"DEST {dest} {relation} the source {source} ({option}); an import replaces DEST "
+                            f"whole, and must never touch its sources. Write the dataset to a folder apart from "
+                            f"them.")
+
+
 def prepare_dest(dest: Path, force: bool) -> Path:
     """A fresh temporary folder beside `dest`; refuses an existing `dest` unless `force`."""
     dest = Path(dest)
@@ -228,11 +243,14 @@ def commit_dest(tmp: Path, dest: Path) -> None:
 
 def write_dataset(recordings: Iterable[Recording], dest: str | Path, *, fps: float, label_scale: float,
                   source_format: str, options: dict | None = None, force: bool = False, fmt: str = "parquet",
-                  seed: int = 0, progress: bool = True) -> ImportSummary:
-    """Align each recording to the grid and write the dataset folder DEST (see the module docstring)."""
+                  seed: int = 0, progress: bool = True, sources: Iterable[tuple[str, str | Path]] = ()
+                  ) -> ImportSummary:
+    """Align each recording to the grid and write the dataset folder DEST (see the module docstring).
+    `sources` are the `(option, path)` inputs, which DEST must keep apart from (`check_dest`)."""
     dest = Path(dest)
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown table format {fmt!r}; choose csv or parquet.")
+    check_dest(dest, sources)
     tmp = prepare_dest(dest, force)
     try:
         summary = _write(recordings, tmp, dest, fps, label_scale, source_format, options or {}, fmt, seed, progress)
