@@ -600,6 +600,61 @@ def test_a_dest_that_is_contains_or_lies_inside_a_source_is_refused_before_anyth
     assert sorted(p.relative_to(src) for p in src.rglob("*")) == before  # nothing deleted, nothing added
 
 
+@pytest.mark.parametrize("dest", [".", ".."])
+def test_dest_dot_or_dotdot_is_refused_in_one_line(dest, tmp_path, monkeypatch):
+    args = write_avec(tmp_path / "src", n=3)
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    (here / "notes.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    result = CliRunner().invoke(main, ["data", "import", *args, "--force", dest])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith(f"error: {dest}: DEST is ") and "current folder" in message, message
+    assert (here / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["src", "work"]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mounts a tmpfs with the given options (`size=…`, `ro`) under tmp_path: a real full or read-only disk."""
+    import subprocess
+
+    mounted = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or done.returncode}): needs root")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "--lazy", str(point)], check=True)  # lazy: a file left open must not keep it
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tmpfs):
+    args = write_avec(tmp_path / "src", n=3)
+    disk = tmpfs("size=16k")
+    result = CliRunner().invoke(main, ["data", "import", *args, "--format", "csv", str(disk / "ds")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith(f"error: {disk / 'ds'}: ") and "No space left on device" in message, message
+    assert f"the disk (or quota) holding {disk / 'ds'} is full" in message
+    assert list(disk.iterdir()) == []  # no half-written dataset, no temporary folder
+
+
+def test_a_read_only_dest_is_one_line(tmp_path, tmpfs):
+    args = write_avec(tmp_path / "src", n=3)
+    disk = tmpfs("ro,size=16k")
+    result = CliRunner().invoke(main, ["data", "import", *args, str(disk / "ds")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert "Read-only file system" in message and f"{disk / 'ds'} is on a read-only file system" in message
+
+
 # --- learnability: the delay is applied in the right direction ---------------------------------------------
 
 def write_lagged_avec(root: Path, lag: float = 2.0, recordings: int = 14, seconds: float = 60.0) -> list[str]:
