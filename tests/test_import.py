@@ -655,6 +655,35 @@ def test_a_read_only_dest_is_one_line(tmp_path, tmpfs):
     assert "Read-only file system" in message and f"{disk / 'ds'} is on a read-only file system" in message
 
 
+def test_a_killed_import_leaves_no_temporary_folders_piling_up(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = write_csv(tmp_path / "src")
+    video = tmp_path / "src" / "video.csv"
+    os.mkfifo(video)  # the import blocks reading it, after it has made its temporary folder
+    args[args.index("--video") + 1] = str(video)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    dest = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "emo.cli", "data", "import", *args, str(dest)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".ds.import-*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    left = list(tmp_path.glob(".ds.import-*"))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(left) == 1 and left[0].is_dir() and str(proc.pid) in left[0].name  # SIGKILL: it could not clean up
+    video.unlink()
+    pd.read_parquet(tmp_path / "src" / "video.parquet").to_csv(video, index=False)
+    assert run(["data", "import", *args, str(dest)]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "src"]  # the killed import's folder is gone
+    assert imported(dest)["video_id"].nunique() == 4
+
+
 # --- learnability: the delay is applied in the right direction ---------------------------------------------
 
 def write_lagged_avec(root: Path, lag: float = 2.0, recordings: int = 14, seconds: float = 60.0) -> list[str]:

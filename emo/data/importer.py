@@ -9,10 +9,13 @@ the end: a failed import leaves nothing half-written.
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -248,11 +251,47 @@ def check_dest(dest: Path, sources: Iterable[tuple[str, str | Path]] = ()) -> Pa
     return target
 
 
+# Temporary folders beside DEST: `.<name>.import-<pid>@<host>` while writing, `.<name>.old-<pid>@<host>`
+# while replacing (older imports left out `@<host>`). A process killed outright (SIGKILL, power loss)
+# cannot remove its own, so every import removes those of processes of this host that no longer run.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:import|old)-(?P<pid>\d+)(?:@(?P<host>.+))?$")
+
+
+def temp_path(dest: Path, kind: str) -> Path:
+    return dest.with_name(f".{dest.name}.{kind}-{os.getpid()}@{socket.gethostname()}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(dest: Path) -> list[Path]:
+    """Remove the temporary folders that killed imports to `dest` left behind; returns them."""
+    host = socket.gethostname()
+    stale = []
+    for path in dest.parent.glob(f".{glob.escape(dest.name)}.*-*"):
+        m = _TEMP.match(path.name)
+        if m and m["name"] == dest.name and m["host"] in (None, host) and not _running(int(m["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+            stale.append(path)
+    if stale:
+        log.info("removed %d temporary folder(s) of killed imports to %s: %s", len(stale), dest,
+                 ", ".join(p.name for p in stale))
+    return stale
+
+
 def prepare_dest(dest: Path, force: bool) -> Path:
     """A fresh temporary folder beside `dest`; refuses an existing `dest` unless `force`."""
     if dest.exists() and not force:
         raise DataError(f"{dest} exists already. Choose a new folder, or pass --force to replace it.")
-    tmp = dest.with_name(f".{dest.name}.import-{os.getpid()}")
+    remove_stale(dest)
+    tmp = temp_path(dest, "import")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
@@ -261,7 +300,7 @@ def prepare_dest(dest: Path, force: bool) -> Path:
 def commit_dest(tmp: Path, dest: Path) -> None:
     """Move the finished import into place (replacing `dest` when it exists: --force was checked)."""
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = temp_path(dest, "old")
         dest.rename(old)
         shutil.rmtree(old, ignore_errors=True)
     tmp.rename(dest)
