@@ -22,11 +22,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 import optuna
-from tqdm.auto import tqdm
 
 from emo.config import Config
 from emo.errors import ConfigError
 from emo.matrix import Cell
+from emo.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +167,16 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
             return result.objective
 
         total = len(cells) * seeds
-        bar = tqdm(total=total, desc=f"matrix {name}", unit="cell", disable=not progress,
-                   initial=len(_finished(study)))
-
-        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
-                bar.update(1)
-                log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        _work(study, objective, after_trial, total)
-        bar.close()
+        with progress_bar(total=total, desc=f"matrix {name}", unit="cell", disable=not progress,
+                     initial=len(_finished(study))) as bar:
+
+            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
+                    bar.update(1)
+                    log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
+
+            _work(study, objective, after_trial, total)
         done = _finished(study)
         parent.log_metrics({"cells_finished": len(done)})
     if len(done) < total:

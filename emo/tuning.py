@@ -30,10 +30,10 @@ from pathlib import Path
 
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
-from tqdm.auto import tqdm
 
 from emo.config import Config
 from emo.errors import ConfigError, EmoError
+from emo.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -527,22 +527,20 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
             trial.set_user_attr("model_uri", result.model_uri)
             return _value(result.dev, metric)
 
-        bar = tqdm(total=trials, desc=f"study {study_name}", unit="trial", disable=not progress,
-                   initial=min(len(_counted(study)), trials or 0))
-
-        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            bar.update(1)
-            log.info("trial %d %s%s", trial.number, trial.state.name,
-                     f" {metric} {trial.value:.4f}" if trial.value is not None else "")
-            best = _best(study)
-            if best is not None:
-                parent.log_metrics({"best_value": best.value}, step=trial.number)
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
+        # the bar closes before any error message, not after it at exit
+        with progress_bar(total=trials, desc=f"study {study_name}", unit="trial", disable=not progress,
+                     initial=min(len(_counted(study)), trials or 0)) as bar:
+
+            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                bar.update(1)
+                log.info("trial %d %s%s", trial.number, trial.state.name,
+                         f" {metric} {trial.value:.4f}" if trial.value is not None else "")
+                best = _best(study)
+                if best is not None:
+                    parent.log_metrics({"best_value": best.value}, step=trial.number)
+
             _work(study, objective, after_trial, trials=trials, timeout=timeout)
-        finally:
-            bar.close()  # before any error message, not after it at exit
         counts = _states(study)
         complete = trials is None or sum(counts[s] for s in FINISHED) >= trials
         best = _best(study)

@@ -150,3 +150,11 @@ def test_tuning_a_named_experiment_searches_its_family_space_without_the_cells_o
     space = search_space(cell.family, fixed=cell.settings)
     assert "window" not in space and "pooling" not in space and {"hidden", "lr", "dropout"} <= set(space)
     assert cell.config(epochs=2).params()["arch"] == "thesis"
+
+
+def test_what_a_run_leaves_in_the_working_folder_is_ignored_by_git():
+    # the quick start's sqlite store, its migration lock, the tuning store, checkpoints and the demo corpus
+    left = ["mlflow.db", "mlflow.db.lock", "optuna.db", "checkpoints/run/checkpoint.pt", "mlartifacts/1/x",
+            "data/synthetic-sewa/video.parquet"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=ROOT, capture_output=True, text=True)
+    assert sorted(proc.stdout.split()) == sorted(left)

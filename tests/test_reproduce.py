@@ -2,6 +2,7 @@
 `emo report` rebuilds the thesis's tables from those runs and renders a page a browser shows."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -187,3 +188,18 @@ def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus,
     parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
     runs = _children(parent.info.run_id)
     assert len(runs) == len(complete) + 1 and set(runs["experiment_id"]) == {parent.info.experiment_id} != {"0"}
+
+
+def test_a_matrix_shows_one_progress_bar_with_log_lines_above_it(matrix_corpus, tracking, tmp_path):
+    cmd = [sys.executable, "-m", "emo.cli", "reproduce", "--data", str(matrix_corpus), "--only", "video", "--windows",
+           "1", "--arch", "emo", "--epochs", "1", "--storage", f"sqlite:///{tmp_path}/optuna.db"]
+    proc = subprocess.run(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Downloading artifacts" not in proc.stderr  # MLflow's own bars stay off while the matrix's runs
+    pieces = re.split(r"[\r\n]", proc.stderr)
+    assert any("4/4" in p for p in pieces if p.startswith("matrix "))
+    # a log line (emo's or MLflow's) never continues a drawn bar: each starts a line of its own
+    glued = [p for p in pieces if p.startswith("matrix ") and "INFO" in p]
+    assert not glued, glued[:3]
+    assert sum(p.startswith("INFO emo.reproduce:") for p in pieces) == 4
