@@ -124,6 +124,31 @@ def _scores_on_candidate_dev(candidate, champion_version, metric: str) -> tuple[
     return score(mine, metric, "dev/"), score(other, metric, "dev/"), len(both)
 
 
+def current_champion(client, name: str):
+    """The version that holds `name`'s champion alias; None when the model or the alias does not exist.
+    Any other failure (a refused or broken request) is an error: taking it for "no champion" would let
+    any candidate, however bad, take the alias."""
+    from mlflow.exceptions import MlflowException
+
+    from emo.tracking import TrackingError, short_error
+
+    try:
+        try:
+            model = client.get_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        version = model.aliases.get(ALIAS)
+        return None if version is None else client.get_model_version(name, str(version))
+    except Exception as exc:
+        import mlflow
+
+        raise TrackingError(f"could not read the current {name}@{ALIAS} at {mlflow.get_tracking_uri()} "
+                            f"({short_error(exc)}): nothing was registered and the {ALIAS} alias is unchanged. "
+                            f"Check the server and your permissions, then run `emo register` again.") from None
+
+
 def register(run, *, name: str = MODEL_NAME, metric: str = "rmse") -> Registration:
     """Register `run`'s model as a new version of `name`; move the champion alias if it is better,
     like for like, by `metric` (rmse or ccc)."""
@@ -135,10 +160,7 @@ def register(run, *, name: str = MODEL_NAME, metric: str = "rmse") -> Registrati
     tags = {METRIC: m[METRIC], "source_run": run.info.run_id, "data_name": p.get("data_name"),
             "data_synthetic": p.get("data_synthetic"), **{k: p.get(k) for k in SAME_DEV},
             **{k: v for k, v in m.items() if k.startswith(("best_dev/", "test/"))}}
-    try:
-        current = client.get_model_version_by_alias(name, ALIAS)
-    except Exception:
-        current = None
+    current = current_champion(client, name)  # read before anything is written
     version = mlflow.register_model(run.data.tags["emo.model_uri"], name,
                                     tags={k: str(v) for k, v in tags.items() if v is not None})
     decision = {"emo.metric": metric, "emo.candidate_dev": f"{dev:.6f}"}

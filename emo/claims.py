@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import uuid
 
 import sqlalchemy as sa
 
@@ -33,29 +34,48 @@ def _engine(storage) -> sa.engine.Engine:
     return engine
 
 
+def _retrying(storage):
+    """The storage's way of waiting out a database outage (emo.tuning.Outage), else a plain call."""
+    return getattr(storage, "retry", None) or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
+
+
 def claim(storage, key: str, *, stale_after: float | None = None) -> bool:
     """True for the one caller that first claims `key` in `storage`'s database, False for every other.
-    A claim older than `stale_after` seconds is taken over (its holder died before finishing)."""
-    engine = _engine(storage)
+    A claim older than `stale_after` seconds is taken over (its holder died before finishing). Each
+    statement waits out a database outage like every other storage call of the worker."""
+    engine, call = _engine(storage), _retrying(storage)
     for attempt in range(3):
         try:
-            _METADATA.create_all(engine, checkfirst=True)
+            call(_METADATA.create_all, engine, checkfirst=True)
             break
         except sa.exc.DatabaseError:  # two workers creating the table at once: the loser finds it there
             time.sleep(0.2 * (attempt + 1))
-    holder = f"{socket.gethostname()}:{os.getpid()}"
-    try:
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this call's, not the process's
+
+    def insert() -> None:
         with engine.begin() as conn:
             conn.execute(CLAIMS.insert().values(key=key, holder=holder, at=time.time()))
+
+    def holder_of() -> str | None:
+        with engine.connect() as conn:
+            return conn.execute(sa.select(CLAIMS.c.holder).where(CLAIMS.c.key == key)).scalar()
+
+    def take_over() -> int:  # one UPDATE, so only one worker can win a stale claim
+        with engine.begin() as conn:
+            now = time.time()
+            return conn.execute(CLAIMS.update().where(CLAIMS.c.key == key, CLAIMS.c.at < now - stale_after)
+                                .values(holder=holder, at=now)).rowcount
+
+    try:
+        call(insert)
         return True
     except sa.exc.IntegrityError:
+        # an insert that landed just before the connection died is retried and meets itself
+        if call(holder_of) == holder:
+            return True
         if stale_after is None:
             return False
-    with engine.begin() as conn:  # take over a stale claim: one UPDATE, so only one worker can win it
-        now = time.time()
-        taken = conn.execute(CLAIMS.update().where(CLAIMS.c.key == key, CLAIMS.c.at < now - stale_after)
-                             .values(holder=holder, at=now)).rowcount
-    return taken == 1
+    return call(take_over) == 1
 
 
 def once(storage, key: str, work, read, *, timeout: float = 600.0, what: str = "another worker"):

@@ -383,9 +383,11 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
               help="MLflow experiment name (ignored under `mlflow run`).")
 @click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
               help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.")
+@click.option("--threads", type=AutoOr(int), default=None,
+              help=f"{HELP['threads']} Each worker of a shared matrix chooses its own.")
 @click.option("--list", "list_only", is_flag=True, help="List the cells and exit.")
 def reproduce_cmd(data, seeds, only, windows, archs, epochs, label_delay, storage, study_name, experiment,
-                  heartbeat, list_only):
+                  heartbeat, threads, list_only):
     """Run the thesis's experiment matrix: every cell × seed a nested MLflow run of one parent run.
 
     Start the same command on several machines with one PostgreSQL --storage to share the
@@ -402,7 +404,8 @@ def reproduce_cmd(data, seeds, only, windows, archs, epochs, label_delay, storag
             click.echo(f"{cell.name:36s} {cell.family:9s} {cell.settings}")
         return
     result = reproduce(cells, seeds=seeds, storage=storage, study_name=study_name, experiment=experiment,
-                       heartbeat=heartbeat, data=data, epochs=epochs, label_delay=label_delay)
+                       heartbeat=heartbeat, data=data, epochs=epochs, label_delay=label_delay,
+                       **({"threads": threads} if threads else {}))
     click.echo(f"matrix {result.study.study_name}: {result.finished}/{result.total} cell runs finished "
                f"({result.ran} trained by this worker, {result.reused} reused from earlier runs); parent run "
                f"{result.parent_run_id}.\nTables: emo report {result.parent_run_id} --out report")

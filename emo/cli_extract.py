@@ -41,15 +41,15 @@ def _report(outcomes, unit: str) -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Worker processes [default: the cores].")
 def extract_audio(src, out, windows, hop, feature_set, jobs):
     """eGeMAPS functionals of SRC (a media file or folder) into OUT/audio_{N}s.parquet."""
-    from emo.extract.audio import audio_job
+    from emo.extract.audio import audio_job, audio_options
     from emo.extract.batch import run_folder
 
     if not windows or any(w not in (1, 2, 3, 4) for w in windows):
         raise click.BadParameter("audio tables are audio_1s … audio_4s: --windows takes 1, 2, 3 and/or 4.",
                                  param_hint="--windows")
     ws = tuple(int(w) for w in windows)
-    outcomes = run_folder(src, out, audio_job, [f"audio_{w}s" for w in ws], jobs=jobs, what="extract audio",
-                          args={"windows": ws, "hop": hop, "feature_set": feature_set})
+    args = {"windows": ws, "hop": hop, "feature_set": feature_set}
+    outcomes = run_folder(src, out, audio_job, audio_options(**args), jobs=jobs, what="extract audio", args=args)
     _report(outcomes, "windows")
 
 
@@ -72,11 +72,11 @@ def extract_video(src, out, fps, extractor, crop_size, mean, std, jobs):
     """Face features of the largest face per frame of SRC into OUT/video.parquet (frames without a face are
     left out)."""
     from emo.extract.batch import run_folder
-    from emo.extract.faces import make_extractor, video_job
+    from emo.extract.faces import make_extractor, video_job, video_options
 
     if len(mean) != 3 or len(std) != 3 or not all(v > 0 for v in std):
         raise click.BadParameter("--mean and --std take three numbers (R, G, B); std above 0.")
-    make_extractor(extractor, crop_size=crop_size, mean=mean, std=std)  # a bad model fails here, once
-    outcomes = run_folder(src, out, video_job, ["video"], jobs=jobs, what="extract video",
+    made_by = make_extractor(extractor, crop_size=crop_size, mean=mean, std=std)  # a bad model fails here, once
+    outcomes = run_folder(src, out, video_job, video_options(fps, made_by), jobs=jobs, what="extract video",
                           args={"fps": fps, "extractor": extractor, "crop_size": crop_size, "mean": mean, "std": std})
     _report(outcomes, "frames with a face")

@@ -38,12 +38,23 @@ def import_options(default_scale: float):
     return wrap
 
 
+def _sources(options: dict) -> list[tuple[str, str]]:
+    """The (option, path) inputs among a command's options: its click.Path options give text, `--audio`
+    a {seconds: folder} dict; numbers (--source-fps, --tolerance) are not paths."""
+    out = []
+    for key, value in options.items():
+        for path in value.values() if isinstance(value, dict) else [value]:
+            if isinstance(path, str):
+                out.append((f"--{key.replace('_', '-')}", path))
+    return out
+
+
 def _run_import(fmt_name: str, recordings, dest, fps, label_scale, fmt, seed, force, options) -> None:
     from emo.data.importer import write_dataset
 
     summary = write_dataset(recordings, dest, fps=fps, label_scale=label_scale, source_format=fmt_name,
                             options={k: str(v) for k, v in options.items() if v not in (None, {}, ())},
-                            force=force, fmt=fmt, seed=seed)
+                            force=force, fmt=fmt, seed=seed, sources=_sources(options))
     click.echo(str(summary))
 
 

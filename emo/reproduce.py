@@ -22,17 +22,18 @@ from collections import Counter
 from dataclasses import dataclass
 
 import optuna
-from tqdm.auto import tqdm
 
 from emo.config import Config
 from emo.errors import ConfigError
 from emo.matrix import Cell
+from emo.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 PARENT_ATTR = "mlflow_parent_run_id"
 QUEUED_ATTR = "queued_trials"
 REUSABLE = ("device", "threads", "extra", "data")  # settings that do not change a result (data: its fingerprint counts)
+PER_WORKER = ("device", "threads")  # each worker's own: not part of the matrix's name or its parent's params
 TAGS = ("emo.cell", "emo.seed", "emo.cell_key", "emo.matrix", "emo.table", "emo.row", "emo.arch")
 
 
@@ -54,6 +55,7 @@ def cell_key(config: Config, fingerprint: str, split_hash: str) -> str:
 
 
 def default_study_name(cells: list[Cell], seeds: int, fingerprint: str, common: dict) -> str:
+    common = {k: v for k, v in common.items() if k not in PER_WORKER}
     body = json.dumps({"cells": [c.name for c in cells], "seeds": seeds, "data": fingerprint, "common": common},
                       sort_keys=True, default=str)
     return f"emo-reproduce-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
@@ -129,7 +131,7 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
     with tracked_run(join_run_id=parent_id, tags=tags) as parent:
         parent.log_params({"study_name": name, "storage": _safe(storage_url(storage)), "seeds": seeds,
                            "cells": len(cells), "data_fingerprint": ds.fingerprint, "split_hash": ds.split.hash,
-                           **{f"common_{k}": v for k, v in common.items()}})
+                           **{f"common_{k}": v for k, v in common.items() if k not in PER_WORKER}})
         parent.log_text("\n".join(c.name for c in cells), "cells.txt")
 
         def objective(trial: optuna.Trial) -> float:
@@ -165,17 +167,16 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
             return result.objective
 
         total = len(cells) * seeds
-        bar = tqdm(total=total, desc=f"matrix {name}", unit="cell", disable=not progress,
-                   initial=len(_finished(study)))
-
-        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
-                bar.update(1)
-                log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        _work(study, objective, after_trial, total)
-        bar.close()
+        with progress_bar(total=total, desc=f"matrix {name}", unit="cell", disable=not progress,
+                     initial=len(_finished(study))) as bar:
+
+            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
+                    bar.update(1)
+                    log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
+
+            _work(study, objective, after_trial, total)
         done = _finished(study)
         parent.log_metrics({"cells_finished": len(done)})
     if len(done) < total:

@@ -41,7 +41,7 @@ class CheckpointError(EmoError):
     """A checkpoint holds more than tensors and plain values, so it was not loaded."""
 
 
-def _short(exc: BaseException) -> str:
+def short_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
 
@@ -231,7 +231,8 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             # with MLFLOW_RUN_ID set (under `mlflow run`) start_run would resume that run, not start a child
             os.environ.pop("MLFLOW_RUN_ID", None)
             try:
-                run = mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=tags)
+                run = mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=tags,
+                                       experiment_id=_parent_experiment(parent_run_id) if nested else None)
             finally:
                 if env_run:
                     os.environ["MLFLOW_RUN_ID"] = env_run
@@ -242,7 +243,7 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if rename else {})})
     except Exception as exc:
         uri = mlflow.get_tracking_uri()
-        raise TrackingError(f"cannot start an MLflow run in the {store_name(uri)} ({_short(exc)}). "
+        raise TrackingError(f"cannot start an MLflow run in the {store_name(uri)} ({short_error(exc)}). "
                             f"{_store_hint(uri)}") from None
     # a resumed run that finishes must not keep the reason it once failed
     stale_reason = resume_run_id is not None and run.info.run_id == resume_run_id and \
@@ -258,11 +259,11 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             local = local_checkpoint(tracker.run_id)
             kept = f"the last checkpoint is kept at {local}" if local.exists() else "no checkpoint was written yet"
             raise TrackingError(f"lost the MLflow {store_name(mlflow.get_tracking_uri())} during run "
-                                f"{tracker.run_id} ({_short(exc)}); {kept}. When the server is back, continue "
+                                f"{tracker.run_id} ({short_error(exc)}); {kept}. When the server is back, continue "
                                 f"with --resume {tracker.run_id}.") from None
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
-            mlflow.set_tag("failure_reason", _short(exc))
+            mlflow.set_tag("failure_reason", short_error(exc))
         with contextlib.suppress(Exception):
             mlflow.end_run(status)
         raise
@@ -366,7 +367,7 @@ def prepare_store() -> None:
                 if fcntl is not None:
                     fcntl.flock(lock, fcntl.LOCK_UN)
     except Exception as exc:
-        raise TrackingError(f"cannot open the MLflow {store_name(uri)} ({_short(exc)}). {_store_hint(uri)}") from None
+        raise TrackingError(f"cannot open the MLflow {store_name(uri)} ({short_error(exc)}). {_store_hint(uri)}") from None
     _PREPARED.add(uri)
 
 
@@ -375,6 +376,16 @@ def _is_connection_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__} {exc}"
     return any(s in text for s in ("ConnectionError", "Connection refused", "Max retries exceeded",
                                    "Failed to establish a new connection", "Read timed out"))
+
+
+def _parent_experiment(parent_run_id: str | None) -> str | None:
+    """The experiment of a nested run's parent: a child goes where its parent is, whichever experiment
+    this process last selected (a worker that joined a study selected none, and MLflow would fall back
+    to its Default experiment)."""
+    import mlflow
+
+    parent = parent_run_id or (mlflow.active_run().info.run_id if mlflow.active_run() else None)
+    return mlflow.MlflowClient().get_run(parent).info.experiment_id if parent else None
 
 
 def create_run(run_name: str, *, experiment: str | None = None, tags: dict | None = None) -> str:
@@ -401,7 +412,7 @@ def _ensure_view(experiment_id: str) -> None:
     try:
         ui.ensure_view(mlflow.MlflowClient(), experiment_id)
     except Exception as exc:  # e.g. an account that may log runs but not tag the experiment
-        log.debug("no saved view for experiment %s: %s", experiment_id, _short(exc))
+        log.debug("no saved view for experiment %s: %s", experiment_id, short_error(exc))
 
 
 def default_experiment(fallback: str, experiment: str | None = None) -> str | None:
@@ -475,13 +486,13 @@ def _read_checkpoint(file, run_id: str, where: str) -> dict:
         import re
 
         found = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed| Please use|$)", str(exc), re.M)
-        reason = found.group(1).strip() if found else _short(exc)
+        reason = found.group(1).strip() if found else short_error(exc)
         raise CheckpointError(f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds objects "
                               f"other than tensors and plain values ({reason[:300]}), and reading those can run "
                               f"code, so it was not read. emo writes only plain data there: someone who can write "
                               f"to it replaced the file. Do not resume this run; start a new one.") from None
     except Exception as exc:  # a zip cut short, an empty file, a read error
-        raise _Unreadable(_short(exc)) from None
+        raise _Unreadable(short_error(exc)) from None
     if not isinstance(body, dict) or not {"model", "state"} <= set(body):
         held = f"the keys {', '.join(map(str, list(body)[:8]))}" if isinstance(body, dict) else type(body).__name__
         raise CheckpointError(f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds {held}, "
@@ -508,7 +519,7 @@ def load_checkpoint(run_id: str, path: str = CHECKPOINT) -> dict:
         downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
     except Exception as exc:
         also = f"{damaged}, and " if damaged else ""
-        raise TrackingError(f"{also}run {run_id} has no checkpoint {path} to resume from ({_short(exc)}). Check "
+        raise TrackingError(f"{also}run {run_id} has no checkpoint {path} to resume from ({short_error(exc)}). Check "
                             f"the run id (mlflow ui shows it) and that MLFLOW_TRACKING_URI points at the same "
                             f"store.") from None
     where = f"{path} in the MLflow {store_name(mlflow.get_tracking_uri())}"
@@ -528,7 +539,7 @@ def run_table(run_id: str, path: str):
     try:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
     except Exception as exc:
-        raise TrackingError(f"run {run_id} has no {path} ({_short(exc)}); it was logged by an older emo, or the "
+        raise TrackingError(f"run {run_id} has no {path} ({short_error(exc)}); it was logged by an older emo, or the "
                             f"artifact store is not reachable.") from None
     return pd.read_parquet(local)
 

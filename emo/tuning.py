@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -29,10 +30,10 @@ from pathlib import Path
 
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
-from tqdm.auto import tqdm
 
 from emo.config import Config
 from emo.errors import ConfigError, EmoError
+from emo.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +184,17 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
     patience = _retry_seconds()
     url = sqlalchemy_url(url)  # postgresql:// with emo's driver named
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough
+    outage = Outage(_safe(url), patience)
     for attempt in range(3):
         try:
-            rdb = optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                heartbeat_stale_trial_callback=_on_stale_trial,
-                engine_kwargs={"pool_pre_ping": True})
-            return _RetryingStorage(rdb, _safe(url), patience)
+            # a worker started during an outage waits for the database like one that meets it later
+            rdb = outage.call(optuna.storages.RDBStorage, url, heartbeat_interval=heartbeat,
+                              grace_period=3 * heartbeat, heartbeat_stale_trial_callback=_on_stale_trial,
+                              engine_kwargs={"pool_pre_ping": True})
+            # a session that saw the connection die cannot be reused
+            return _RetryingStorage(rdb, Outage(outage.shown_url, patience, on_retry=rdb.remove_session))
+        except StorageUnavailableError:
+            raise
         except Exception as exc:
             # workers started together on an empty database race to create Optuna's tables; the
             # loser sees a duplicate-key error and finds the tables there a moment later
@@ -216,6 +221,10 @@ def _retry_seconds() -> float:
     return value
 
 
+# refusals that no wait mends: a wrong database, user, password or path, said as connection errors
+_PERMANENT = re.compile(r"does not exist|authentication failed|no password supplied|unable to open database file")
+
+
 def _transient(exc: BaseException | None) -> bool:
     """Whether `exc`, or an exception it came from, says the database connection was lost or refused
     (not that a statement was wrong): worth trying again once the database is back."""
@@ -227,6 +236,8 @@ def _transient(exc: BaseException | None) -> bool:
         dbapi = (psycopg.OperationalError, psycopg.InterfaceError)
     except ImportError:  # pragma: no cover - emo installs psycopg
         dbapi = ()
+    if _PERMANENT.search(str(exc)):
+        return False
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -238,56 +249,45 @@ def _transient(exc: BaseException | None) -> bool:
     return False
 
 
-class _RetryingStorage(optuna.storages.BaseStorage, BaseHeartbeat):
-    """Optuna's RDB storage (behind its usual cache), every call of which waits out a database outage.
+class Outage:
+    """Waits out a lost database connection: a call that fails with a transient error is tried again
+    with exponential backoff (0.1 s doubling to 2 s) until the database answers or the outage has
+    lasted `patience` seconds; then StorageUnavailableError, one line for the CLI. The clock is per
+    outage, not per call, so a worker gives up `patience` seconds after the database went away however
+    many calls are waiting. Every database call of a worker goes through one: Optuna's storage calls,
+    the first connection, and the once-only claims (emo.claims)."""
 
-    Without it a few seconds of database restart kill a worker mid-trial: the call fails, Optuna's
-    clean-up reads the storage again, fails too, and ends in an UnboundLocalError, leaving the trial
-    RUNNING. Here a call that loses the connection is tried again with exponential backoff (0.1 s
-    doubling to 2 s) until the database answers or the outage has lasted `patience` seconds; then it
-    raises StorageUnavailableError, one line for the CLI. The clock is per outage, not per call, so a
-    worker gives up `patience` seconds after the database went away however many calls are waiting.
-    The heartbeat thread never raises: a missed beat is retried, and once the worker gives up its
-    trial goes stale and a surviving (or restarted) worker fails and re-runs it.
-
-    The engine (`.engine`, used for claims) and other attributes are the RDB storage's own.
-    """
-
-    def __init__(self, rdb: optuna.storages.RDBStorage, shown_url: str, patience: float) -> None:
-        self._rdb, self._inner = rdb, optuna.storages._CachedStorage(rdb)
-        self._shown_url, self._patience = shown_url, patience
+    def __init__(self, shown_url: str, patience: float, on_retry=None) -> None:
+        self.shown_url, self.patience, self._on_retry = shown_url, patience, on_retry
         self._lock = threading.Lock()
         self._down_since: float | None = None
 
-    def __getattr__(self, name: str):
-        if name.startswith("__") or name in ("_rdb", "_inner"):
-            raise AttributeError(name)
-        return getattr(self._rdb, name)
-
-    def _call(self, name: str, *args, **kwargs):
+    def call(self, fn, *args, **kwargs):
+        """`fn(*args, **kwargs)`, tried again while the database is unreachable."""
         delay = 0.1
         while True:
             try:
-                result = getattr(self._inner, name)(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except Exception as exc:
                 if not _transient(exc):
                     raise
-                with contextlib.suppress(Exception):
-                    self._rdb.remove_session()  # a session that saw the connection die cannot be reused
+                if self._on_retry is not None:
+                    with contextlib.suppress(Exception):
+                        self._on_retry()
                 now = time.monotonic()
                 with self._lock:
                     if self._down_since is None:
                         self._down_since = now
                         log.warning("lost the Optuna storage %s (%s); trying again for up to %g s",
-                                    self._shown_url, _first_line(exc), self._patience)
+                                    self.shown_url, _first_line(exc), self.patience)
                     waited = now - self._down_since
-                if waited >= self._patience:
+                if waited >= self.patience:
                     raise StorageUnavailableError(
-                        f"the Optuna storage {self._shown_url} has been unreachable for {waited:.0f} s "
+                        f"the Optuna storage {self.shown_url} has been unreachable for {waited:.0f} s "
                         f"({_first_line(exc)}); this worker stops. The study is kept in the database: start "
                         f"the same command again once it is back (its running trial is failed and re-run). "
-                        f"{RETRY_ENV} (now {self._patience:g}) sets how long a worker waits.") from None
-                time.sleep(min(delay, self._patience - waited))
+                        f"{RETRY_ENV} (now {self.patience:g}) sets how long a worker waits.") from None
+                time.sleep(min(delay, self.patience - waited))
                 delay = min(2 * delay, 2.0)
                 continue
             if self._down_since is not None:
@@ -296,6 +296,32 @@ class _RetryingStorage(optuna.storages.BaseStorage, BaseHeartbeat):
                         log.info("the Optuna storage is back after %.1f s", time.monotonic() - self._down_since)
                         self._down_since = None
             return result
+
+
+class _RetryingStorage(optuna.storages.BaseStorage, BaseHeartbeat):
+    """Optuna's RDB storage (behind its usual cache), every call of which waits out a database outage.
+
+    Without it a few seconds of database restart kill a worker mid-trial: the call fails, Optuna's
+    clean-up reads the storage again, fails too, and ends in an UnboundLocalError, leaving the trial
+    RUNNING. Here every call goes through one `Outage`. The heartbeat thread never raises: a missed
+    beat is retried, and once the worker gives up its trial goes stale and a surviving (or restarted)
+    worker fails and re-runs it.
+
+    The engine (`.engine`, used for claims), `.retry` (the same waiting, for claims) and other
+    attributes are the RDB storage's own.
+    """
+
+    def __init__(self, rdb: optuna.storages.RDBStorage, outage: Outage) -> None:
+        self._rdb, self._inner, self._outage = rdb, optuna.storages._CachedStorage(rdb), outage
+        self.retry = outage.call
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("_rdb", "_inner"):
+            raise AttributeError(name)
+        return getattr(self._rdb, name)
+
+    def _call(self, name: str, *args, **kwargs):
+        return self._outage.call(getattr(self._inner, name), *args, **kwargs)
 
     def record_heartbeat(self, trial_id: int) -> None:
         # runs in Optuna's heartbeat thread, where an exception would only print a traceback and end
@@ -330,6 +356,8 @@ def _first_line(exc: BaseException) -> str:
 def _storage_failure(exc: BaseException) -> StorageUnavailableError | None:
     """The StorageUnavailableError behind `exc`: Optuna's clean-up after a failed storage call fails
     again (an UnboundLocalError in optuna's _run_trial), hiding the first error in its context."""
+    if _PERMANENT.search(str(exc)):
+        return False
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -499,22 +527,20 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
             trial.set_user_attr("model_uri", result.model_uri)
             return _value(result.dev, metric)
 
-        bar = tqdm(total=trials, desc=f"study {study_name}", unit="trial", disable=not progress,
-                   initial=min(len(_counted(study)), trials or 0))
-
-        def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            bar.update(1)
-            log.info("trial %d %s%s", trial.number, trial.state.name,
-                     f" {metric} {trial.value:.4f}" if trial.value is not None else "")
-            best = _best(study)
-            if best is not None:
-                parent.log_metrics({"best_value": best.value}, step=trial.number)
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
+        # the bar closes before any error message, not after it at exit
+        with progress_bar(total=trials, desc=f"study {study_name}", unit="trial", disable=not progress,
+                     initial=min(len(_counted(study)), trials or 0)) as bar:
+
+            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+                bar.update(1)
+                log.info("trial %d %s%s", trial.number, trial.state.name,
+                         f" {metric} {trial.value:.4f}" if trial.value is not None else "")
+                best = _best(study)
+                if best is not None:
+                    parent.log_metrics({"best_value": best.value}, step=trial.number)
+
             _work(study, objective, after_trial, trials=trials, timeout=timeout)
-        finally:
-            bar.close()  # before any error message, not after it at exit
         counts = _states(study)
         complete = trials is None or sum(counts[s] for s in FINISHED) >= trials
         best = _best(study)

@@ -147,3 +147,59 @@ def private_store(folder: Path, migrated: Path):
             os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
             mlflow.tracking.fluent._active_experiment_id = None
             mlflow.set_tracking_uri(None)
+
+
+class RefusingProxy:
+    """An HTTP proxy to `upstream` that answers `status` to GET requests whose path contains one of
+    `refuse` and forwards everything else: a server that refuses some reads (a 403 from an access
+    rule, a 5xx from a load balancer) while the rest works."""
+
+    def __init__(self, upstream: str, refuse: tuple[str, ...], status: int = 403):
+        import http.server
+        import threading
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _forward(self):
+                if self.command == "GET" and any(part in self.path for part in refuse):
+                    proxy.refused.append(self.path)
+                    body = json.dumps({"error_code": "PERMISSION_DENIED", "message": "refused by the proxy"})
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body.encode())
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                data = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                req = urllib.request.Request(upstream + self.path, data=data, method=self.command, headers=headers)
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as r:
+                        code, payload, kind = r.status, r.read(), r.headers.get("Content-Type", "")
+                except urllib.error.HTTPError as e:
+                    code, payload, kind = e.code, e.read(), e.headers.get("Content-Type", "")
+                self.send_response(code)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self.refused: list[str] = []
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "RefusingProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import mlflow
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -12,8 +13,11 @@ from click.testing import CliRunner
 from emo.cli import main
 from emo.compute import bf16_supported
 from emo.config import Config
+from emo.data.dataset import load_dataset
+from emo.data.inputs import build_inputs
 from emo.experiment import run_experiment
 from emo.models.blocks import Dropout
+from emo.trainer import predict
 
 FAST = dict(epochs=3, patience=3, batch_size=64, seed=0, window=2)
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -64,15 +68,30 @@ def test_a_precision_threads_or_device_this_machine_cannot_honour_is_refused_bef
 
 
 @bf16_cpu
-def test_bf16_trains_as_well_as_fp32_from_the_same_seed_and_repeats_exactly(corpus, tracking):
+def test_bf16_trains_repeats_exactly_and_evaluates_the_same_weights_as_fp32_to_within_its_precision(corpus,
+                                                                                                    tracking):
+    # What bf16 guarantees on any CPU that runs it. Two trainings, fp32 and bf16, drift apart step by
+    # step by amounts that depend on the CPU's kernels (AMX or AVX-512), so their dev RMSEs are not
+    # compared; the same weights evaluated in both precisions are.
     cfg = Config(family="fusion", data=str(corpus), **FAST)
     fp32 = run_experiment(cfg, progress=False, evaluate_test=False)
     bf16 = run_experiment(cfg.replace(precision="bf16"), progress=False, evaluate_test=False)
     again = run_experiment(cfg.replace(precision="bf16"), track=False, progress=False, evaluate_test=False)
-    for target in ("valence", "arousal"):
-        ours, reference = bf16.dev[f"dev/rmse_{target}"], fp32.dev[f"dev/rmse_{target}"]
-        assert ours == pytest.approx(reference, rel=0.05), target
-    assert again.dev == bf16.dev
+    assert again.dev == bf16.dev  # same seed, same numbers
+    for target in ("valence", "arousal"):  # it learns: better than predicting the training mean
+        assert bf16.dev[f"dev/rmse_{target}"] < bf16.mean_predictor_dev[f"dev/rmse_{target}"], target
+
+    ds = load_dataset(cfg.data)
+    inputs = build_inputs(ds, cfg.input_kind, window_s=cfg.window, label=cfg.window_label, stride=cfg.stride,
+                          audio_window=cfg.audio_window, audio_len=cfg.audio_len)
+    network = mlflow.pyfunc.load_model(fp32.model_uri).unwrap_python_model().network
+    y, full = predict(network, inputs.samples["dev"], precision="fp32")
+    _, half = predict(network, inputs.samples["dev"], precision="bf16")
+    assert half.dtype == full.dtype == np.float32
+    # bf16 keeps 8 significant bits (relative rounding 2**-9): outputs in [-1, 1] move by hundredths at most
+    assert np.abs(half - full).max() < 0.02 and not np.array_equal(half, full)  # autocast did run in bf16
+    rmse = lambda p: np.sqrt(np.mean((p - y) ** 2, axis=0))  # noqa: E731
+    np.testing.assert_allclose(rmse(half), rmse(full), rtol=0.01)
     params = mlflow.get_run(bf16.run_id).data.params
     assert params["precision"] == "bf16" and mlflow.get_run(fp32.run_id).data.params["precision"] == "fp32"
 

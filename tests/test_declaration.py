@@ -114,6 +114,19 @@ def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corp
         assert ("hidden" in ours) == (family in ("fusion1", "ffnn", "audio", "video"))
 
 
+def test_a_misspelt_mlflow_run_parameter_gets_the_one_meant_and_the_list(tracking, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "fusion", "-P", "varaint=v2",
+                           "--env-manager", "local"], env=env, capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+    assert proc.returncode != 0
+    line = next(x for x in proc.stderr.splitlines() if x.startswith("error:"))
+    expected = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["fusion"]["parameters"]
+    assert line.startswith("error: -P varaint is not a parameter of this entry point. Did you mean -P variant? ")
+    assert line.endswith(f"Its parameters: {', '.join(sorted(expected))}.")  # `method` is fixed, not one of them
+    assert "Traceback" not in proc.stderr
+
+
 def test_the_matrix_holds_the_thesis_cells_each_as_thesis_and_as_emo():
     names = [c.name for c in MATRIX]
     assert len(names) == len(set(names)) == len(CELLS)
@@ -137,3 +150,11 @@ def test_tuning_a_named_experiment_searches_its_family_space_without_the_cells_o
     space = search_space(cell.family, fixed=cell.settings)
     assert "window" not in space and "pooling" not in space and {"hidden", "lr", "dropout"} <= set(space)
     assert cell.config(epochs=2).params()["arch"] == "thesis"
+
+
+def test_what_a_run_leaves_in_the_working_folder_is_ignored_by_git():
+    # the quick start's sqlite store, its migration lock, the tuning store, checkpoints and the demo corpus
+    left = ["mlflow.db", "mlflow.db.lock", "optuna.db", "checkpoints/run/checkpoint.pt", "mlartifacts/1/x",
+            "data/synthetic-sewa/video.parquet"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=ROOT, capture_output=True, text=True)
+    assert sorted(proc.stdout.split()) == sorted(left)

@@ -4,10 +4,18 @@ joins them with labels and a model trains on the result."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 from click.testing import CliRunner
 
@@ -19,9 +27,19 @@ pytest.importorskip("skimage", reason="the test media need scikit-image (the tes
 from emo.cli import main  # noqa: E402
 from media import face_video  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def cli(*args: str):
     return CliRunner().invoke(main, list(args))
+
+
+def copies(clips: Path, folder: Path, *names: str) -> Path:
+    """A folder holding the named recordings of `clips`."""
+    folder.mkdir()
+    for name in names:
+        (folder / f"{name}.mp4").write_bytes((clips / f"{name}.mp4").read_bytes())
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +126,128 @@ def test_a_users_torchscript_model_embeds_the_face_crops(clips, tmp_path):
     assert [c for c in df.columns if c.startswith("emb_")] == [f"emb_{j}" for j in range(6)] and len(df) == 18
     bad = cli("extract", "video", str(folder), str(tmp_path / "out2"), "--extractor", "torchscript:/nope.pt")
     assert bad.exit_code == 2 and "no such TorchScript model file" in bad.output
+
+
+def test_a_rerun_with_another_hop_re_extracts_and_one_with_the_same_hop_skips(clips, tmp_path, caplog):
+    folder, out = copies(clips, tmp_path / "media", "alice", "bob"), tmp_path / "out"
+    first = cli("extract", "audio", str(folder), str(out), "--windows", "1", "--hop", "0.2", "--jobs", "1")
+    assert first.exit_code == 0, first.output
+    with caplog.at_level(logging.WARNING, logger="emo"):
+        other = cli("extract", "audio", str(folder), str(out), "--windows", "1", "--hop", "0.5", "--jobs", "1")
+    assert other.exit_code == 0, other.output
+    assert "2 made with other options (hop 0.2 → 0.5): re-extracting" in caplog.text
+    assert "2 recording(s) extracted" in other.output and "skipped" not in other.output
+    a1 = pd.read_parquet(out / "audio_1s.parquet")
+    assert a1[a1["video_id"] == "bob"]["timestamp"].iloc[:4].tolist() == pytest.approx([0.0, 0.5, 1.0, 1.5])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="emo"):
+        same = cli("extract", "audio", str(folder), str(out), "--windows", "1", "--hop", "0.5", "--jobs", "1")
+    assert same.exit_code == 0 and "2 already complete, skipped" in same.output
+    assert "other options" not in caplog.text
+
+
+def test_parts_of_an_older_emo_that_recorded_no_options_are_re_extracted(clips, tmp_path, caplog):
+    import pyarrow.parquet as pq
+
+    folder, out = copies(clips, tmp_path / "media", "alice"), tmp_path / "out"
+    assert cli("extract", "audio", str(folder), str(out), "--windows", "1", "--jobs", "1").exit_code == 0
+    part = out / ".parts" / "audio_1s" / "alice.parquet"
+    pq.write_table(pq.read_table(part).replace_schema_metadata(None), part)  # as emo wrote parts before
+    with caplog.at_level(logging.WARNING, logger="emo"):
+        again = cli("extract", "audio", str(folder), str(out), "--windows", "1", "--jobs", "1")
+    assert again.exit_code == 0, again.output
+    assert "1 made with other options (not recorded): re-extracting" in caplog.text
+    assert "1 recording(s) extracted" in again.output
+    assert b"emo.options" in pq.read_schema(part).metadata
+
+
+def test_a_rerun_with_another_fps_and_extractor_re_extracts_the_video(clips, extracted, tmp_path, caplog):
+    folder, out = copies(clips, tmp_path / "media", "alice"), tmp_path / "out"
+    (out / ".parts" / "video").mkdir(parents=True)  # alice's landmarks at 5 fps, as the first run made them
+    (out / ".parts" / "video" / "alice.parquet").write_bytes((extracted / ".parts" / "video" / "alice.parquet")
+                                                             .read_bytes())
+    with caplog.at_level(logging.WARNING, logger="emo"):
+        result = cli("extract", "video", str(folder), str(out), "--fps", "2", "--extractor", "embedding", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    assert "1 made with other options (fps 5 → 2, extractor landmarks → embedding): re-extracting" in caplog.text
+    df = pd.read_parquet(out / "video.parquet")
+    assert [c for c in df.columns if c.startswith("emb_")] == [f"emb_{j}" for j in range(128)]
+    assert df["timestamp"].tolist() == pytest.approx([0.0, 0.52, 1.0, 1.52, 2.0, 2.52, 3.0, 3.52])  # 25 fps frames
+
+
+def test_a_changed_torchscript_model_file_re_extracts(clips, tmp_path, caplog):
+    import torch
+
+    model, folder, out = tmp_path / "face.pt", copies(clips, tmp_path / "media", "alice"), tmp_path / "out"
+    digests = []
+    for outputs in (6, 3):  # a retrained model saved over the first, at the same path
+        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                                  torch.nn.Linear(4, outputs))
+        torch.jit.save(torch.jit.script(net), model)
+        digests.append(hashlib.sha256(model.read_bytes()).hexdigest()[:16])
+        with caplog.at_level(logging.WARNING, logger="emo"):
+            result = cli("extract", "video", str(folder), str(out), "--fps", "2", "--extractor",
+                         f"torchscript:{model}", "--crop-size", "32", "--jobs", "1")
+        assert result.exit_code == 0, result.output
+    assert (f"1 made with other options (model sha256:{digests[0]} → sha256:{digests[1]}): re-extracting"
+            in caplog.text)
+    df = pd.read_parquet(out / "video.parquet")
+    assert [c for c in df.columns if c.startswith("emb_")] == ["emb_0", "emb_1", "emb_2"] and len(df) == 8
+
+
+def running(procs: list, within: float) -> list:
+    """Those of `procs` still running after up to `within` seconds (a zombie has ended: it only awaits
+    being reaped by whoever adopted it)."""
+
+    def alive(p) -> bool:
+        try:
+            return p.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + within
+    while any(alive(p) for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in procs if alive(p)]
+
+
+def files_in(folder: Path) -> dict[str, int]:
+    return {str(f.relative_to(folder)): f.stat().st_size for f in folder.rglob("*") if f.is_file()}
+
+
+def reading(proc, folder: Path) -> bool:
+    """Whether `proc` has a file of `folder` open."""
+    try:
+        return any(Path(f.path).parent == folder for f in proc.open_files())
+    except psutil.Error:
+        return False
+
+
+def test_killing_a_run_outright_ends_its_workers(clips, tmp_path):
+    out = tmp_path / "out"
+    run = subprocess.Popen([sys.executable, "-m", "emo.cli", "extract", "video", str(clips), str(out), "--jobs", "2"],
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while run.poll() is None and time.monotonic() < deadline and not any(reading(p, clips) for p in workers):
+            workers = psutil.Process(run.pid).children(recursive=True)
+            time.sleep(0.05)
+        assert run.poll() is None and len(workers) >= 2, "the workers should be extracting"
+        run.kill()  # SIGKILL: the run cannot tell its workers
+        run.wait()
+        assert running(workers, within=5) == []
+        written = files_in(out)
+        time.sleep(1)
+        assert files_in(out) == written  # nothing is being written any more
+        assert not list(out.glob(".parts/video/*.parquet"))  # and the recordings in progress were not finished
+    finally:
+        for p in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        if run.poll() is None:
+            run.kill()
 
 
 def test_recordings_to_a_trained_model_through_import_csv(extracted, tmp_path):

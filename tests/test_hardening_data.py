@@ -206,3 +206,23 @@ def test_an_extreme_feature_value_is_warned_about_with_its_column_and_row(tmp_pa
     with caplog.at_level(logging.WARNING, logger="emo"):
         read_table(tmp_path / "video.csv")
     assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_a_window_longer_than_every_recording_of_a_split_stops_with_their_lengths(tmp_path):
+    # 10 recordings of 4-8 s: a 10 s window would make each one window of padding and a few frames
+    folder = write_dataset(tmp_path / "ds", video_frame({f"v{i}": 20 + 2 * i for i in range(10)}, dim=2))
+    result = CliRunner().invoke(main, ["train", "video", "--data", str(folder), "--window", "10", "--no-track"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "the window of 10 s (50 frames) is longer than every recording of the train split" in result.output
+    assert "Use a window of at most" in result.output
+
+
+def test_a_window_longer_than_some_recordings_warns_with_their_count(tmp_path, caplog):
+    lengths = {f"v{i}": 10 if i % 2 else 40 for i in range(10)}  # 2 s and 8 s
+    folder = write_dataset(tmp_path / "ds", video_frame(lengths, dim=2))
+    ds = load_dataset(folder)
+    with caplog.at_level(logging.WARNING, logger="emo.data.inputs"):
+        build_inputs(ds, "window", window_s=4, splits=("train",))
+    short = sum(lengths[v] == 10 for v in ds.split.train)
+    assert f"{short} of {len(ds.split.train)} recordings of the train split are shorter than the 4 s window" in \
+        caplog.text

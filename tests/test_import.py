@@ -125,8 +125,23 @@ def write_afew(root: Path, source_fps: float = 25.0, frames: int = 60) -> list[s
     return ["afew-va", "--clips", str(root / "clips"), "--video", str(root / "embeddings.csv")]
 
 
+def write_csv(root: Path, label_unit: float = 1.0, feature_unit: float = 1.0) -> list[str]:
+    """`import csv`: one label table (10 Hz) and one feature table (10 Hz); times × the given units."""
+    labels, features = [], []
+    for vid in ("0041", "0042", "0043", "0044"):
+        t = _clock(10.0)
+        v, a = ramp(t)
+        labels.append(pd.DataFrame({"video_id": vid, "timestamp": t * label_unit, "valence": v, "arousal": a}))
+        features.append(pd.DataFrame({"video_id": vid, "timestamp": t * feature_unit, "emb_0": t,
+                                      "emb_1": np.sin(t)}))
+    root.mkdir(parents=True, exist_ok=True)
+    pd.concat(labels).to_csv(root / "labels.csv", index=False)
+    pd.concat(features).to_parquet(root / "video.parquet")
+    return ["csv", "--labels", str(root / "labels.csv"), "--video", str(root / "video.parquet")]
+
+
 WRITERS = {"avec": write_avec, "recola": write_recola, "muse": write_muse,
-           "muse-raw": lambda root: write_muse(root, raw=True), "affwild2": write_affwild2}
+           "muse-raw": lambda root: write_muse(root, raw=True), "affwild2": write_affwild2, "csv": write_csv}
 
 
 # --- alignment, for every format -------------------------------------------------------------------------
@@ -467,6 +482,206 @@ def test_csv_tables_and_check_report_coverage(tmp_path):
     assert result.exit_code == 0
     assert "coverage  384 labelled frames, 20 unlabelled, 0 gaps in 4 videos" in result.output
     assert "1-30-1280x720" in result.output and "96 labelled" in result.output
+
+
+# --- time units: labels and features of a recording are checked against each other ------------------------
+
+@pytest.mark.parametrize("fmt", ["avec", "csv"])
+def test_label_timestamps_in_milliseconds_are_refused_naming_the_likely_unit(fmt, tmp_path):
+    if fmt == "avec":
+        args = write_avec(tmp_path / "src", n=3)
+        for path in (tmp_path / "src" / "labels").glob("*.csv"):
+            t = _clock(10.0)
+            avec_labels(path, path.stem, t * 1000, *ramp(t))
+        where = "Devel_DE_01.csv"
+    else:
+        args = write_csv(tmp_path / "src", label_unit=1000)
+        where = "labels.csv (video 0041)"
+    message = _fails(args, tmp_path / "ds", where, "the labels span 0–20000 s, one row every 100 s (column 'timestamp', "
+                     "read as seconds)", "features in", "span 0–20 s", "are the labels' timestamps in milliseconds?")
+    assert "convert the column" in message
+
+
+def test_feature_timestamps_in_milliseconds_are_named_not_called_too_sparse(tmp_path):
+    args = write_csv(tmp_path / "src", feature_unit=1000)
+    message = _fails(args, tmp_path / "ds", "video.parquet (video 0041)", "span 0–20000 s",
+                     "are the features' timestamps in milliseconds?")
+    assert "--fps" not in message
+
+
+def test_labels_that_cover_part_of_the_features_at_another_rate_still_import(tmp_path):
+    args = write_csv(tmp_path / "src")
+    labels = pd.read_csv(tmp_path / "src" / "labels.csv", dtype={"video_id": str})
+    two_hertz = np.round(labels["timestamp"] * 10) % 5 == 0
+    labels[two_hertz & (labels["timestamp"] <= 6.0)].to_csv(tmp_path / "src" / "labels.csv", index=False)  # 0-6 s
+    assert run(["data", "import", *args, str(tmp_path / "ds")]).exit_code == 0
+    df = imported(tmp_path / "ds")
+    assert sorted(set(df["video_id"])) == ["0041", "0042", "0043", "0044"]  # ids stay text
+    labelled = df.dropna(subset=["valence"])
+    assert labelled.groupby("video_id").size().tolist() == [30] * 4 and labelled["emb_0"].max() <= 6.0
+    np.testing.assert_allclose(label_time(labelled["valence"].to_numpy()), labelled["emb_0"], atol=2e-3)
+
+
+# --- damaged label files: the same checks for the AVEC reader and `import csv` ------------------------------
+
+def _edit_label_file(args: list[str], fmt: str, edit) -> Path:
+    """Apply `edit(lines)` to the label file of the first recording (the AVEC file, or the csv table)."""
+    path = Path(args[2]) / "Devel_DE_01.csv" if fmt == "avec" else Path(args[2])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+    return path
+
+
+def _set_time(line: str, value: str) -> str:
+    sep = ";" if ";" in line else ","
+    fields = line.split(sep)
+    return sep.join(fields[:1] + [value] + fields[2:])
+
+
+def _time_of(line: str) -> str:
+    return line.split(";" if ";" in line else ",")[1]
+
+
+def _cut_last_field(line: str) -> str:
+    return line[:line.rindex(";" if ";" in line else ",")]
+
+
+DAMAGE = {  # what is done to the label file -> what the one-line error says
+    "a truncated last line": (lambda lines: lines[:-1] + [_cut_last_field(lines[-1])],
+                              ["the last line (202) holds 4 of the 5 fields (liking missing)", "looks cut short",
+                               "Export or copy it again"]),
+    "a negative timestamp": (lambda lines: [lines[0], _set_time(lines[1], "-0.100000")] + lines[2:],
+                             ["column 'timestamp' holds a negative time, -0.1 s, at line 2", "shift them"]),
+    "unsorted timestamps": (lambda lines: lines[:5] + [lines[6], lines[5]] + lines[7:],
+                            ["column 'timestamp' is not increasing: 0.5 s at line 6 is followed by 0.4 s at line 7",
+                             "Sort the file by time"]),
+    "a duplicate timestamp": (lambda lines: lines[:6] + [_set_time(lines[6], _time_of(lines[5]))] + lines[7:],
+                              ["column 'timestamp' repeats 0.4 s at line 7 (also at line 6",
+                               "delete the repeated rows"]),
+}
+
+
+@pytest.mark.parametrize("fmt", ["avec", "csv"])
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_label_file_is_refused_naming_file_column_and_line(damage, fmt, tmp_path):
+    args = write_avec(tmp_path / "src", n=3) if fmt == "avec" else write_csv(tmp_path / "src")
+    edit, needles = DAMAGE[damage]
+    if fmt == "csv" and damage == "a truncated last line":
+        needles = ["the last line (805) holds 3 of the 4 fields (arousal missing)"] + needles[1:]  # 4 × 201 rows
+    path = _edit_label_file(args, fmt, edit)
+    _fails(args, tmp_path / "ds", str(path), *needles)
+
+
+def test_a_cut_short_arff_gold_standard_is_refused_naming_the_line(tmp_path):
+    args = write_recola(tmp_path / "src")
+    path = tmp_path / "src" / "gs" / "arousal" / "dev_1.arff"
+    body = path.read_bytes()
+    path.write_bytes(body[:body.rstrip().rindex(b",")])  # the last row loses its GoldStandard value
+    _fails(args, tmp_path / "ds", "dev_1.arff: the last line (510) holds 2 of the 3 fields (GoldStandard missing)",
+           "looks cut short")
+
+
+# --- DEST: where an import may write, and how it fails there -------------------------------------------------
+
+@pytest.mark.parametrize("relation, dest", [("contains", "."), ("is", "labels"), ("lies inside", "video/ds")])
+def test_a_dest_that_is_contains_or_lies_inside_a_source_is_refused_before_anything_is_deleted(relation, dest,
+                                                                                              tmp_path):
+    src = tmp_path / "src"
+    write_avec(src, n=3)
+    before = sorted(p.relative_to(src) for p in src.rglob("*"))
+    dest = src / dest
+    args = ["avec", "--labels", str(src / "labels"), "--video", str(src / "video"), "--force"]
+    result = CliRunner().invoke(main, ["data", "import", *args, str(dest)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    source = src / ("video" if relation == "lies inside" else "labels")
+    option = "--video" if relation == "lies inside" else "--labels"
+    assert message.startswith(f"error: DEST {dest} {relation} the source {source} ({option})"), message
+    assert sorted(p.relative_to(src) for p in src.rglob("*")) == before  # nothing deleted, nothing added
+
+
+@pytest.mark.parametrize("dest", [".", ".."])
+def test_dest_dot_or_dotdot_is_refused_in_one_line(dest, tmp_path, monkeypatch):
+    args = write_avec(tmp_path / "src", n=3)
+    here = tmp_path / "work" / "here"
+    here.mkdir(parents=True)
+    (here / "notes.txt").write_text("mine")
+    monkeypatch.chdir(here)
+    result = CliRunner().invoke(main, ["data", "import", *args, "--force", dest])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith(f"error: {dest}: DEST is ") and "current folder" in message, message
+    assert (here / "notes.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["src", "work"]
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mounts a tmpfs with the given options (`size=…`, `ro`) under tmp_path: a real full or read-only disk."""
+    import subprocess
+
+    mounted = []
+
+    def mount(options: str) -> Path:
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or done.returncode}): needs root")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "--lazy", str(point)], check=True)  # lazy: a file left open must not keep it
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tmpfs):
+    args = write_avec(tmp_path / "src", n=3)
+    disk = tmpfs("size=16k")
+    result = CliRunner().invoke(main, ["data", "import", *args, "--format", "csv", str(disk / "ds")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith(f"error: {disk / 'ds'}: ") and "No space left on device" in message, message
+    assert f"the disk (or quota) holding {disk / 'ds'} is full" in message
+    assert list(disk.iterdir()) == []  # no half-written dataset, no temporary folder
+
+
+def test_a_read_only_dest_is_one_line(tmp_path, tmpfs):
+    args = write_avec(tmp_path / "src", n=3)
+    disk = tmpfs("ro,size=16k")
+    result = CliRunner().invoke(main, ["data", "import", *args, str(disk / "ds")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = result.output.strip().splitlines()[-1]
+    assert "Read-only file system" in message and f"{disk / 'ds'} is on a read-only file system" in message
+
+
+def test_a_killed_import_leaves_no_temporary_folders_piling_up(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = write_csv(tmp_path / "src")
+    video = tmp_path / "src" / "video.csv"
+    os.mkfifo(video)  # the import blocks reading it, after it has made its temporary folder
+    args[args.index("--video") + 1] = str(video)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    dest = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "emo.cli", "data", "import", *args, str(dest)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".ds.import-*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    left = list(tmp_path.glob(".ds.import-*"))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(left) == 1 and left[0].is_dir() and str(proc.pid) in left[0].name  # SIGKILL: it could not clean up
+    video.unlink()
+    pd.read_parquet(tmp_path / "src" / "video.parquet").to_csv(video, index=False)
+    assert run(["data", "import", *args, str(dest)]).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "src"]  # the killed import's folder is gone
+    assert imported(dest)["video_id"].nunique() == 4
 
 
 # --- learnability: the delay is applied in the right direction ---------------------------------------------

@@ -2,6 +2,7 @@
 `emo report` rebuilds the thesis's tables from those runs and renders a page a browser shows."""
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from emo.comparison import paired_bootstrap
 from emo.matrix import select
 from emo.report_page import write
-from emo.reproduce import reproduce
+from emo.reproduce import default_study_name, reproduce
 from emo.results import COLUMNS, build, collect, matrix_runs
 from emo.tracking import run_table
 
@@ -140,17 +141,28 @@ def test_two_workers_share_one_postgres_matrix_and_run_each_cell_once(matrix_cor
                                                                       tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     cmd = _reproduce_cmd(matrix_corpus, postgres_url, "--seeds", "2", "--epochs", "2")
-    workers = [subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True) for _ in range(2)]
+    workers = [subprocess.Popen([*cmd, "--threads", str(threads)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for threads in (1, 2)]  # each its own
     outputs = [w.communicate(timeout=400)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
     study = optuna.load_study(study_name="shared", storage=postgres_url)
     done = [(t.user_attrs["cell"], t.user_attrs["seed"]) for t in study.trials
             if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(done) == sorted((c.name, s) for c in select("video", "1", "emo") for s in (0, 1))
-    runs = _children(study.user_attrs["mlflow_parent_run_id"])
+    parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
+    runs = _children(parent.info.run_id)
     assert len(runs) == len(done) == 8 and (runs["status"] == "FINISHED").all()
+    assert set(runs["experiment_id"]) == {parent.info.experiment_id} != {"0"}  # the joining worker's cells too
+    assert set(runs["params.threads_used"]) == {"1", "2"}  # both workers trained, each with its own threads
+    assert not any(k.startswith("common_threads") for k in parent.data.params)
     assert all("8/8 cell runs finished" in o for o in outputs)
+
+
+def test_the_threads_of_a_worker_do_not_change_which_matrix_it_joins():
+    cells = select("video", "1", "emo")
+    one, two = ({"data": "d", "epochs": 2, "threads": n} for n in (1, 2))
+    assert default_study_name(cells, 1, "fp", one) == default_study_name(cells, 1, "fp", two)
+    assert default_study_name(cells, 1, "fp", one) != default_study_name(cells, 1, "fp", {**one, "epochs": 3})
 
 
 def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus, tracking, postgres_url, tmp_path):
@@ -181,3 +193,22 @@ def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus,
     assert [t.user_attrs["cell"] for t in failed] == [victim.user_attrs["cell"]]
     dead = mlflow.MlflowClient().get_run(victim.user_attrs["mlflow_run_id"])
     assert dead.info.status == "FAILED" and "stopped sending heartbeats" in dead.data.tags["failure_reason"]
+    # the survivor joined a study it did not create: its cells still go to the parent's experiment
+    parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
+    runs = _children(parent.info.run_id)
+    assert len(runs) == len(complete) + 1 and set(runs["experiment_id"]) == {parent.info.experiment_id} != {"0"}
+
+
+def test_a_matrix_shows_one_progress_bar_with_log_lines_above_it(matrix_corpus, tracking, tmp_path):
+    cmd = [sys.executable, "-m", "emo.cli", "reproduce", "--data", str(matrix_corpus), "--only", "video", "--windows",
+           "1", "--arch", "emo", "--epochs", "1", "--storage", f"sqlite:///{tmp_path}/optuna.db"]
+    proc = subprocess.run(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Downloading artifacts" not in proc.stderr  # MLflow's own bars stay off while the matrix's runs
+    pieces = re.split(r"[\r\n]", proc.stderr)
+    assert any("4/4" in p for p in pieces if p.startswith("matrix "))
+    # a log line (emo's or MLflow's) never continues a drawn bar: each starts a line of its own
+    glued = [p for p in pieces if p.startswith("matrix ") and "INFO" in p]
+    assert not glued, glued[:3]
+    assert sum(p.startswith("INFO emo.reproduce:") for p in pieces) == 4

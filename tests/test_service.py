@@ -18,7 +18,7 @@ import optuna
 import pytest
 import yaml
 
-from servers import MlflowServer
+from servers import MlflowServer, RefusingProxy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--window", "1", "--stride", "2", "--d-model", "16", "--heads", "2", "--ff", "32", "--depth", "1",
@@ -37,7 +37,7 @@ def emo(*args, server_url: str, cwd: Path, experiment: str, **popen) -> subproce
     """`emo ARGS` in a subprocess against the server; its output goes to a file (a pipe nobody reads
     while waiting for another worker would fill up and block it)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": server_url, "MLFLOW_EXPERIMENT_NAME": experiment,
-           "EMO_CHECKPOINT_DIR": str(cwd / "checkpoints")}
+           "EMO_CHECKPOINT_DIR": str(cwd / "checkpoints"), **popen.pop("env_extra", {})}
     env.pop("MLFLOW_RUN_ID", None)
     log = cwd / f"emo-{time.monotonic_ns()}.log"
     with open(log, "w") as out:
@@ -169,6 +169,28 @@ def test_after_a_restart_runs_metrics_and_registered_models_are_all_there(server
     version = server.get("registered-models/alias", name="emo-fusion4-restart", alias="champion")["model_version"]
     tags = {t["key"]: t["value"] for t in version["tags"]}
     assert tags["source_run"] == run_id and version["version"] == "1"  # the registered version is this run's model
+
+
+def test_a_champion_that_cannot_be_read_keeps_its_alias_and_nothing_is_registered(server, corpus, tmp_path):
+    proc = emo("train", "fusion", "--data", str(corpus), "--epochs", "1", *TINY,
+               server_url=server.url, cwd=tmp_path, experiment="unread")
+    assert proc.wait(timeout=300) == 0, finish(proc)[-3000:]
+    for status in (403, 500):  # an access rule's refusal, a broken server
+        name = f"emo-fusion4-unread-{status}"
+        first = emo("register", "--name", name, server_url=server.url, cwd=tmp_path, experiment="unread")
+        assert finish(first, timeout=120) and first.returncode == 0
+        # every read of the registered model (and of its alias) refused; runs, writes and the rest answered
+        with RefusingProxy(server.url, ("registered-models/get", "registered-models/alias", "model-versions/get"),
+                           status=status) as proxy:
+            again = emo("register", "--name", name, server_url=proxy.url, cwd=tmp_path, experiment="unread",
+                        env_extra={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+            out = finish(again, timeout=120)
+        assert proxy.refused, "the proxy was never asked for the champion"
+        assert again.returncode == 2 and "Traceback" not in out, out[-3000:]
+        assert f"could not read the current {name}@champion" in out and "alias is unchanged" in out
+        versions = server.get("model-versions/search", filter=f"name='{name}'")["model_versions"]
+        assert [v["version"] for v in versions] == ["1"]  # nothing new registered
+        assert server.get("registered-models/alias", name=name, alias="champion")["model_version"]["version"] == "1"
 
 
 # --- the compose file ------------------------------------------------------------------------------

@@ -332,6 +332,65 @@ def test_a_longer_outage_ends_the_worker_with_one_line_and_a_restart_retries_its
     assert any(t.system_attrs.get("failed_trial") == 0 and t.params == failed[0].params for t in trials)
 
 
+@contextlib.contextmanager
+def _down_for(url: str, seconds: float):
+    """The database refuses connections for `seconds`, from now, while the block runs."""
+    import threading
+
+    started = threading.Event()
+
+    def outage() -> None:
+        with database_down(url):
+            started.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=outage)
+    thread.start()
+    started.wait(30)
+    try:
+        yield
+    finally:
+        thread.join()
+
+
+def test_a_worker_started_during_an_outage_waits_for_the_database(postgres_url, monkeypatch):
+    from emo.claims import claim
+    from emo.tuning import make_storage
+
+    monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
+    with _down_for(postgres_url, 3):
+        began = time.monotonic()
+        storage = make_storage(postgres_url)  # refused at first: waits instead of ending the worker
+        waited = time.monotonic() - began
+    assert waited > 2
+    assert claim(storage, "study:parent")
+
+
+def test_once_only_claims_wait_out_an_outage_like_every_other_storage_call(postgres_url, monkeypatch):
+    from emo.claims import claim, once
+    from emo.tuning import make_storage
+
+    monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
+    storage = make_storage(postgres_url)
+    assert claim(storage, "study:first")  # the claims table exists; its connections are cut below
+    with _down_for(postgres_url, 3):
+        began = time.monotonic()
+        assert claim(storage, "study:winner") and not claim(storage, "study:winner")
+        assert once(storage, "study:parent", lambda: "run-1", lambda: None) == "run-1"
+        waited = time.monotonic() - began
+    assert waited > 2  # the outage was met, and waited out
+
+
+def test_a_wrong_database_is_refused_at_once_not_waited_for(postgres_url, monkeypatch):
+    from emo.tuning import make_storage
+
+    monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
+    began = time.monotonic()
+    with pytest.raises(ConfigError, match="does not exist"):
+        make_storage(postgres_url.rsplit("/", 1)[0] + "/no_such_database")
+    assert time.monotonic() - began < 10
+
+
 def test_a_bad_retry_setting_is_refused_with_its_name(monkeypatch, tmp_path):
     from emo.tuning import make_storage
 

@@ -6,7 +6,8 @@ series in the unit its format declares; nothing downstream sees another unit or 
 The rules, the same for every corpus:
 
 - **Units.** Times are converted to seconds from the unit the *format* declares (`"s"` or
-  `"ms"`); a magnitude is never used to guess a unit.
+  `"ms"`); a magnitude is never used to guess a unit, but labels and features of one recording
+  that disagree tenfold in both span and rate (milliseconds read as seconds) are refused.
 - **Grid.** Grid step k covers [k/fps, (k+1)/fps); its timestamp is k/fps, the convention of the
   windows (a frame at t covers [t, t + 1/fps)).
 - **Features** at a higher rate than the grid are *averaged* into each step (not sampled: the
@@ -33,6 +34,7 @@ from emo.errors import DataError
 log = logging.getLogger(__name__)
 
 UNITS = {"s": 1.0, "ms": 1e-3}
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds"}
 GRID_FPS = 5.0  # the thesis's rate: 1-4 s windows are 5, 10, 15, 20 frames
 _EPS = 1e-6  # of a grid step: 0.1 s * 10 fps lands on step 1, not 0.999…
 
@@ -45,40 +47,63 @@ class Series:
     times: np.ndarray  # (n,) float64 seconds
     values: np.ndarray  # (n, k) float; NaN = no value at that time (an unlabelled sample)
     first_line: int = 2  # line of the file that holds row 0 (for messages)
+    column: str = ""  # the file's time column, for messages ("": none, e.g. times from line numbers)
+    unit: str = "s"  # the unit that column was read in
 
     @property
     def step(self) -> float:
         """The median time between samples (seconds)."""
         return float(np.median(np.diff(self.times))) if len(self.times) > 1 else float("inf")
 
+    @property
+    def where(self) -> str:
+        """Its time column in words, for messages."""
+        return f"column {self.column!r}, read as {UNIT_NAMES[self.unit]}" if self.column else "times"
 
-def series(times, values, *, unit: str, source: str, first_line: int = 2, what: str = "time") -> Series:
-    """A `Series` from raw times in `unit`, checked: finite, and increasing (an exact repeat of the
-    previous time, as openSMILE writes for its last frame, is dropped with a note)."""
+
+def series(times, values, *, unit: str, source: str, first_line: int = 2, what: str = "time", column: str = "",
+           at=None, repeats: str = "refuse") -> Series:
+    """A `Series` from raw times in `unit`, checked: finite, not negative, increasing.
+
+    A repeated time is refused, or with `repeats="drop"` (feature files: openSMILE writes its last
+    frame twice) dropped with a note. `at(i)` says where row i is in the file (default: line
+    `first_line + i`); `column` names the time column in messages.
+    """
     if unit not in UNITS:
         raise ValueError(f"unknown time unit {unit!r}")
+    at = at or (lambda i: f"line {i + first_line}")
     t = np.asarray(times, np.float64) * UNITS[unit]
     v = np.asarray(values, np.float64)
     v = v.reshape(len(v), -1)
+    col = f"the {what} column {column!r}" if column else f"the {what} column"
     bad = ~np.isfinite(t)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: the {what} is missing or not a number at line {row + first_line}. "
-                        f"Every row needs a {what}.")
+        raise DataError(f"{source}: the {what} is missing or not a number at {at(row)}"
+                        f"{f' (column {column!r})' if column else ''}. Every row needs a {what}.")
+    if (t < 0).any():
+        row = int(np.flatnonzero(t < 0)[0])
+        raise DataError(f"{source}: {col} holds a negative time, {t[row]:g} s, at {at(row)}. Times count from the "
+                        f"recording's start: shift them so that it starts at 0, or drop the rows before it.")
     step = np.diff(t)
     if (step < 0).any():
         row = int(np.flatnonzero(step < 0)[0]) + 1
-        raise DataError(f"{source}: the {what} column is not increasing: {t[row - 1]:g} s at line "
-                        f"{row - 1 + first_line} is followed by {t[row]:g} s at line {row + first_line}. "
-                        f"Sort the file by time (or check that it holds one recording only).")
+        raise DataError(f"{source}: {col} is not increasing: {t[row - 1]:g} s at {at(row - 1)} is followed by "
+                        f"{t[row]:g} s at {at(row)}. Sort the file by time (or check that it holds one recording "
+                        f"only).")
     repeat = np.flatnonzero(step == 0) + 1
+    if len(repeat) and repeats != "drop":
+        row = int(repeat[0])
+        raise DataError(f"{source}: {col} repeats {t[row]:g} s at {at(row)} (also at {at(row - 1)}; {len(repeat)} "
+                        f"repeated time(s) in all). A recording has one row per time: delete the repeated rows, or "
+                        f"check that the file holds one recording only.")
     if len(repeat):
-        log.info("%s: %d row(s) repeat the previous %s (first at line %d); the repeats are dropped.", source,
-                 len(repeat), what, int(repeat[0]) + first_line)
+        log.info("%s: %d row(s) repeat the previous %s (first at %s); the repeats are dropped.", source,
+                 len(repeat), what, at(int(repeat[0])))
         keep = np.ones(len(t), bool)
         keep[repeat] = False
         t, v = t[keep], v[keep]
-    return Series(source, t, v, first_line)
+    return Series(source, t, v, first_line, column, unit)
 
 
 @dataclass
@@ -146,18 +171,57 @@ def interpolate(labels: Series, at: np.ndarray, max_gap: float | None = None) ->
     return out
 
 
-def align(features: Series, labels: Series | None, fps: float, *, check_overlap: bool = True) -> Aligned:
+SPAN_FACTOR = 10.0  # a recording's labels and features may differ a bit in span and rate, never tenfold both
+
+
+def check_times(features: Series, labels: Series) -> None:
+    """A recording's labels and features must share a time unit and origin.
+
+    Read in the wrong unit (milliseconds as seconds, frame numbers as seconds), one side reaches
+    more than `SPAN_FACTOR` times as far as the other *and* comes as many times as sparse; a
+    partial labelling or a padded feature file differs in span only. Overlap is checked after that.
+    """
+    if min(len(features.times), len(labels.times)) < 2 or min(features.times[-1], labels.times[-1]) <= 0:
+        return
+    span = labels.times[-1] / features.times[-1]
+    rate = labels.step / features.step
+    if (span > SPAN_FACTOR and rate > SPAN_FACTOR) or (span < 1 / SPAN_FACTOR and rate < 1 / SPAN_FACTOR):
+        big, small = (("labels", labels), ("features", features)) if span > 1 else \
+            (("features", features), ("labels", labels))
+        raise DataError(f"{labels.source}: the labels span {_span(labels)} while the features in {features.source} "
+                        f"span {_span(features)}: {_unit_hint(big, small, max(span, 1 / span))} Times are read in the "
+                        f"unit the format declares, never guessed from their size: convert the column in the "
+                        f"wrong unit and import again.")
+    if features.times[-1] < labels.times[0] or features.times[0] > labels.times[-1]:
+        raise DataError(f"{features.source}: its time span [{features.times[0]:g}, {features.times[-1]:g}] s "
+                        f"does not overlap the labels' [{labels.times[0]:g}, {labels.times[-1]:g}] s in "
+                        f"{labels.source}. Check that both files belong to the same recording and use the "
+                        f"same time origin and unit.")
+
+
+def _span(s: Series) -> str:
+    return f"{s.times[0]:g}–{s.times[-1]:g} s, one row every {s.step:.3g} s ({s.where})"
+
+
+def _unit_hint(big: tuple[str, Series], small: tuple[str, Series], factor: float) -> str:
+    """The likely unit mistake when `big` reaches `factor` times as far as `small`, in the declared units."""
+    (big_name, b), (small_name, s) = big, small
+    if 300 <= factor <= 3000:  # a thousand: milliseconds
+        guesses = [f"the {big_name}' timestamps in milliseconds"] * (b.unit == "s") + \
+                  [f"the {small_name}' timestamps in seconds"] * (s.unit == "ms")
+        if guesses:
+            return f"are {' or '.join(guesses)}?"
+    if factor < 300 and b.unit == "s":
+        return f"are the {big_name}' timestamps frame numbers (at about {factor:.0f} per second)?"
+    return f"are the {big_name} and the {small_name} in different time units?"
+
+
+def align(features: Series, labels: Series | None, fps: float) -> Aligned:
     """Put one recording's features (and labels, if any) on the grid at `fps` (see the module rules)."""
-    times, x, mean_t = to_grid(features, fps)
-    y = None
     if labels is not None:
-        if check_overlap and len(labels.times) and len(features.times) and (
-                features.times[-1] < labels.times[0] or features.times[0] > labels.times[-1]):
-            raise DataError(f"{features.source}: its time span [{features.times[0]:g}, {features.times[-1]:g}] s "
-                            f"does not overlap the labels' [{labels.times[0]:g}, {labels.times[-1]:g}] s in "
-                            f"{labels.source}. Check that both files belong to the same recording and use the "
-                            f"same time origin and unit.")
-        y = interpolate(labels, mean_t).astype(np.float32)
+        check_times(features, labels)  # first: features in ms would otherwise be refused as sparse
+    times, x, mean_t = to_grid(features, fps)
+    y = None if labels is None else interpolate(labels, mean_t).astype(np.float32)
     return Aligned(times, x.astype(np.float32), y, mean_t)
 
 

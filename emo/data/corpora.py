@@ -23,6 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,9 @@ def feature_series(path: Path, *, timestamp_unit: str) -> tuple[Series, list[str
     if df.attrs.get("first_line") == 1 or all(re.fullmatch(r"col\d+", n) for n in names):
         names = [f"emb_{j}" for j in range(len(names))]
     t = numeric_column(df, col, path, f"time in {'seconds' if unit == 's' else 'milliseconds'}")
-    return series(t, x, unit=unit, source=str(path), first_line=df.attrs.get("first_line", 2)), names
+    # openSMILE writes its last frame twice: a repeated time in a feature file is dropped, with a note
+    return series(t, x, unit=unit, source=str(path), first_line=df.attrs.get("first_line", 2), column=col,
+                  repeats="drop"), names
 
 
 def _audio(rec_id: str, audio: dict[int, dict[str, Path]], timestamp_unit: str):
@@ -130,7 +133,7 @@ def avec(labels: Path, video: Path, audio: dict[int, Path] | None = None) -> Ite
             path = label_files[vid]
             y = np.column_stack([numeric_column(df, c, path, "label") for c in ("valence", "arousal")])
             lab = series(numeric_column(df, "timestamp", path, "time in seconds"), y, unit="s", source=str(path),
-                         first_line=df.attrs["first_line"])
+                         first_line=df.attrs["first_line"], column="timestamp")
         vs, _ = feature_series(features[vid], timestamp_unit="s")  # AVEC: seconds, like its labels
         aud, names = _audio(vid, audio_files, "s")
         yield Recording(vid, vs, lab, PARTITION_NAMES[m["partition"].lower()] if m else None, aud, names,
@@ -187,7 +190,8 @@ def table_series(path: Path, fps_of, what: str) -> dict[str, tuple[Series, list[
     `fps_of(video_id)` turns frame numbers into seconds (None: the table must have `timestamp`)."""
     from emo.data.tables import read_raw
 
-    df = read_raw(Path(path))
+    path = Path(path)
+    df = read_raw(path)
     if "video_id" not in df.columns:
         raise DataError(f"{path}: a {what} table needs a 'video_id' column naming each row's clip or video.")
     emb = sorted((c for c in df.columns if re.fullmatch(r"emb_\d+", str(c))), key=lambda c: int(c[4:]))
@@ -199,16 +203,30 @@ def table_series(path: Path, fps_of, what: str) -> dict[str, tuple[Series, list[
         need = "a 'timestamp' (seconds)" + (" or 'frame' column" if fps_of is not None else " column")
         raise DataError(f"{path}: the {what} table needs {need}.")
     x, names = feature_block(df[emb] if emb else df, path)
-    ids = df["video_id"].astype(str).to_numpy()
     out = {}
-    order = np.lexsort((raw, ids))
-    ids, raw, x = ids[order], raw[order], x[order]
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    for lo, hi in zip(starts, np.r_[starts[1:], len(ids)]):
-        vid = ids[lo]
-        t = raw[lo:hi] / fps_of(vid) if unit == "frame" else raw[lo:hi]
-        out[vid] = (series(t, x[lo:hi], unit="s", source=f"{path} (video {vid})"), names)
+    for vid, rows in by_video(df["video_id"].astype(str).to_numpy()):
+        t = raw[rows] / fps_of(vid) if unit == "frame" else raw[rows]
+        out[vid] = (series(t, x[rows], unit="s", source=f"{path} (video {vid})", at=rows_at(path, df, rows),
+                           column="timestamp" if unit == "s" else "", what="time" if unit == "s" else "frame number"),
+                    names)
     return out
+
+
+def by_video(ids: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
+    """(video id, its row positions in file order) per video. Videos' rows may interleave, but a
+    video's own rows are never reordered: a time going backwards is found, not sorted away."""
+    order = np.argsort(ids, kind="stable")
+    starts = np.flatnonzero(np.r_[True, ids[order][1:] != ids[order][:-1]])
+    for lo, hi in zip(starts, np.r_[starts[1:], len(ids)]):
+        yield str(ids[order[lo]]), order[lo:hi]
+
+
+def rows_at(path: Path, df, rows: np.ndarray):
+    """Where row i of a video's rows (`rows`: positions in the file's table) is, for messages."""
+    if path.suffix.lower() == ".parquet":
+        return lambda i: f"row {rows[i]}"
+    first = df.attrs.get("first_line", 2)
+    return lambda i: f"line {rows[i] + first}"
 
 
 def afew_va(clips: Path, *, video: Path | None = None, source_fps: float = 25.0) -> Iterator[Recording]:
@@ -323,7 +341,7 @@ def muse_labels(path: Path) -> Series:
         if tcol is None:
             raise DataError(f"{path}: a MuSe label file with a 'value' column needs 'timestamp' or 'Time' (ms).")
         return series(numeric_column(df, tcol, path, "time in milliseconds"),
-                      numeric_column(df, cols["value"], path, "label"), unit="ms", source=str(path))
+                      numeric_column(df, cols["value"], path, "label"), unit="ms", source=str(path), column=tcol)
     if "timestamp" not in cols:
         raise DataError(f"{path}: not a MuSe label file: it needs 'timestamp,value[,segment_id]', 'Time,value' or "
                         f"'timestamp,<annotator ids>' columns, and has {', '.join(df.columns)}.")
@@ -335,15 +353,16 @@ def muse_labels(path: Path) -> Series:
         fused = np.nanmean(ratings, axis=1)
     log.info("%s: %d annotators fused by their mean per time step", path, len(raters))
     return series(numeric_column(df, cols["timestamp"], path, "time in seconds"), fused, unit="s",
-                  source=str(path))
+                  source=str(path), column=cols["timestamp"])
 
 
 def combine(valence: Series, arousal: Series) -> Series:
     """Two one-dimension label series as one (valence, arousal) series on the union of their times."""
     if len(valence.times) == len(arousal.times) and np.allclose(valence.times, arousal.times, rtol=0, atol=1e-9):
-        return Series(arousal.source, arousal.times, np.column_stack([valence.values, arousal.values]))
+        return replace(arousal, values=np.column_stack([valence.values, arousal.values]))
     times = np.union1d(valence.times, arousal.times)
-    return Series(arousal.source, times, np.column_stack([interpolate(valence, times), interpolate(arousal, times)]))
+    return replace(arousal, times=times,
+                   values=np.column_stack([interpolate(valence, times), interpolate(arousal, times)]))
 
 
 def read_partitions(path: Path) -> dict[str, str]:
@@ -413,7 +432,7 @@ def recola_labels(path: Path) -> Series:
         raise DataError(f"{path}: a RECOLA gold standard needs 'frameTime' and 'GoldStandard' columns; it has "
                         f"{', '.join(df.columns)}.")
     return series(numeric_column(df, tcol, path, "time in seconds"), numeric_column(df, value, path, "label"),
-                  unit="s", source=str(path), first_line=df.attrs.get("first_line", 2))
+                  unit="s", source=str(path), first_line=df.attrs.get("first_line", 2), column=tcol)
 
 
 def recola(labels: Path, video: Path, *, audio: dict[int, Path] | None = None) -> Iterator[Recording]:
@@ -434,26 +453,41 @@ def recola(labels: Path, video: Path, *, audio: dict[int, Path] | None = None) -
 
 # --- plain tables (your own recordings) -----------------------------------------------------------------
 
-def _label_series(df, path: Path, source: str) -> Series:
+def _label_table(path: Path):
+    """A plain label table: CSV through the corpus files' reader (a line cut short is an error there;
+    ids stay text), parquet as it is."""
+    if path.suffix.lower() == ".csv":
+        return read_delimited(path, what="label table", text=("video_id",), quote='"')
+    from emo.data.tables import read_raw
+
+    return read_raw(path)
+
+
+def _label_columns(df, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) times in seconds and (n, 2) valence, arousal of a label table, in file order."""
     y = np.column_stack([numeric_column(df, c, path, "label") for c in ("valence", "arousal")])
-    return series(numeric_column(df, "timestamp", path, "time in seconds"), y, unit="s", source=source)
+    return numeric_column(df, "timestamp", path, "time in seconds"), y
 
 
 def plain_labels(path: Path) -> dict[str, Series]:
     """`video_id,timestamp,valence,arousal` in one table, or one `<video_id>.csv` (`timestamp,valence,arousal`)
-    per video; times in seconds."""
-    from emo.data.tables import read_raw
-
+    per video; times in seconds, each video's rows in time order (never sorted: see `by_video`)."""
     path = Path(path)
     if path.is_dir():
-        return {vid: _label_series(read_raw(f), f, str(f)) for vid, f in _files(path, "label files", (".csv",)).items()}
-    df = read_raw(path)
+        out = {}
+        for vid, f in _files(path, "label files", (".csv",)).items():
+            df = _label_table(f)
+            out[vid] = series(*_label_columns(df, f), unit="s", source=str(f), first_line=df.attrs["first_line"],
+                              column="timestamp")
+        return out
+    df = _label_table(path)
     missing = [c for c in ("video_id", "timestamp", "valence", "arousal") if c not in df.columns]
     if missing:
         raise DataError(f"{path}: a label table needs the columns video_id, timestamp (s), valence, arousal; "
                         f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing.")
-    df = df.assign(video_id=df["video_id"].astype(str)).sort_values(["video_id", "timestamp"], kind="stable")
-    return {vid: _label_series(g, path, f"{path} (video {vid})") for vid, g in df.groupby("video_id", sort=True)}
+    t, y = _label_columns(df, path)
+    return {vid: series(t[rows], y[rows], unit="s", source=f"{path} (video {vid})", at=rows_at(path, df, rows),
+                        column="timestamp") for vid, rows in by_video(df["video_id"].astype(str).to_numpy())}
 
 
 def plain_tables(labels: Path, video: Path, *, audio: dict[int, Path] | None = None) -> Iterator[Recording]:

@@ -8,12 +8,16 @@ the end: a failed import leaves nothing half-written.
 
 from __future__ import annotations
 
+import errno
+import glob
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +77,7 @@ class _TableWriter:
     def __init__(self, path: Path, names: list[str], labels: bool, source: str):
         self.path, self.names, self.source = path, names, source  # source: the first file, for messages
         self.schema = table_schema(names, labels)
-        self.writer = None
+        self.writer = self.sink = None
         self.rows = 0
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
@@ -89,15 +93,35 @@ class _TableWriter:
         if not self.pending:
             return
         if self.writer is None:
-            self.writer = (pq.ParquetWriter(self.path, self.schema, write_statistics=False)
-                           if self.path.suffix == ".parquet" else pacsv.CSVWriter(self.path, self.schema))
+            # our own file handle: pyarrow's CSV writer keeps a failed file open until it is garbage-collected
+            self.sink = pa.OSFile(str(self.path), "wb")
+            self.writer = (pq.ParquetWriter(self.sink, self.schema, write_statistics=False)
+                           if self.path.suffix == ".parquet" else pacsv.CSVWriter(self.sink, self.schema))
         self.writer.write_table(pa.concat_tables(self.pending))
         self.pending, self.pending_rows = [], 0
 
     def close(self) -> None:
-        self._flush()
-        if self.writer is not None:
-            self.writer.close()
+        try:
+            self._flush()
+        finally:  # a failed write (a full disk) must still let go of the file, or its space stays taken
+            try:
+                if self.writer is not None:
+                    self.writer.close()
+            finally:
+                if self.sink is not None:
+                    self.sink.close()
+
+
+def close_all(writers: Iterable[_TableWriter]) -> None:
+    """Close every writer even when one fails; the first failure is raised after."""
+    failed = []
+    for w in writers:
+        try:
+            w.close()
+        except OSError as exc:
+            failed.append(exc)
+    if failed:
+        raise failed[0]
 
 
 @dataclass
@@ -206,12 +230,68 @@ def official_split(partition: dict[str, str | None], groups: dict[str, dict[str,
                  source="official"), rule
 
 
+def check_dest(dest: Path, sources: Iterable[tuple[str, str | Path]] = ()) -> Path:
+    """DEST, resolved, once it is safe to replace as a whole: not the current folder nor one above it,
+    and apart from every source (`(option, path)`): replacing it must not delete a source, and a
+    dataset inside a source folder would be read by the next import of it."""
+    target = Path(dest).resolve()  # symlinks resolved on both sides: a link to a source is that source
+    here = Path.cwd().resolve()
+    if target == here or target in here.parents:
+        raise DataError(f"{dest}: DEST is {'the current folder' if target == here else 'above the current folder'}, "
+                        f"and an import replaces its DEST whole. Name a new folder, e.g. "
+                        f"{Path(dest) / 'dataset'}.")
+    for option, source in sources:
+        src = Path(source).resolve()
+        relation = ("is" if target == src else "contains" if target in src.parents
+                    else "lies inside" if src in target.parents else None)
+        if relation:
+            raise DataError(f"DEST {dest} {relation} the source {source} ({option}); an import replaces DEST "
+                            f"whole, and must never touch its sources. Write the dataset to a folder apart from "
+                            f"them.")
+    return target
+
+
+# Temporary folders beside DEST: `.<name>.import-<pid>@<host>` while writing, `.<name>.old-<pid>@<host>`
+# while replacing (older imports left out `@<host>`). A process killed outright (SIGKILL, power loss)
+# cannot remove its own, so every import removes those of processes of this host that no longer run.
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?:import|old)-(?P<pid>\d+)(?:@(?P<host>.+))?$")
+
+
+def temp_path(dest: Path, kind: str) -> Path:
+    return dest.with_name(f".{dest.name}.{kind}-{os.getpid()}@{socket.gethostname()}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(dest: Path) -> list[Path]:
+    """Remove the temporary folders that killed imports to `dest` left behind; returns them."""
+    host = socket.gethostname()
+    stale = []
+    for path in dest.parent.glob(f".{glob.escape(dest.name)}.*-*"):
+        m = _TEMP.match(path.name)
+        if m and m["name"] == dest.name and m["host"] in (None, host) and not _running(int(m["pid"])):
+            shutil.rmtree(path, ignore_errors=True)
+            stale.append(path)
+    if stale:
+        log.info("removed %d temporary folder(s) of killed imports to %s: %s", len(stale), dest,
+                 ", ".join(p.name for p in stale))
+    return stale
+
+
 def prepare_dest(dest: Path, force: bool) -> Path:
     """A fresh temporary folder beside `dest`; refuses an existing `dest` unless `force`."""
-    dest = Path(dest)
     if dest.exists() and not force:
         raise DataError(f"{dest} exists already. Choose a new folder, or pass --force to replace it.")
-    tmp = dest.with_name(f".{dest.name}.import-{os.getpid()}")
+    remove_stale(dest)
+    tmp = temp_path(dest, "import")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     return tmp
@@ -220,27 +300,49 @@ def prepare_dest(dest: Path, force: bool) -> Path:
 def commit_dest(tmp: Path, dest: Path) -> None:
     """Move the finished import into place (replacing `dest` when it exists: --force was checked)."""
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = temp_path(dest, "old")
         dest.rename(old)
         shutil.rmtree(old, ignore_errors=True)
     tmp.rename(dest)
 
 
+def os_error(dest: Path, exc: OSError) -> DataError:
+    """An operating-system error of an import in one line: what, where, and what to do."""
+    where = exc.filename or dest
+    what = os.strerror(exc.errno) if exc.errno else str(exc)  # pyarrow's strerror wraps it in its own words
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        todo = f"the disk (or quota) holding {dest} is full. Free some space, or choose a DEST on another disk"
+    elif exc.errno == errno.EROFS:
+        todo = f"{dest} is on a read-only file system. Choose a DEST on a writable disk"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        todo = f"check that you may read the sources and write to {dest.parent}"
+    else:
+        todo = "check the path and the disk"
+    return DataError(f"{where}: {what}: {todo}; nothing of this import was left behind.")
+
+
 def write_dataset(recordings: Iterable[Recording], dest: str | Path, *, fps: float, label_scale: float,
                   source_format: str, options: dict | None = None, force: bool = False, fmt: str = "parquet",
-                  seed: int = 0, progress: bool = True) -> ImportSummary:
-    """Align each recording to the grid and write the dataset folder DEST (see the module docstring)."""
-    dest = Path(dest)
+                  seed: int = 0, progress: bool = True, sources: Iterable[tuple[str, str | Path]] = ()
+                  ) -> ImportSummary:
+    """Align each recording to the grid and write the dataset folder DEST (see the module docstring).
+    `sources` are the `(option, path)` inputs, which DEST must keep apart from (`check_dest`)."""
+    shown = Path(dest)
     if fmt not in ("csv", "parquet"):
         raise DataError(f"unknown table format {fmt!r}; choose csv or parquet.")
-    tmp = prepare_dest(dest, force)
+    dest = check_dest(shown, sources)
+    tmp = None
     try:
+        tmp = prepare_dest(dest, force)
         summary = _write(recordings, tmp, dest, fps, label_scale, source_format, options or {}, fmt, seed, progress)
         commit_dest(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise os_error(shown, exc) from None
         raise
-    return summary
+    return replace(summary, dest=shown)  # the folder as the user named it
 
 
 def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, options, fmt, seed, progress):
@@ -293,8 +395,7 @@ def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, o
                 for g, value in rec.groups.items():
                     groups.setdefault(g, {})[rec.id] = value
     finally:
-        for w in writers.values():
-            w.close()
+        close_all(writers.values())
     if not stats:
         raise DataError("no recording has labels, so there is nothing to train on. Check --labels.")
     split, rule = official_split(partition, groups, seed)

@@ -106,6 +106,7 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     v = ds.video
     frames = window_frames(window_s, ds.fps)
     audio = ds.audio(audio_window) if kind == "fusion" else None
+    _check_lengths(v, frames, window_s, ds, splits)
     # a step over 1.5 frame periods is a gap (frames dropped where no face was found); a stretch shorter
     # than the window (a 1-3 s AFEW-VA clip) gets one window padded at the start
     wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps,
@@ -153,6 +154,28 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     if audio is not None:
         notes["audio_window"] = audio_window
     return Inputs(kind, samples, index, dims, notes, stats)
+
+
+def _check_lengths(v: FrameTable, frames: int, window_s: float, ds: Dataset, splits) -> None:
+    """A window longer than every recording of a split would make each of them one padded window, and
+    the model would never see a whole one: an error with the lengths. Longer than some: a warning
+    with the count (those get one padded window each)."""
+    for name in splits:
+        chosen = np.isin(v.video_ids, np.asarray(ds.split.of(name), dtype=str))
+        n = v.lengths[chosen]
+        n = n[n > 0]
+        short = n < frames
+        if not len(n) or not short.any():
+            continue
+        seconds = np.sort(n / ds.fps)
+        if short.all():
+            raise DataError(f"{v.source}: the window of {window_s:g} s ({frames} frames) is longer than every "
+                            f"recording of the {name} split ({len(n)} recordings of {seconds[0]:g}-{seconds[-1]:g} s, "
+                            f"median {np.median(seconds):g} s), so every window would be one recording padded at "
+                            f"the start. Use a window of at most {seconds[-1]:g} s.")
+        log.warning("%s: %d of %d recordings of the %s split are shorter than the %g s window (%g-%g s); each "
+                    "gives one window, padded at the start and masked.", v.source, int(short.sum()), len(n), name,
+                    window_s, seconds[0], float(np.max(n[short]) / ds.fps))
 
 
 def _check_audio(v: FrameTable, audio: FrameTable, window_s: float, wins: dict[str, Windows],

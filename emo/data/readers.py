@@ -69,12 +69,14 @@ def sniff(path: Path) -> str:
 
 
 def read_delimited(path: str | Path, *, sep: str | None = None, names: list[str] | None = None,
-                   what: str = "file") -> pd.DataFrame:
+                   what: str = "file", text: tuple[str, ...] = (), quote: str = "'") -> pd.DataFrame:
     """A `;`/`,`/tab-separated table, with or without a header, `'quoted'` names unquoted.
 
     `sep=None` detects the delimiter; a given `sep` is checked (a `;` file read as `,` fails with
     the reason). A first line whose second field is not a number is the header; without one the
-    columns are `names` (AVEC 2018 ships headerless files).
+    columns are `names` (AVEC 2018 ships headerless files). Columns in `text` stay text (ids such
+    as `0042`); `quote` is the quote character (`'` in openSMILE and AVEC files, `"` in plain CSV).
+    A line with fewer or more fields than the others (a file cut short) is an error naming it.
     """
     path = Path(path)
     found = sniff(path)
@@ -92,13 +94,15 @@ def read_delimited(path: str | Path, *, sep: str | None = None, names: list[str]
                         f"(first line: {_first_line(path)[:80]!r}).")
     try:  # pyarrow's reader: several times faster than pandas' on wide numeric files
         table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
-                               parse_options=pacsv.ParseOptions(delimiter=found, quote_char="'"),
+                               parse_options=pacsv.ParseOptions(delimiter=found, quote_char=quote),
                                convert_options=pacsv.ConvertOptions(null_values=["", "?", "NaN", "nan"],
-                                                                    strings_can_be_null=True))
+                                                                    strings_can_be_null=True,
+                                                                    column_types={c: pa.string() for c in text}))
         df = table.to_pandas()
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot be read as a {found!r}-separated table ({str(exc).splitlines()[0]}). "
-                        f"Check that every line has the same number of fields.") from None
+        raise _cut_short(path, found, header, names, what) or DataError(
+            f"{path}: cannot be read as a {found!r}-separated table ({str(exc).splitlines()[0]}). Check that every "
+            f"line has the same number of fields.") from None
     if not header:
         if len(df.columns) < len(names):
             raise DataError(f"{path}: a headerless {what} needs at least {len(names)} columns "
@@ -109,6 +113,38 @@ def read_delimited(path: str | Path, *, sep: str | None = None, names: list[str]
     if len(df) == 0:
         raise DataError(f"{path}: the {what} has a header but no rows.")
     return df
+
+
+def _cut_short(path: Path, sep: str, header: bool, names: list[str] | None, what: str) -> DataError | None:
+    """Why pyarrow could not read a delimited file, when a line is cut short (None: it is something else).
+    Only on the error path, so the file is read again as plain lines."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = pd.Series(f.read().splitlines(), dtype=object)
+    filled = np.flatnonzero(lines.str.strip() != "")
+    if len(filled) < 2:
+        return None
+    first = lines[filled[0]].split(sep)
+    columns = [c.strip().strip("'\"") for c in first] if header else \
+        list(names) + [f"col{j}" for j in range(len(names), len(first))]
+    rows = filled[1:] if header else filled
+    return short_line(path, lines.iloc[rows], rows + 1, sep, columns, what)
+
+
+def short_line(path: Path, rows: pd.Series, lines: np.ndarray, sep: str, columns: list[str],
+               what: str) -> DataError | None:
+    """The error for the first of `rows` (text, at file `lines`) with fewer fields than `columns`
+    (None: there is none). A cut-short last line is what an interrupted export or copy leaves."""
+    fields = rows.str.count(re.escape(sep)).to_numpy() + 1
+    short = np.flatnonzero(fields < len(columns))
+    if not len(short):
+        return None
+    k = int(short[0])
+    have = f"{fields[k]} of the {len(columns)} fields ({', '.join(columns[fields[k]:])} missing)"
+    if k == len(rows) - 1:
+        return DataError(f"{path}: the last line ({lines[k]}) holds {have}: the {what} looks cut short. Export or "
+                         f"copy it again, or delete that line.")
+    return DataError(f"{path}: line {lines[k]} holds {have}. Every line needs all {len(columns)} fields: fix that "
+                     f"line.")
 
 
 def read_arff(path: str | Path) -> pd.DataFrame:
@@ -139,9 +175,13 @@ def read_arff(path: str | Path) -> pd.DataFrame:
                         f"The file may be cut short: export it again.")
     if not names:
         raise DataError(f"{path}: no '@attribute' lines before '@data'; this is not an ARFF table.")
-    body = "\n".join(line for line in lines[data_at:] if line.strip() and not line.lstrip().startswith("%"))
-    if not body:
+    rows_at = [i for i in range(data_at, len(lines)) if lines[i].strip() and not lines[i].lstrip().startswith("%")]
+    if not rows_at:
         raise DataError(f"{path}: the ARFF file has no rows after '@data'.")
+    rows = pd.Series([lines[i] for i in rows_at], dtype=object)
+    if short := short_line(path, rows, np.array(rows_at) + 1, ",", names, "ARFF file"):
+        raise short
+    body = "\n".join(rows)
     try:
         df = pd.read_csv(io.StringIO(body), sep=",", header=None, names=names, quotechar="'", na_values=["?"],
                          skipinitialspace=True, low_memory=False)
@@ -149,7 +189,6 @@ def read_arff(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: the rows after '@data' do not match its {len(names)} attributes "
                         f"({str(exc).splitlines()[0]}).") from None
     df.attrs["arff_kinds"] = dict(zip(names, kinds))
-    rows_at = [i for i in range(data_at, len(lines)) if lines[i].strip() and not lines[i].lstrip().startswith("%")]
     df.attrs["first_line"] = rows_at[0] + 1  # line numbers hold while the rows have no blank lines between
     return df
 

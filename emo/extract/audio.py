@@ -12,11 +12,15 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emo.errors import ConfigError, DataError
 from emo.extract.media import AUDIO_RATE, decode_audio
+
+if TYPE_CHECKING:
+    from emo.extract.batch import Parts
 
 FEATURE_SETS = ("egemaps", "compare")
 
@@ -66,13 +70,20 @@ def functionals(signal: np.ndarray, path, *, windows, hop: float, feature_set: s
     return out
 
 
-def audio_job(path: Path, out: Path, vid: str, *, windows, hop: float, feature_set: str,
+def audio_table(window: int) -> str:
+    return f"audio_{window}s"
+
+
+def audio_options(*, windows, hop: float, feature_set: str) -> dict[str, dict]:
+    """The options each `audio_{N}s` table's parts are made with: a part made with others is re-made."""
+    return {audio_table(int(w)): {"window": int(w), "hop": hop, "feature_set": feature_set} for w in windows}
+
+
+def audio_job(path: Path, parts: Parts, vid: str, *, windows, hop: float, feature_set: str,
               progress: bool = False) -> tuple[int, float]:
     """One recording -> its `audio_{N}s` parts (see `emo.extract.batch`); (rows, seconds of audio)."""
-    from emo.extract.batch import write_part
-
     signal = decode_audio(path, AUDIO_RATE)
     feats = functionals(signal, path, windows=windows, hop=hop, feature_set=feature_set)
     for w, f in feats.items():
-        write_part(out, f"audio_{w}s", vid, f.times, f.features, f.names)
+        parts.write(audio_table(w), vid, f.times, f.features, f.names)
     return sum(len(f.times) for f in feats.values()), len(signal) / AUDIO_RATE

@@ -16,14 +16,20 @@ A frame without a face gives None: a gap in the table, never zeros.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import io
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emo.data.corpora import normalise_landmarks
 from emo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from emo.extract.batch import Parts
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,8 @@ def dlib_models() -> Path:
 class Landmarks:
     """68 landmarks of the largest face -> 136 normalised shape features + 4 box features."""
 
+    name = "landmarks"
+
     def __init__(self) -> None:
         import dlib
 
@@ -48,6 +56,10 @@ class Landmarks:
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(dlib_models() / "shape_predictor_68_face_landmarks.dat"))
         self.dim = 140
+
+    def options(self) -> dict:
+        """What defines this extractor's output (its models ship with the installed packages)."""
+        return {"extractor": self.name}
 
     def face(self, rgb: np.ndarray):
         """The largest detected face (a dlib rectangle) and its 68 points, or None."""
@@ -74,6 +86,8 @@ class Landmarks:
 class Embedding(Landmarks):
     """dlib's 128-d face-recognition descriptor of the largest face."""
 
+    name = "embedding"
+
     def __init__(self) -> None:
         super().__init__()
         self.net = self.dlib.face_recognition_model_v1(str(dlib_models() / "dlib_face_recognition_resnet_model_v1.dat"))
@@ -89,21 +103,29 @@ class Embedding(Landmarks):
 class TorchScript(Landmarks):
     """A user's TorchScript face network on the crop of the largest face."""
 
+    name = "torchscript"
+
     def __init__(self, path: str, crop_size: int = 112, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)) -> None:
         import torch
 
         super().__init__()
         if not Path(path).is_file():
             raise ConfigError(f"{path}: no such TorchScript model file (--extractor torchscript:PATH).")
+        data = Path(path).read_bytes()
+        self.model = f"sha256:{hashlib.sha256(data).hexdigest()[:16]}"  # the file's content, wherever it lies
         try:
-            self.net = torch.jit.load(path, map_location="cpu").eval()
+            self.net = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
         except Exception as exc:  # a damaged or non-TorchScript file
             raise ConfigError(f"{path}: not a TorchScript model ({type(exc).__name__}: {exc}). Save it with "
                               f"torch.jit.save(torch.jit.script(model), path).") from None
-        self.torch, self.crop_size = torch, crop_size
+        self.torch, self.crop_size, self.rgb_mean, self.rgb_std = torch, crop_size, list(mean), list(std)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.dim = int(self(np.zeros((crop_size, crop_size, 3), np.uint8), whole=True).shape[0])
+
+    def options(self) -> dict:
+        return {**super().options(), "model": self.model, "crop_size": self.crop_size, "mean": self.rgb_mean,
+                "std": self.rgb_std}
 
     def __call__(self, rgb: np.ndarray, whole: bool = False) -> np.ndarray | None:
         torch = self.torch
@@ -135,20 +157,25 @@ def make_extractor(spec: str, *, crop_size: int = 112, mean=(0.5, 0.5, 0.5), std
     raise ConfigError(f"unknown face extractor {spec!r}; choose one of {', '.join(EXTRACTORS)}.")
 
 
+def video_options(fps: float, extractor: Landmarks) -> dict[str, dict]:
+    """The options the `video` parts are made with: a part made with others is re-made."""
+    return {"video": {"fps": fps, **extractor.options()}}
+
+
 _CACHE: dict[tuple, object] = {}
 
 
-def video_job(path: Path, out: Path, vid: str, *, fps: float, extractor: str, crop_size: int = 112,
+def video_job(path: Path, parts: Parts, vid: str, *, fps: float, extractor: str, crop_size: int = 112,
               mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), progress: bool = False) -> tuple[int, float]:
     """One recording -> its `video` part: features of the frames with a face; (rows, seconds of video)."""
     from tqdm import tqdm
 
     from emo.errors import DataError
-    from emo.extract.batch import write_part
     from emo.extract.media import decode_frames
 
-    key = (extractor, crop_size, tuple(mean), tuple(std))
-    if key not in _CACHE:  # models load once per process, not once per file
+    # models load once per process, not once per file, and again when the model file's content changed
+    key = (extractor, crop_size, tuple(mean), tuple(std), parts.options["video"].get("model"))
+    if key not in _CACHE:
         _CACHE[key] = make_extractor(extractor, crop_size=crop_size, mean=mean, std=std)
     ex = _CACHE[key]
     times, rows, seen, last = [], [], 0, 0.0
@@ -162,5 +189,5 @@ def video_job(path: Path, out: Path, vid: str, *, fps: float, extractor: str, cr
         raise DataError(f"{path}: no face found in any of its {seen} frames.")
     if len(rows) < seen:
         log.info("%s: a face in %d of %d frames; the others are gaps.", path.name, len(rows), seen)
-    write_part(out, "video", vid, np.array(times), np.stack(rows), [f"emb_{j}" for j in range(len(rows[0]))])
+    parts.write("video", vid, np.array(times), np.stack(rows), [f"emb_{j}" for j in range(len(rows[0]))])
     return len(rows), last
