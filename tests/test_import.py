@@ -111,16 +111,18 @@ def write_affwild2(root: Path, fps: int = 30, unlabelled: slice = slice(0, 0)) -
     return ["affwild2", "--annotations", str(root / "annotations"), "--video", str(root / "embeddings.parquet")]
 
 
-def write_afew(root: Path, source_fps: float = 25.0, frames: int = 60) -> list[str]:
+def write_afew(root: Path, source_fps: float = 25.0, frames: int | dict[str, int] = 60) -> list[str]:
+    """Four AFEW-VA clips of `frames` frames each (or `frames[clip]`)."""
     rng = np.random.default_rng(0)
     face = rng.normal(size=(68, 2)) * 20
     rows = []
     for clip in ("001", "002", "003", "004"):
-        t = np.arange(1, frames + 1) / source_fps
+        n = frames[clip] if isinstance(frames, dict) else frames
+        t = np.arange(1, n + 1) / source_fps
         v, a = ramp(t)
         afew_clip(root / "clips" / "01", clip, {k: (round(v[k - 1] * 10), round(a[k - 1] * 10),
-                                                     face * (1 + k / 100) + 300) for k in range(1, frames + 1)})
-        rows.append(pd.DataFrame({"video_id": clip, "frame": np.arange(1, frames + 1), "emb_0": t}))
+                                                     face * (1 + k / 100) + 300) for k in range(1, n + 1)})
+        rows.append(pd.DataFrame({"video_id": clip, "frame": np.arange(1, n + 1), "emb_0": t}))
     pd.concat(rows).to_csv(root / "embeddings.csv", index=False)
     return ["afew-va", "--clips", str(root / "clips"), "--video", str(root / "embeddings.csv")]
 
@@ -271,16 +273,19 @@ def test_recola_gold_standards_at_25_hz_per_dimension(tmp_path):
 
 
 def test_imported_short_clips_train_a_video_model_on_padded_windows(tmp_path):
-    args = write_afew(tmp_path / "src", frames=30)  # 1.2 s clips
+    # clip 001 (1.2 s, in the train split) is shorter than the 4 s window; the others are 4.4 s
+    args = write_afew(tmp_path / "src", frames={"001": 30, "002": 110, "003": 110, "004": 110})
     run(["data", "import", *args[:3], str(tmp_path / "ds")])  # landmarks as features
     from emo.data.inputs import build_inputs
 
     ds = load_dataset(tmp_path / "ds")
+    assert "001" in ds.split.train and "003" in ds.split.train
     inputs = build_inputs(ds, "window", window_s=4.0)
-    assert sum(inputs.sizes().values()) == 4  # one padded window per clip, none dropped
-    batch = inputs.samples["train"].__getitems__([0])
+    assert inputs.sizes() == {"train": 1 + 4, "dev": 4, "test": 4}  # 23 steps: 4 windows of 20; 001: one padded
+    padded = int(np.flatnonzero(inputs.index["train"].video_id == "001")[0])
+    batch = inputs.samples["train"].__getitems__([padded])
     assert batch.video.shape[1] == 20 and batch.video_mask.sum().item() == 7  # frames 1-30 span 7 steps
-    assert inputs.dims["video_mask"] == 1 and inputs.notes["padded_windows"] == 4
+    assert inputs.dims["video_mask"] == 1 and inputs.notes["padded_windows"] == 1
     result = CliRunner().invoke(main, ["train", "video", "--data", str(tmp_path / "ds"), "--window", "4",
                                        "--epochs", "1", "--no-track"])
     assert result.exit_code == 0, result.output
