@@ -264,8 +264,13 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             mlflow.set_tag("failure_reason", short_error(exc))
-        with contextlib.suppress(Exception):
+        try:
             mlflow.end_run(status)
+        except Exception:
+            # a signal that landed inside a store call can leave the fluent run half-closed: end it
+            # through a client of its own, so that it is not left RUNNING
+            with contextlib.suppress(Exception):
+                mlflow.MlflowClient().set_terminated(tracker.run_id, status)
         raise
     else:
         if stale_reason:

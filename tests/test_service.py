@@ -516,16 +516,18 @@ def test_every_compose_command_is_one_that_its_tool_accepts_with_the_url_from_th
     assert "optuna-dashboard" in (ROOT / "Dockerfile").read_text()
 
     # the worker's command, run as compose runs it, takes its storage from the database variables:
-    # here a port where nothing listens, so the run stops at opening it, and says so without the password
+    # here a port where nothing listens, so the run waits for it (1 s here), stops, and says so without the
+    # password
     worker = _command(services["worker"])
     assert worker[:3] == ["python", "docker/worker.py", "tune"]
     env = {**os.environ, **{k: str(v) for k, v in services["worker"]["environment"].items()},
-           "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1", "EMO_DATA_HOME": str(tmp_path)}
+           "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1", "EMO_DATA_HOME": str(tmp_path),
+           "EMO_STORAGE_RETRY_SECONDS": "1"}
     env.pop("MLFLOW_TRACKING_URI")
     done = subprocess.run([sys.executable, str(ROOT / worker[1]), *worker[2:]], env=env, cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-3000:]
-    assert "cannot open the Optuna storage postgresql+psycopg://emo:***@127.0.0.1:1/optuna" in done.stderr
+    assert "the Optuna storage postgresql+psycopg://emo:***@127.0.0.1:1/optuna has been unreachable" in done.stderr
     assert DB_PASSWORD not in done.stdout + done.stderr and "p%40ss" not in done.stdout + done.stderr
     init = (ROOT / "docker" / "postgres-init.sh").read_text()
     assert "CREATE DATABASE" in init and os.access(ROOT / "docker" / "postgres-init.sh", os.X_OK)
@@ -617,8 +619,7 @@ def test_a_plain_postgresql_url_opens_a_study_where_sqlalchemy_would_pick_psycop
     import sqlalchemy
     from sqlalchemy.dialects.postgresql import base, psycopg2
 
-    from emo.errors import ConfigError
-    from emo.tuning import make_storage
+    from emo.tuning import StorageUnavailableError, make_storage
 
     monkeypatch.setattr(base, "dialect", psycopg2.dialect)  # SQLAlchemy 2.0's default driver for postgresql://
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
@@ -629,7 +630,8 @@ def test_a_plain_postgresql_url_opens_a_study_where_sqlalchemy_would_pick_psycop
     assert storage.engine.dialect.driver == "psycopg"
     optuna.create_study(storage=storage, study_name="plain-url")
     assert optuna.get_all_study_names(storage) == ["plain-url"]
-    with pytest.raises(ConfigError) as failed:  # and the password stays out of the message
+    monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "0")  # nothing listens there: no waiting for it
+    with pytest.raises(StorageUnavailableError) as failed:  # and the password stays out of the message
         make_storage("postgres://emo:hunter2@127.0.0.1:1/optuna")
     assert "postgresql+psycopg://emo:***@127.0.0.1:1/optuna" in str(failed.value) and "hunter2" not in str(failed.value)
 
