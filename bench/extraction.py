@@ -28,11 +28,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    from media import face_video
-
     from emo.extract.audio import audio_job, audio_options
     from emo.extract.batch import run_folder
     from emo.extract.faces import make_extractor, video_job, video_options
+
+    from media import face_video
 
     root = Path(tempfile.mkdtemp(prefix="emo-extract-bench-"))
     try:
@@ -42,20 +42,37 @@ def main() -> None:
         for jobs in (1, 2):
             t0 = time.perf_counter()
             video = {"fps": 5.0, "extractor": "landmarks"}
-            out = run_folder(root / "media", root / f"v{jobs}", video_job,
-                             video_options(video["fps"], make_extractor(video["extractor"])), jobs=jobs, what="video",
-                             args=video)
+            out = run_folder(
+                root / "media",
+                root / f"v{jobs}",
+                video_job,
+                video_options(video["fps"], make_extractor(video["extractor"])),
+                jobs=jobs,
+                what="video",
+                args=video,
+            )
             dt = time.perf_counter() - t0
             frames = sum(o.rows for o in out)
-            print(f"video, {jobs} job(s): {frames} frames with a face of {int(media * 5)} in {dt:.1f} s: "
-                  f"{frames / dt:.1f} frames/s")
+            print(
+                f"video, {jobs} job(s): {frames} frames with a face of {int(media * 5)} in {dt:.1f} s: "
+                f"{frames / dt:.1f} frames/s"
+            )
             t0 = time.perf_counter()
             audio = {"windows": (1, 2, 3, 4), "hop": 0.2, "feature_set": "egemaps"}
-            run_folder(root / "media", root / f"a{jobs}", audio_job, audio_options(**audio), jobs=jobs, what="audio",
-                       args=audio)
+            run_folder(
+                root / "media",
+                root / f"a{jobs}",
+                audio_job,
+                audio_options(**audio),
+                jobs=jobs,
+                what="audio",
+                args=audio,
+            )
             dt = time.perf_counter() - t0
-            print(f"audio, {jobs} job(s): {media:.0f} s of audio, 4 window lengths, in {dt:.1f} s: real-time factor "
-                  f"{dt / media:.3f} ({media / dt:.0f}× faster than real time)")
+            print(
+                f"audio, {jobs} job(s): {media:.0f} s of audio, 4 window lengths, in {dt:.1f} s: real-time factor "
+                f"{dt / media:.3f} ({media / dt:.0f}× faster than real time)"
+            )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -45,8 +45,9 @@ from pathlib import Path
 import numpy as np
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-METRICS = ["train/loss", "dev/loss", "train/seconds"] + [f"dev/{m}_{t}" for m in ("mae", "rmse", "ccc", "r")
-                                                    for t in ("valence", "arousal")]
+METRICS = ["train/loss", "dev/loss", "train/seconds"] + [
+    f"dev/{m}_{t}" for m in ("mae", "rmse", "ccc", "r") for t in ("valence", "arousal")
+]
 BATCH = 32
 
 
@@ -120,8 +121,10 @@ def logger_worker(experiment_id: str, name: str, epochs: int, barrier, queue) ->
 def bench_logging(n: int, epochs: int, experiment_id: str) -> tuple[int, float, list[float]]:
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(n), ctx.Queue()
-    procs = [ctx.Process(target=logger_worker, args=(experiment_id, f"bench-n{n}-{i}", epochs, barrier, queue))
-             for i in range(n)]
+    procs = [
+        ctx.Process(target=logger_worker, args=(experiment_id, f"bench-n{n}-{i}", epochs, barrier, queue))
+        for i in range(n)
+    ]
     for p in procs:
         p.start()
     try:
@@ -182,10 +185,16 @@ def bench_serving(port: int, params: dict, requests: int, concurrency: int) -> d
     audio_len, audio_dim = int(params["dim_audio_len"]), int(params["dim_audio_dim"])
     rng = np.random.default_rng(0)
     mask = np.ones((BATCH, audio_len), bool)
-    mask[::3, audio_len // 2:] = False
-    body = json.dumps({"inputs": {"video": rng.normal(size=(BATCH, frames, dim)).round(4).tolist(),
-                                  "audio": rng.normal(size=(BATCH, audio_len, audio_dim)).round(4).tolist(),
-                                  "audio_mask": mask.tolist()}}).encode()
+    mask[::3, audio_len // 2 :] = False
+    body = json.dumps(
+        {
+            "inputs": {
+                "video": rng.normal(size=(BATCH, frames, dim)).round(4).tolist(),
+                "audio": rng.normal(size=(BATCH, audio_len, audio_dim)).round(4).tolist(),
+                "audio_mask": mask.tolist(),
+            }
+        }
+    ).encode()
     url = f"http://127.0.0.1:{port}/invocations"
     for _ in range(3):  # warm-up
         post(url, body)
@@ -196,9 +205,16 @@ def bench_serving(port: int, params: dict, requests: int, concurrency: int) -> d
     with ThreadPoolExecutor(concurrency) as pool:
         clat = list(pool.map(lambda _: post(url, body), range(requests)))
     con_wall = time.perf_counter() - t0
-    return dict(shape=f"video ({BATCH}, {frames}, {dim}), audio ({BATCH}, {audio_len}, {audio_dim})",
-                body_kib=len(body) / 1024, seq_rps=requests / seq_wall, p50=pct(lat, 50), p99=pct(lat, 99),
-                con_rps=requests / con_wall, cp50=pct(clat, 50), cp99=pct(clat, 99))
+    return dict(
+        shape=f"video ({BATCH}, {frames}, {dim}), audio ({BATCH}, {audio_len}, {audio_dim})",
+        body_kib=len(body) / 1024,
+        seq_rps=requests / seq_wall,
+        p50=pct(lat, 50),
+        p99=pct(lat, 99),
+        con_rps=requests / con_wall,
+        cp50=pct(clat, 50),
+        cp99=pct(clat, 99),
+    )
 
 
 def main() -> None:
@@ -215,9 +231,13 @@ def main() -> None:
             setattr(args, name, quick if args.quick else full)
     clients = [int(c) for c in args.clients.split(",")]
 
-    os.environ.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", NO_PROXY="127.0.0.1",
-                      MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-                      no_proxy="127.0.0.1")
+    os.environ.update(
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="true",
+        NO_PROXY="127.0.0.1",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        no_proxy="127.0.0.1",
+    )
     os.environ.pop("MLFLOW_RUN_ID", None)
     import mlflow
     import psycopg
@@ -225,8 +245,11 @@ def main() -> None:
     try:
         admin = psycopg.connect(ADMIN, connect_timeout=3, autocommit=True)
     except psycopg.OperationalError as exc:
-        print(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(exc).strip().splitlines()[0]}); start it "
-              f"(user postgres, trust auth) and run again.", file=sys.stderr)
+        print(
+            f"PostgreSQL is not reachable at 127.0.0.1:5432 ({str(exc).strip().splitlines()[0]}); start it "
+            f"(user postgres, trust auth) and run again.",
+            file=sys.stderr,
+        )
         sys.exit(2)
     pg_version = admin.execute("SHOW server_version").fetchone()[0]
     db = f"emo_bench_{uuid.uuid4().hex[:10]}"
@@ -238,13 +261,34 @@ def main() -> None:
         uri = f"http://127.0.0.1:{port}"
         os.environ.update(MLFLOW_TRACKING_URI=uri, EMO_CHECKPOINT_DIR=str(tmp / "checkpoints"))
         mlflow.set_tracking_uri(uri)
-        print(f"mlflow {mlflow.__version__}, PostgreSQL {pg_version}, {os.cpu_count()} CPUs; mlflow server "
-              f"--workers {args.server_workers} on database {db}", flush=True)
+        print(
+            f"mlflow {mlflow.__version__}, PostgreSQL {pg_version}, {os.cpu_count()} CPUs; mlflow server "
+            f"--workers {args.server_workers} on database {db}",
+            flush=True,
+        )
         t0 = time.perf_counter()
-        server = start([sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-                        f"postgresql://postgres@127.0.0.1:5432/{db}", "--artifacts-destination", str(tmp / "artifacts"),
-                        "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.server_workers)],
-                       tmp / "server.log", f"{uri}/health", "mlflow server", timeout=90)
+        server = start(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"postgresql://postgres@127.0.0.1:5432/{db}",
+                "--artifacts-destination",
+                str(tmp / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.server_workers),
+            ],
+            tmp / "server.log",
+            f"{uri}/health",
+            "mlflow server",
+            timeout=90,
+        )
         print(f"server up in {time.perf_counter() - t0:.1f} s", flush=True)
 
         experiment_id = mlflow.create_experiment("emo-bench-logging")
@@ -252,25 +296,55 @@ def main() -> None:
         print(f"{'N':>4} {'calls':>7} {'wall s':>7} {'values/s':>10} {'batches/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
         for n in clients:
             calls, wall, lat = bench_logging(n, args.epochs, experiment_id)
-            print(f"{n:>4} {calls:>7} {wall:>7.2f} {calls * len(METRICS) / wall:>10,.0f} {calls / wall:>10,.1f} "
-                  f"{pct(lat, 50):>8.1f} {pct(lat, 99):>8.1f}", flush=True)
+            print(
+                f"{n:>4} {calls:>7} {wall:>7.2f} {calls * len(METRICS) / wall:>10,.0f} {calls / wall:>10,.1f} "
+                f"{pct(lat, 50):>8.1f} {pct(lat, 99):>8.1f}",
+                flush=True,
+            )
 
         t0 = time.perf_counter()
         run_id, params = train_champion(tmp)
-        print(f"\nserving: trained and registered Fusion 4 v2 run {run_id} as emo-fusion4@champion in "
-              f"{time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"\nserving: trained and registered Fusion 4 v2 run {run_id} as emo-fusion4@champion in "
+            f"{time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
         sport = free_port()
         t0 = time.perf_counter()
-        serve = start([sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/emo-fusion4@champion",
-                       "--env-manager", "local", "--host", "127.0.0.1", "--port", str(sport), "--workers", "1"],
-                      tmp / "serve.log", f"http://127.0.0.1:{sport}/ping", "mlflow models serve", timeout=180)
+        serve = start(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                "models:/emo-fusion4@champion",
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(sport),
+                "--workers",
+                "1",
+            ],
+            tmp / "serve.log",
+            f"http://127.0.0.1:{sport}/ping",
+            "mlflow models serve",
+            timeout=180,
+        )
         print(f"mlflow models serve up in {time.perf_counter() - t0:.1f} s", flush=True)
         r = bench_serving(sport, params, args.requests, args.concurrency)
         print(f"requests of {BATCH} windows: {r['shape']}, {r['body_kib']:.0f} KiB of JSON")
-        print(f"sequential      : {r['seq_rps']:7.1f} requests/s ({r['seq_rps'] * BATCH:,.0f} windows/s), "
-              f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms ({args.requests} requests)")
-        print(f"{args.concurrency} client threads: {r['con_rps']:7.1f} requests/s "
-              f"({r['con_rps'] * BATCH:,.0f} windows/s), p50 {r['cp50']:.1f} ms, p99 {r['cp99']:.1f} ms")
+        print(
+            f"sequential      : {r['seq_rps']:7.1f} requests/s ({r['seq_rps'] * BATCH:,.0f} windows/s), "
+            f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms ({args.requests} requests)"
+        )
+        print(
+            f"{args.concurrency} client threads: {r['con_rps']:7.1f} requests/s "
+            f"({r['con_rps'] * BATCH:,.0f} windows/s), p50 {r['cp50']:.1f} ms, p99 {r['cp99']:.1f} ms"
+        )
     finally:
         stop(serve)
         stop(server)

@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 
 import torch
+from memory import reset_rss_peak, rss_peak  # bench/memory.py
 
 from emo.compute import DTYPES, check_precision, pick_device
 from emo.config import Config
@@ -66,15 +67,19 @@ from emo.metrics import evaluate
 from emo.models import create_model
 from emo.trainer import LOSSES, checkpoint, predict, train
 
-from memory import reset_rss_peak, rss_peak  # bench/memory.py
-
 WINDOW = 4.0
-MODELS = {"ffnn": {"family": "ffnn"}, "audio": {"family": "audio"}, "video": {"family": "video", "pooling": "avg"},
-          **{f"fusion{m}": {"family": "fusion", "method": m} for m in (1, 2, 3)},
-          **{f"fusion4-{v}": {"family": "fusion", "method": 4, "variant": v} for v in ("v1", "v2", "v3")}}
-CORPORA = {"quick": {"videos": 12, "duration_s": 30.0, "dim": 64, "audio_dim": 16, "fmt": "parquet"},
-           "mid": {"videos": 60, "duration_s": 120.0, "dim": 512, "audio_dim": 88, "fmt": "parquet"},
-           "sewa": SCALES["sewa"]}
+MODELS = {
+    "ffnn": {"family": "ffnn"},
+    "audio": {"family": "audio"},
+    "video": {"family": "video", "pooling": "avg"},
+    **{f"fusion{m}": {"family": "fusion", "method": m} for m in (1, 2, 3)},
+    **{f"fusion4-{v}": {"family": "fusion", "method": 4, "variant": v} for v in ("v1", "v2", "v3")},
+}
+CORPORA = {
+    "quick": {"videos": 12, "duration_s": 30.0, "dim": 64, "audio_dim": 16, "fmt": "parquet"},
+    "mid": {"videos": 60, "duration_s": 120.0, "dim": 512, "audio_dim": 88, "fmt": "parquet"},
+    "sewa": SCALES["sewa"],
+}
 
 
 class Timed(torch.utils.data.Dataset):
@@ -110,8 +115,12 @@ def sewa_sizes(kind: str) -> tuple[int, int]:
     s = SynthConfig(**SCALES["sewa"])
     split = make_split([f"S{i:04d}" for i in range(s.videos)]).sizes()
     frames = int(s.duration_s * s.fps)
-    per_video = {"frame": frames, "audio": int(math.floor((s.duration_s - WINDOW) / s.audio_hop_s + 1e-9)) + 1,
-                 "window": frames - int(WINDOW * s.fps) + 1, "fusion": frames - int(WINDOW * s.fps) + 1}
+    per_video = {
+        "frame": frames,
+        "audio": int(math.floor((s.duration_s - WINDOW) / s.audio_hop_s + 1e-9)) + 1,
+        "window": frames - int(WINDOW * s.fps) + 1,
+        "fusion": frames - int(WINDOW * s.fps) + 1,
+    }
     return split["train"] * per_video[kind], split["dev"] * per_video[kind]
 
 
@@ -124,8 +133,9 @@ def track_epoch(tracked_run, name: str, cfg: Config, dims: dict, saved: dict, re
         for rep in range(reps):
             t0 = time.perf_counter()
             tracker.log_metrics(record, step=state.epoch + rep)
-            tracker.log_checkpoint(checkpoint(state, net, optimizer, generator, config=cfg.to_dict(),
-                                              model_name=cfg.model_name, dims=dims))
+            tracker.log_checkpoint(
+                checkpoint(state, net, optimizer, generator, config=cfg.to_dict(), model_name=cfg.model_name, dims=dims)
+            )
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -136,8 +146,17 @@ def timed_epoch(cfg: Config, inputs, args, device: torch.device, precision: str)
     model = create_model(cfg.model_name, **cfg.model_kwargs(), **inputs.dims)
     tr, dv = inputs.samples["train"], inputs.samples["dev"]
     n = min(len(tr), args.batches * args.batch_size)
-    kw = dict(epochs=1, patience=1, lr=cfg.lr, batch_size=args.batch_size, loss=cfg.loss, seed=cfg.seed,
-              device=device, precision=precision, progress=False)
+    kw = dict(
+        epochs=1,
+        patience=1,
+        lr=cfg.lr,
+        batch_size=args.batch_size,
+        loss=cfg.loss,
+        seed=cfg.seed,
+        device=device,
+        precision=precision,
+        progress=False,
+    )
     train(model, Timed(tr, min(len(tr), args.warmup * args.batch_size), 1), Timed(dv, min(len(dv), 512), 1), **kw)
     train_set, dev_set, saved = Timed(tr, n), Timed(dv, min(len(dv), n)), {}
 
@@ -151,9 +170,15 @@ def timed_epoch(cfg: Config, inputs, args, device: torch.device, precision: str)
     train(model, train_set, dev_set, on_epoch=epoch_end, **kw)
     loop = dev_set.first - train_set.first  # every train batch, gathers included (the loop syncs once per epoch)
     dev = saved["end"] - dev_set.first  # predict on the dev subset, dev loss, best-weights copy, metrics
-    return {"rate": n / loop, "dev_rate": len(dev_set) / dev, "saved": saved, "rss": rss_peak(), "rss0": rss0,
-            "gathers": f"{train_set.calls}/{math.ceil(n / args.batch_size)}",
-            "cuda": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None}
+    return {
+        "rate": n / loop,
+        "dev_rate": len(dev_set) / dev,
+        "saved": saved,
+        "rss": rss_peak(),
+        "rss0": rss0,
+        "gathers": f"{train_set.calls}/{math.ceil(n / args.batch_size)}",
+        "cuda": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+    }
 
 
 def epoch_row(name: str, cfg: Config, inputs, timed: dict, args, tracked_run) -> dict:
@@ -164,11 +189,18 @@ def epoch_row(name: str, cfg: Config, inputs, timed: dict, args, tracked_run) ->
     sewa_train, sewa_dev = sewa_sizes(inputs.kind)
     sewa_epoch = sewa_train / timed["rate"] + sewa_dev / timed["dev_rate"]
     rss, rss0 = timed["rss"], timed["rss0"]
-    return {"model": name, "train n": f"{len(tr):,}", "s/epoch": f"{epoch:,.1f}", "SEWA s/ep": f"{sewa_epoch:,.0f}",
-            "track ms": f"{track * 1e3:,.0f}", "track %": f"{100 * track / (epoch + track):.2f}",
-            "SEWA %": f"{100 * track / (sewa_epoch + track):.3f}", "gathers": timed["gathers"],
-            "RSS MiB": "n/a" if rss is None else f"{rss / 2**20:,.0f} (+{(rss - rss0) / 2**20:,.0f})",
-            **({"CUDA MiB": f"{timed['cuda'] / 2**20:,.0f}"} if timed["cuda"] is not None else {})}
+    return {
+        "model": name,
+        "train n": f"{len(tr):,}",
+        "s/epoch": f"{epoch:,.1f}",
+        "SEWA s/ep": f"{sewa_epoch:,.0f}",
+        "track ms": f"{track * 1e3:,.0f}",
+        "track %": f"{100 * track / (epoch + track):.2f}",
+        "SEWA %": f"{100 * track / (sewa_epoch + track):.3f}",
+        "gathers": timed["gathers"],
+        "RSS MiB": "n/a" if rss is None else f"{rss / 2**20:,.0f} (+{(rss - rss0) / 2**20:,.0f})",
+        **({"CUDA MiB": f"{timed['cuda'] / 2**20:,.0f}"} if timed["cuda"] is not None else {}),
+    }
 
 
 def matmul_peak(precision: str, device: torch.device, n: int = 2048, reps: int = 5) -> float:
@@ -204,10 +236,18 @@ def speed_rows(name: str, rates: dict, peaks: dict, flops: float) -> list[dict]:
         rate = statistics.median(values)
         reference = rates.get((threads, "fp32"))
         achieved = flops * rate
-        rows.append({"model": name, "threads": str(threads), "precision": precision, "samples/s": f"{rate:,.0f}",
-                     "× fp32": f"{rate / statistics.median(reference):.2f}" if reference else "",
-                     "MFLOP/smp": f"{flops / 1e6:,.1f}", "GFLOP/s": f"{achieved / 1e9:,.1f}",
-                     "% peak": f"{100 * achieved / peaks[threads, precision]:.0f}"})
+        rows.append(
+            {
+                "model": name,
+                "threads": str(threads),
+                "precision": precision,
+                "samples/s": f"{rate:,.0f}",
+                "× fp32": f"{rate / statistics.median(reference):.2f}" if reference else "",
+                "MFLOP/smp": f"{flops / 1e6:,.1f}",
+                "GFLOP/s": f"{achieved / 1e9:,.1f}",
+                "% peak": f"{100 * achieved / peaks[threads, precision]:.0f}",
+            }
+        )
     return rows
 
 
@@ -218,17 +258,36 @@ def accuracy_rows(name: str, cfg: Config, inputs, args, device: torch.device, pr
         seed_everything(cfg.seed)
         model = create_model(cfg.model_name, **cfg.model_kwargs(), **inputs.dims)
         t0 = time.perf_counter()
-        state = train(model, inputs.samples["train"], inputs.samples["dev"], epochs=args.accuracy,
-                      patience=args.accuracy, lr=cfg.lr, batch_size=args.batch_size, loss=cfg.loss, seed=cfg.seed,
-                      device=device, precision=precision, progress=False)
+        state = train(
+            model,
+            inputs.samples["train"],
+            inputs.samples["dev"],
+            epochs=args.accuracy,
+            patience=args.accuracy,
+            lr=cfg.lr,
+            batch_size=args.batch_size,
+            loss=cfg.loss,
+            seed=cfg.seed,
+            device=device,
+            precision=precision,
+            progress=False,
+        )
         y, p = predict(model, inputs.samples["dev"], device=device, precision=precision)
         dev = evaluate(y, p, "dev/")
-        rows.append({"model": name, "precision": precision, "epochs": str(state.epoch),
-                     "best epoch": str(state.best_epoch), "dev RMSE V": f"{dev['dev/rmse_valence']:.4f}",
-                     "dev RMSE A": f"{dev['dev/rmse_arousal']:.4f}",
-                     "dev RMSE mean": f"{(dev['dev/rmse_valence'] + dev['dev/rmse_arousal']) / 2:.4f}",
-                     "dev CCC V": f"{dev['dev/ccc_valence']:.3f}", "dev CCC A": f"{dev['dev/ccc_arousal']:.3f}",
-                     "seconds": f"{time.perf_counter() - t0:,.0f}"})
+        rows.append(
+            {
+                "model": name,
+                "precision": precision,
+                "epochs": str(state.epoch),
+                "best epoch": str(state.best_epoch),
+                "dev RMSE V": f"{dev['dev/rmse_valence']:.4f}",
+                "dev RMSE A": f"{dev['dev/rmse_arousal']:.4f}",
+                "dev RMSE mean": f"{(dev['dev/rmse_valence'] + dev['dev/rmse_arousal']) / 2:.4f}",
+                "dev CCC V": f"{dev['dev/ccc_valence']:.3f}",
+                "dev CCC A": f"{dev['dev/ccc_arousal']:.3f}",
+                "seconds": f"{time.perf_counter() - t0:,.0f}",
+            }
+        )
     return rows
 
 
@@ -247,8 +306,12 @@ def busy(processes: int) -> list[subprocess.Popen]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--scale", choices=("mid", "sewa"), default="mid",
-                   help="mid: 60 videos × 120 s, 512-dim (default); sewa: 540 videos × 300 s")
+    p.add_argument(
+        "--scale",
+        choices=("mid", "sewa"),
+        default="mid",
+        help="mid: 60 videos × 120 s, 512-dim (default); sewa: 540 videos × 300 s",
+    )
     p.add_argument("--quick", action="store_true", help="tiny corpus and few batches: a smoke run")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma list of {', '.join(MODELS)}")
     p.add_argument("--batches", type=int, default=60, help="timed training batches per model and setting")
@@ -258,11 +321,19 @@ def main() -> None:
     p.add_argument("--track-reps", type=int, default=5, help="timed tracking repetitions per model")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, or a comma list (cpu,cuda)")
     p.add_argument("--threads", default=f"1,{os.cpu_count()}", help="comma list of torch CPU thread counts")
-    p.add_argument("--precision", default="fp32,bf16", help="comma list of fp32, bf16, fp16 (those the device "
-                                                            "cannot run are skipped)")
+    p.add_argument(
+        "--precision",
+        default="fp32,bf16",
+        help="comma list of fp32, bf16, fp16 (those the device cannot run are skipped)",
+    )
     p.add_argument("--busy", type=int, default=0, help="start this many CPU-bound processes alongside")
-    p.add_argument("--accuracy", type=int, default=0, metavar="EPOCHS",
-                   help="also train each model EPOCHS epochs on the full splits per precision; print dev RMSE")
+    p.add_argument(
+        "--accuracy",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="also train each model EPOCHS epochs on the full splits per precision; print dev RMSE",
+    )
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parent / ".data"))
     args = p.parse_args()
     if args.quick:
@@ -305,23 +376,39 @@ def main() -> None:
             for threads in counts:
                 torch.set_num_threads(threads)
                 peaks.update({(threads, precision): matmul_peak(precision, device) for precision in usable})
-            label = (torch.cuda.get_device_name(device) if device.type == "cuda" else
-                     f"CPU ({os.cpu_count()} cores, {args.busy} busy processes alongside, load "
-                     f"{os.getloadavg()[0]:.1f}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
-            print(f"\ncorpus {folder.name}: {len(ds.video.video_ids)} videos, {ds.video.n_rows:,} frames × "
-                  f"{ds.video.dim}, split {ds.split.sizes()}; device {label}; torch {torch.__version__}; batch "
-                  f"{args.batch_size}, {args.batches} timed batches per setting × {args.repeats} repeats", flush=True)
-            print("matmul peak (2048², GFLOP/s): " + ", ".join(f"{precision} {threads} thread{'s' * (threads > 1)} "
-                                                              f"{peak / 1e9:,.0f}"
-                                                              for (threads, precision), peak in peaks.items()))
+            label = (
+                torch.cuda.get_device_name(device)
+                if device.type == "cuda"
+                else f"CPU ({os.cpu_count()} cores, {args.busy} busy processes alongside, load "
+                f"{os.getloadavg()[0]:.1f}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})"
+            )
+            print(
+                f"\ncorpus {folder.name}: {len(ds.video.video_ids)} videos, {ds.video.n_rows:,} frames × "
+                f"{ds.video.dim}, split {ds.split.sizes()}; device {label}; torch {torch.__version__}; batch "
+                f"{args.batch_size}, {args.batches} timed batches per setting × {args.repeats} repeats",
+                flush=True,
+            )
+            print(
+                "matmul peak (2048², GFLOP/s): "
+                + ", ".join(
+                    f"{precision} {threads} thread{'s' * (threads > 1)} {peak / 1e9:,.0f}"
+                    for (threads, precision), peak in peaks.items()
+                )
+            )
             speed, epochs, accuracy = [], [], []
             for name in names:
                 cfg = Config(data=str(folder), window=WINDOW, device=device.type, **MODELS[name])
                 key = (cfg.input_kind, cfg.window_label)
                 if key not in cache:
-                    cache[key] = build_inputs(ds, cfg.input_kind, window_s=cfg.window, label=cfg.window_label,
-                                              stride=cfg.stride, audio_window=cfg.audio_window,
-                                              audio_len=cfg.audio_len)
+                    cache[key] = build_inputs(
+                        ds,
+                        cfg.input_kind,
+                        window_s=cfg.window,
+                        label=cfg.window_label,
+                        stride=cfg.stride,
+                        audio_window=cfg.audio_window,
+                        audio_len=cfg.audio_len,
+                    )
                 inputs = cache[key]
                 torch.set_num_threads(counts[0])
                 flops = flops_per_sample(cfg, inputs)

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from memory import reset_rss_peak, rss_peak  # bench/memory.py
 
 from emo.data.samples import FusionSamples, loader
 from emo.data.tables import FrameTable
 from emo.data.windows import make_windows, sync_audio, window_labels
-
-from memory import reset_rss_peak, rss_peak  # bench/memory.py
 
 FPS = 5.0
 
@@ -33,15 +32,25 @@ def synthetic_tables(videos: int, seconds: float, dim: int, audio_dim: int, hop:
     rng = np.random.default_rng(seed)
     n = int(seconds * FPS)
     ids = np.array([f"v{i:04d}" for i in range(videos)])
-    video = FrameTable(source=Path("video"), video_ids=ids, offsets=np.arange(videos + 1, dtype=np.int64) * n,
-                       times=np.tile(np.arange(n) / FPS, videos),
-                       features=rng.standard_normal((videos * n, dim), dtype=np.float32),
-                       labels=rng.uniform(-1, 1, (videos * n, 2)).astype(np.float32), feature_names=[])
+    video = FrameTable(
+        source=Path("video"),
+        video_ids=ids,
+        offsets=np.arange(videos + 1, dtype=np.int64) * n,
+        times=np.tile(np.arange(n) / FPS, videos),
+        features=rng.standard_normal((videos * n, dim), dtype=np.float32),
+        labels=rng.uniform(-1, 1, (videos * n, 2)).astype(np.float32),
+        feature_names=[],
+    )
     m = int(seconds / hop)
-    audio = FrameTable(source=Path("audio_4s"), video_ids=ids, offsets=np.arange(videos + 1, dtype=np.int64) * m,
-                       times=np.tile(np.arange(m) * hop, videos),
-                       features=rng.standard_normal((videos * m, audio_dim), dtype=np.float32),
-                       labels=None, feature_names=[])
+    audio = FrameTable(
+        source=Path("audio_4s"),
+        video_ids=ids,
+        offsets=np.arange(videos + 1, dtype=np.int64) * m,
+        times=np.tile(np.arange(m) * hop, videos),
+        features=rng.standard_normal((videos * m, audio_dim), dtype=np.float32),
+        labels=None,
+        feature_names=[],
+    )
     return video, audio
 
 
@@ -63,13 +72,13 @@ def naive(video_df: pd.DataFrame, audio_df: pd.DataFrame, length: int, max_len: 
         sounds = audio_df[audio_df["filename"].str.contains(vid)]
         rows = [row for _, row in frames.iterrows()]
         for s in range(len(rows) - length + 1):
-            window = rows[s:s + length]
+            window = rows[s : s + length]
             x = np.stack([r[emb].to_numpy(np.float32) for r in window])
             y = window[-1][["valence", "arousal"]].to_numpy(np.float32)
             t0, t1 = window[0]["timestamp"], window[-1]["timestamp"] + 1 / FPS
             a = sounds[(sounds["timestamp"] >= t0) & (sounds["timestamp"] < t1)][feats].to_numpy(np.float32)[:max_len]
             mask = np.zeros(max_len, bool)
-            mask[:len(a)] = True
+            mask[: len(a)] = True
             out.append((x, y, np.pad(a, ((0, max_len - len(a)), (0, 0))), mask))
     return out
 
@@ -102,8 +111,10 @@ def main() -> None:
     video, audio = synthetic_tables(args.videos, args.seconds, args.dim, args.audio_dim, args.hop)
     feature_bytes = video.features.nbytes
     frames = video.n_rows
-    print(f"table: {args.videos} videos × {args.seconds:g} s × {FPS:g} fps = {frames} frames, {args.dim}-dim "
-          f"({feature_bytes / 2**30:.2f} GiB of video features); audio {audio.n_rows} rows × {audio.dim}")
+    print(
+        f"table: {args.videos} videos × {args.seconds:g} s × {FPS:g} fps = {frames} frames, {args.dim}-dim "
+        f"({feature_bytes / 2**30:.2f} GiB of video features); audio {audio.n_rows} rows × {audio.dim}"
+    )
 
     rss_before = reset_rss_peak()
     tracemalloc.start()
@@ -120,24 +131,34 @@ def main() -> None:
     _, gather_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_after = rss_peak()
-    print(f"emo  : {len(win)} windows of {length} frames + labels + audio sync in {build:.2f} s = "
-          f"{frames / build:,.0f} frames/s, {len(win) / build:,.0f} windows/s")
-    print(f"emo  : gathered one shuffled epoch of fusion batches ({gathered} samples, batch {args.batch_size}) in "
-          f"{gather:.2f} s = {gathered / gather:,.0f} samples/s")
-    print(f"emo  : peak memory added by building {build_peak / 2**20:.0f} MiB, while gathering "
-          f"{gather_peak / 2**20:.0f} MiB = {max(build_peak, gather_peak) / feature_bytes:.3f}× the feature array "
-          f"(target < 2×)")
+    print(
+        f"emo  : {len(win)} windows of {length} frames + labels + audio sync in {build:.2f} s = "
+        f"{frames / build:,.0f} frames/s, {len(win) / build:,.0f} windows/s"
+    )
+    print(
+        f"emo  : gathered one shuffled epoch of fusion batches ({gathered} samples, batch {args.batch_size}) in "
+        f"{gather:.2f} s = {gathered / gather:,.0f} samples/s"
+    )
+    print(
+        f"emo  : peak memory added by building {build_peak / 2**20:.0f} MiB, while gathering "
+        f"{gather_peak / 2**20:.0f} MiB = {max(build_peak, gather_peak) / feature_bytes:.3f}× the feature array "
+        f"(target < 2×)"
+    )
     if rss_before is not None and rss_after is not None:
-        print(f"emo  : peak resident memory (numpy + torch) rose by {(rss_after - rss_before) / 2**20:.0f} MiB = "
-              f"{(rss_after - rss_before) / feature_bytes:.3f}× the feature array")
+        print(
+            f"emo  : peak resident memory (numpy + torch) rose by {(rss_after - rss_before) / 2**20:.0f} MiB = "
+            f"{(rss_after - rss_before) / feature_bytes:.3f}× the feature array"
+        )
 
     vdf, adf = to_frames(video, audio, args.naive_videos)
     t0 = time.perf_counter()
     ref = naive(vdf, adf, length, samples.steps.numel())
     slow = time.perf_counter() - t0
     n_frames = len(vdf)
-    print(f"naive: {len(ref)} windows from {args.naive_videos} videos ({n_frames} frames) in {slow:.2f} s = "
-          f"{n_frames / slow:,.0f} frames/s, {len(ref) / slow:,.0f} windows/s")
+    print(
+        f"naive: {len(ref)} windows from {args.naive_videos} videos ({n_frames} frames) in {slow:.2f} s = "
+        f"{n_frames / slow:,.0f} frames/s, {len(ref) / slow:,.0f} windows/s"
+    )
     fast_rate = frames / (build + gather)
     print(f"speed-up per frame (build + gather vs naive): {fast_rate / (n_frames / slow):,.0f}× (target ≥ 50×)")
     check = samples.__getitems__([0])

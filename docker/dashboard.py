@@ -4,7 +4,6 @@ and a command line, password included, is visible to every user of the host; the
 the database variables instead (see stack.py)."""
 
 import optuna_dashboard
-
 import stack
 
 app = optuna_dashboard.wsgi(stack.optuna_db())

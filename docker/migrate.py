@@ -16,7 +16,6 @@ import os
 import subprocess
 
 import sqlalchemy
-
 import stack
 
 
@@ -26,8 +25,9 @@ def create_databases(server_url: str, names: list[str]) -> None:
     try:
         with engine.connect() as conn:
             for name in names:
-                if not conn.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :n"),
-                                    {"n": name}).first():
+                if not conn.execute(
+                    sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+                ).first():
                     conn.execute(sqlalchemy.text(f"CREATE DATABASE {engine.dialect.identifier_preparer.quote(name)}"))
                     print(f"created the database {name}", flush=True)
     finally:

@@ -33,10 +33,13 @@ def database_url(database_variable: str, default: str) -> str:
     password = os.environ.get("POSTGRES_PASSWORD", "")
     if not password:
         fail("POSTGRES_PASSWORD is not set: set it in .env (see .env.example).")
-    return postgres_url(user=os.environ.get("POSTGRES_USER") or "emo", password=password,
-                        host=os.environ.get("POSTGRES_HOST") or "postgres",
-                        port=os.environ.get("POSTGRES_PORT") or 5432,
-                        database=os.environ.get(database_variable) or default)
+    return postgres_url(
+        user=os.environ.get("POSTGRES_USER") or "emo",
+        password=password,
+        host=os.environ.get("POSTGRES_HOST") or "postgres",
+        port=os.environ.get("POSTGRES_PORT") or 5432,
+        database=os.environ.get(database_variable) or default,
+    )
 
 
 def mlflow_db() -> str:
@@ -58,8 +61,10 @@ def check_password(variable: str) -> str:
     if not value:
         fail(f"{variable} is not set: set a password of your own in .env (see .env.example).")
     if value == OLD_DEFAULT_ADMIN_PASSWORD:
-        fail(f"{variable} is {OLD_DEFAULT_ADMIN_PASSWORD!r}, the default password that older MLflow releases "
-             f"shipped and that everyone knows: set a password of your own in .env.")
+        fail(
+            f"{variable} is {OLD_DEFAULT_ADMIN_PASSWORD!r}, the default password that older MLflow releases "
+            f"shipped and that everyone knows: set a password of your own in .env."
+        )
     if len(value) < MIN_PASSWORD:
         fail(f"{variable} is shorter than {MIN_PASSWORD} characters, which MLflow refuses: set a longer one in .env.")
     return value
@@ -69,8 +74,10 @@ def check_auth_secrets() -> None:
     """The basic-auth server's secrets: the admin password and the key that signs its forms."""
     check_password("MLFLOW_AUTH_ADMIN_PASSWORD")
     if not os.environ.get("MLFLOW_FLASK_SERVER_SECRET_KEY"):
-        fail("MLFLOW_FLASK_SERVER_SECRET_KEY is not set: set a long random string in .env "
-             "(python -c 'import secrets; print(secrets.token_urlsafe(32))').")
+        fail(
+            "MLFLOW_FLASK_SERVER_SECRET_KEY is not set: set a long random string in .env "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+        )
 
 
 PERMISSIONS = ("READ", "EDIT", "MANAGE", "NO_PERMISSIONS")
@@ -92,10 +99,12 @@ def write_auth_config(database_uri: str, default_permission: str) -> str:
     folder = tempfile.mkdtemp(prefix="mlflow-auth-")
     path = os.path.join(folder, "basic_auth.ini")
     # configparser, which reads the file, takes `%` for interpolation: an encoded password has them
-    text = (f"[mlflow]\ndefault_permission = {default_permission}\n"
-            f"database_uri = {database_uri.replace('%', '%%')}\n"
-            f"admin_username = {os.environ.get('MLFLOW_AUTH_ADMIN_USERNAME') or 'admin'}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    text = (
+        f"[mlflow]\ndefault_permission = {default_permission}\n"
+        f"database_uri = {database_uri.replace('%', '%%')}\n"
+        f"admin_username = {os.environ.get('MLFLOW_AUTH_ADMIN_USERNAME') or 'admin'}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
     with os.fdopen(fd, "w") as f:
         f.write(text)

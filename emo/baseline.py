@@ -33,8 +33,16 @@ def svr_split(n_train: int, n_dev: int) -> PredefinedSplit:
     return PredefinedSplit(np.r_[np.full(n_train, -1), np.zeros(n_dev, int)])  # -1: never a test fold
 
 
-def fit_baseline(algorithm: str, x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray,
-                 *, seed: int = 0, svr_max_samples: int = 20000) -> tuple[list, dict]:
+def fit_baseline(
+    algorithm: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_dev: np.ndarray,
+    y_dev: np.ndarray,
+    *,
+    seed: int = 0,
+    svr_max_samples: int = 20000,
+) -> tuple[list, dict]:
     """Fit one regressor per target column of `y_*`; returns (estimators, notes to log as params)."""
     t0 = time.perf_counter()
     notes: dict = {"algorithm": algorithm}
@@ -44,9 +52,14 @@ def fit_baseline(algorithm: str, x_train: np.ndarray, y_train: np.ndarray, x_dev
         tr = _subsample(len(x_train), svr_max_samples, rng)
         dv = _subsample(len(x_dev), max(svr_max_samples // 4, 1), rng)
         if len(tr) < len(x_train) or len(dv) < len(x_dev):
-            log.warning("SVR: %d train / %d dev frames is too many for a kernel SVR; fitting on a seeded random "
-                        "subsample of %d / %d (raise --svr-max-samples to use more).", len(x_train), len(x_dev),
-                        len(tr), len(dv))
+            log.warning(
+                "SVR: %d train / %d dev frames is too many for a kernel SVR; fitting on a seeded random "
+                "subsample of %d / %d (raise --svr-max-samples to use more).",
+                len(x_train),
+                len(x_dev),
+                len(tr),
+                len(dv),
+            )
         notes.update(svr_train_samples=len(tr), svr_dev_samples=len(dv))
         x = np.concatenate([x_train[tr], x_dev[dv]])
         split = svr_split(len(tr), len(dv))
@@ -58,8 +71,9 @@ def fit_baseline(algorithm: str, x_train: np.ndarray, y_train: np.ndarray, x_dev
         elif algorithm == "svr":
             y = np.concatenate([y_train[tr, j], y_dev[dv, j]])
             # refit=False: the chosen settings are fitted on train only, so dev metrics stay out-of-sample
-            search = GridSearchCV(SVR(), SVR_GRID, cv=split, scoring="neg_root_mean_squared_error",
-                                  n_jobs=1, refit=False).fit(x, y)
+            search = GridSearchCV(
+                SVR(), SVR_GRID, cv=split, scoring="neg_root_mean_squared_error", n_jobs=1, refit=False
+            ).fit(x, y)
             est = SVR(**search.best_params_).fit(x_train[tr], y_train[tr, j])
             notes[f"svr_best_{j}"] = search.best_params_
         else:

@@ -38,13 +38,19 @@ class Registration:
 
     def __str__(self) -> str:
         verdict = f"is now {self.name}@{ALIAS}" if self.champion else f"did not take the {ALIAS} alias"
-        return f"registered {self.name} version {self.version} (run {self.run_id}, dev {self.metric.upper()} " \
-               f"{self.dev_metric:.4f}): {verdict}: {self.reason}"
+        return (
+            f"registered {self.name} version {self.version} (run {self.run_id}, dev {self.metric.upper()} "
+            f"{self.dev_metric:.4f}): {verdict}: {self.reason}"
+        )
 
 
 def _fusion4(run) -> bool:
-    return (run.data.tags.get("emo.model") == "fusion4" and METRIC in run.data.metrics
-            and bool(run.data.tags.get("emo.model_uri")) and run.info.status == "FINISHED")
+    return (
+        run.data.tags.get("emo.model") == "fusion4"
+        and METRIC in run.data.metrics
+        and bool(run.data.tags.get("emo.model_uri"))
+        and run.info.status == "FINISHED"
+    )
 
 
 def fusion4_run(run_id: str):
@@ -57,8 +63,7 @@ def fusion4_run(run_id: str):
     return run
 
 
-def best_fusion4_run(*, run_ids: list[str] | None = None, experiment: str | None = None,
-                     all_experiments: bool = False):
+def best_fusion4_run(*, run_ids: list[str] | None = None, experiment: str | None = None, all_experiments: bool = False):
     """The finished Fusion 4 run with the lowest dev RMSE among `run_ids`, else in `experiment` (default:
     MLflow's active one when MLFLOW_EXPERIMENT_NAME/ID says so, else emo-fusion, where Fusion 4 runs and
     studies go by default; `all_experiments` searches every one)."""
@@ -82,13 +87,16 @@ def best_fusion4_run(*, run_ids: list[str] | None = None, experiment: str | None
             from mlflow.tracking.fluent import _get_experiment_id
 
             ids = [_get_experiment_id()]
-        runs = client.search_runs(ids, filter_string="tags.`emo.model` = 'fusion4' and attributes.status = 'FINISHED'",
-                                  max_results=5000)
+        runs = client.search_runs(
+            ids, filter_string="tags.`emo.model` = 'fusion4' and attributes.status = 'FINISHED'", max_results=5000
+        )
     runs = [r for r in runs if _fusion4(r)]
     if not runs:
-        raise ConfigError("no finished Fusion 4 run with a logged model and dev metrics to register: train one with "
-                          "`mlflow run . -e fusion -P variant=v2` or tune with `emo tune` (or pass --experiment, or "
-                          "--all-experiments).")
+        raise ConfigError(
+            "no finished Fusion 4 run with a logged model and dev metrics to register: train one with "
+            "`mlflow run . -e fusion -P variant=v2` or tune with `emo tune` (or pass --experiment, or "
+            "--all-experiments)."
+        )
     return min(runs, key=lambda r: r.data.metrics[METRIC])
 
 
@@ -111,8 +119,13 @@ def _scores_on_candidate_dev(candidate, champion_version, metric: str) -> tuple[
     p = candidate.data.params
     options = {k: p.get(k) for k in ("fps", "label_scale", "id_pattern", "audio_id_pattern")}
     model = load_model(f"models:/{champion_version.name}/{champion_version.version}")
-    theirs, _ = predict_split(model, p["data_folder"], split="dev", stride=1,  # a window ending at every frame
-                              **{k: v for k, v in options.items() if v not in (None, "auto")})
+    theirs, _ = predict_split(
+        model,
+        p["data_folder"],
+        split="dev",
+        stride=1,  # a window ending at every frame
+        **{k: v for k, v in options.items() if v not in (None, "auto")},
+    )
     keys = ["video_id", "end"]
     theirs = theirs.assign(end=theirs["end"].round(6))
     both = ours.assign(end=ours["end"].round(6)).merge(theirs, on=keys, suffixes=("", "_champion"))
@@ -144,9 +157,11 @@ def current_champion(client, name: str):
     except Exception as exc:
         import mlflow
 
-        raise TrackingError(f"could not read the current {name}@{ALIAS} at {mlflow.get_tracking_uri()} "
-                            f"({short_error(exc)}): nothing was registered and the {ALIAS} alias is unchanged. "
-                            f"Check the server and your permissions, then run `emo register` again.") from None
+        raise TrackingError(
+            f"could not read the current {name}@{ALIAS} at {mlflow.get_tracking_uri()} "
+            f"({short_error(exc)}): nothing was registered and the {ALIAS} alias is unchanged. "
+            f"Check the server and your permissions, then run `emo register` again."
+        ) from None
 
 
 def register(run, *, name: str = MODEL_NAME, metric: str = "rmse") -> Registration:
@@ -157,12 +172,18 @@ def register(run, *, name: str = MODEL_NAME, metric: str = "rmse") -> Registrati
     client = mlflow.MlflowClient()
     m, p = run.data.metrics, run.data.params
     dev = score(m, metric)
-    tags = {METRIC: m[METRIC], "source_run": run.info.run_id, "data_name": p.get("data_name"),
-            "data_synthetic": p.get("data_synthetic"), **{k: p.get(k) for k in SAME_DEV},
-            **{k: v for k, v in m.items() if k.startswith(("best_dev/", "test/"))}}
+    tags = {
+        METRIC: m[METRIC],
+        "source_run": run.info.run_id,
+        "data_name": p.get("data_name"),
+        "data_synthetic": p.get("data_synthetic"),
+        **{k: p.get(k) for k in SAME_DEV},
+        **{k: v for k, v in m.items() if k.startswith(("best_dev/", "test/"))},
+    }
     current = current_champion(client, name)  # read before anything is written
-    version = mlflow.register_model(run.data.tags["emo.model_uri"], name,
-                                    tags={k: str(v) for k, v in tags.items() if v is not None})
+    version = mlflow.register_model(
+        run.data.tags["emo.model_uri"], name, tags={k: str(v) for k, v in tags.items() if v is not None}
+    )
     decision = {"emo.metric": metric, "emo.candidate_dev": f"{dev:.6f}"}
     if current is None:
         champion, reason = True, "there was no champion yet"
@@ -170,8 +191,10 @@ def register(run, *, name: str = MODEL_NAME, metric: str = "rmse") -> Registrati
         same = all(current.tags.get(k) == str(p.get(k)) for k in SAME_DEV)
         try:
             if same:
-                mine, theirs = dev, score({k: float(v) for k, v in current.tags.items() if k.startswith("best_dev/")},
-                                          metric)
+                mine, theirs = (
+                    dev,
+                    score({k: float(v) for k, v in current.tags.items() if k.startswith("best_dev/")}, metric),
+                )
                 how = "same data, split, windows and targets: logged dev metrics compared"
             else:
                 mine, theirs, n = _scores_on_candidate_dev(run, current, metric)
@@ -179,12 +202,16 @@ def register(run, *, name: str = MODEL_NAME, metric: str = "rmse") -> Registrati
         except Exception as exc:
             champion, reason = False, f"the champion could not be compared like for like ({exc})"
         else:
-            decision.update({"emo.candidate_dev": f"{mine:.6f}", "emo.champion_dev": f"{theirs:.6f}",
-                             "emo.champion_version": str(current.version)})
+            decision.update(
+                {
+                    "emo.candidate_dev": f"{mine:.6f}",
+                    "emo.champion_dev": f"{theirs:.6f}",
+                    "emo.champion_version": str(current.version),
+                }
+            )
             champion = _better(mine, theirs, metric)
             verb = "beats" if champion else "does not beat"
-            reason = (f"dev {metric.upper()} {mine:.4f} {verb} champion version {current.version}'s {theirs:.4f} "
-                      f"({how})")
+            reason = f"dev {metric.upper()} {mine:.4f} {verb} champion version {current.version}'s {theirs:.4f} ({how})"
     if champion:
         client.set_registered_model_alias(name, ALIAS, version.version)
     for key, value in {**decision, "emo.champion_decision": reason}.items():

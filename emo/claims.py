@@ -20,11 +20,15 @@ from emo.errors import EmoError
 class WaitedTooLong(EmoError):
     """The worker holding a claim never published its result (it died after claiming)."""
 
+
 _METADATA = sa.MetaData()
-CLAIMS = sa.Table("emo_claims", _METADATA,
-                  sa.Column("key", sa.String(512), primary_key=True),
-                  sa.Column("holder", sa.String(255), nullable=False),
-                  sa.Column("at", sa.Float, nullable=False))
+CLAIMS = sa.Table(
+    "emo_claims",
+    _METADATA,
+    sa.Column("key", sa.String(512), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+)
 
 
 def _engine(storage) -> sa.engine.Engine:
@@ -63,8 +67,11 @@ def claim(storage, key: str, *, stale_after: float | None = None) -> bool:
     def take_over() -> int:  # one UPDATE, so only one worker can win a stale claim
         with engine.begin() as conn:
             now = time.time()
-            return conn.execute(CLAIMS.update().where(CLAIMS.c.key == key, CLAIMS.c.at < now - stale_after)
-                                .values(holder=holder, at=now)).rowcount
+            return conn.execute(
+                CLAIMS.update()
+                .where(CLAIMS.c.key == key, CLAIMS.c.at < now - stale_after)
+                .values(holder=holder, at=now)
+            ).rowcount
 
     try:
         call(insert)

@@ -24,22 +24,43 @@ from emo.errors import EmoError
 def data_options(f):
     """Options every command that reads a dataset folder shares."""
     f = click.option("--fps", type=float, default=None, help="Frame rate, when meta.json has none.")(f)
-    f = click.option("--label-scale", type=float, default=None,
-                     help="Labels lie in [-S, S] (SEWA 1, AFEW-VA 10); default: meta.json, else 1.")(f)
-    f = click.option("--id-pattern", default=None,
-                     help="Regex with a named group 'id' deriving the video id from the video table's 'path'.")(f)
-    f = click.option("--audio-id-pattern", default=None,
-                     help="Regex with a named group 'id' deriving the video id from an audio table's 'filename'.")(f)
-    f = click.option("--split-seed", type=int, default=0, show_default=True,
-                     help="Seed of the video split, used only when the dataset has no split yet.")(f)
+    f = click.option(
+        "--label-scale",
+        type=float,
+        default=None,
+        help="Labels lie in [-S, S] (SEWA 1, AFEW-VA 10); default: meta.json, else 1.",
+    )(f)
+    f = click.option(
+        "--id-pattern",
+        default=None,
+        help="Regex with a named group 'id' deriving the video id from the video table's 'path'.",
+    )(f)
+    f = click.option(
+        "--audio-id-pattern",
+        default=None,
+        help="Regex with a named group 'id' deriving the video id from an audio table's 'filename'.",
+    )(f)
+    f = click.option(
+        "--split-seed",
+        type=int,
+        default=0,
+        show_default=True,
+        help="Seed of the video split, used only when the dataset has no split yet.",
+    )(f)
     return f
 
 
 def dataset_from(data, fps, label_scale, id_pattern, audio_id_pattern, split_seed):
     from emo.data.dataset import load_dataset
 
-    return load_dataset(data, fps=fps, label_scale=label_scale, id_pattern=id_pattern,
-                        audio_id_pattern=audio_id_pattern, split_seed=split_seed)
+    return load_dataset(
+        data,
+        fps=fps,
+        label_scale=label_scale,
+        id_pattern=id_pattern,
+        audio_id_pattern=audio_id_pattern,
+        split_seed=split_seed,
+    )
 
 
 class Stopped(KeyboardInterrupt):
@@ -76,8 +97,9 @@ class EmoGroup(click.Group):
                 raise
             # the store or server refused something: its own message says what, no traceback needed
             text = str(exc).strip().splitlines()
-            click.echo(f"error: {type(exc).__module__.split('.')[0]} said: {text[0] if text else type(exc).__name__}",
-                       err=True)
+            click.echo(
+                f"error: {type(exc).__module__.split('.')[0]} said: {text[0] if text else type(exc).__name__}", err=True
+            )
             ctx.exit(2)
 
 
@@ -101,8 +123,11 @@ def main(verbose: bool) -> None:
     emo report       rebuild the thesis's tables (Markdown, CSV, an HTML page) from a matrix's runs
     emo mlproject    regenerate the MLproject file from emo's settings
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     # `docker stop` and schedulers send SIGTERM: end like Ctrl-C, so open runs are closed as KILLED
     signal.signal(signal.SIGTERM, _terminate)
 
@@ -114,11 +139,21 @@ def data() -> None:
 
 @data.command("synth")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--kind", type=click.Choice(["sewa", "afew"]), default="sewa", show_default=True,
-              help="SEWA-like (video + 4 audio tables, labels in [-1, 1]) or AFEW-VA-like (video only, [-10, 10]).")
-@click.option("--scale", type=click.Choice(["test", "demo", "sewa"]), default="test", show_default=True,
-              help="Size preset: 'test' is small; 'demo' is the embedded default corpus; 'sewa' is SEWA's real "
-                   "size (for benchmarks).")
+@click.option(
+    "--kind",
+    type=click.Choice(["sewa", "afew"]),
+    default="sewa",
+    show_default=True,
+    help="SEWA-like (video + 4 audio tables, labels in [-1, 1]) or AFEW-VA-like (video only, [-10, 10]).",
+)
+@click.option(
+    "--scale",
+    type=click.Choice(["test", "demo", "sewa"]),
+    default="test",
+    show_default=True,
+    help="Size preset: 'test' is small; 'demo' is the embedded default corpus; 'sewa' is SEWA's real "
+    "size (for benchmarks).",
+)
 @click.option("--videos", type=click.IntRange(min=3), default=None, help="Number of videos (overrides the preset).")
 @click.option("--duration", type=click.FloatRange(min=1.0), default=None, help="Seconds per video.")
 @click.option("--dim", type=click.IntRange(min=1), default=None, help="Video embedding width.")
@@ -142,9 +177,12 @@ def synth_cmd(out, kind, scale, videos, duration, dim, audio_dim, fmt, seed):
 @click.argument("data")
 @data_options
 @click.option("--window", type=float, multiple=True, help="Also count windows of this many seconds (repeatable).")
-@click.option("--per-video/--no-per-video", default=None,
-              help="List every video's coverage (labelled, unlabelled frames, gaps, label range). "
-                   "[default: when there are at most 20]")
+@click.option(
+    "--per-video/--no-per-video",
+    default=None,
+    help="List every video's coverage (labelled, unlabelled frames, gaps, label range). "
+    "[default: when there are at most 20]",
+)
 def check_cmd(data, window, per_video, **opts):
     """Validate dataset folder DATA and print a summary (videos, frames, fps, dims, labels, coverage, split)."""
     from emo.data.summary import summarize
@@ -191,8 +229,12 @@ def _shown_default(name: str, families: tuple[str, ...]) -> str:
     """A setting's default as --help shows it: one value, or one per model that takes it."""
     from emo.config import FAMILIES, METHODS, MODEL_KEYS, Config
 
-    configs = [(f"fusion {m}", Config(family=f, method=m)) if f == "fusion" else (f, Config(family=f))
-               for f in families if f in FAMILIES for m in (METHODS if f == "fusion" else (None,))]
+    configs = [
+        (f"fusion {m}", Config(family=f, method=m)) if f == "fusion" else (f, Config(family=f))
+        for f in families
+        if f in FAMILIES
+        for m in (METHODS if f == "fusion" else (None,))
+    ]
     if name not in MODEL_KEYS:  # not a model's: the family's own default (Fusion 4 for fusion)
         configs = [(f, Config(family=f)) for f in families if f in FAMILIES]
     values: dict[str, list[str]] = {}
@@ -224,8 +266,13 @@ def config_options(*families: str):
             hint = hints[field.name]
             base = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
             kind = AutoOr({int: int, float: float}.get(base, str), CHOICES.get(field.name))
-            f = click.option(f"--{field.name.replace('_', '-')}", field.name, type=kind, default=None,
-                             help=f"{HELP.get(field.name, '')} [default: {_shown_default(field.name, families)}]")(f)
+            f = click.option(
+                f"--{field.name.replace('_', '-')}",
+                field.name,
+                type=kind,
+                default=None,
+                help=f"{HELP.get(field.name, '')} [default: {_shown_default(field.name, families)}]",
+            )(f)
         return f
 
     return decorate
@@ -246,7 +293,7 @@ FAMILY_HELP = {
     "video": "A GRU over windows of face embeddings, pooled over time (avg, max or conv1d).",
     "audio": "A feed-forward net on one audio table's functionals (audio_1s ... audio_4s).",
     "fusion": "Audio-visual fusion of a window's face embeddings and audio rows: methods 1-4 (4: transformer "
-              "cross-attention, variants v1-v3).",
+    "cross-attention, variants v1-v3).",
 }
 
 
@@ -266,9 +313,12 @@ def _train_command(family: str) -> click.Command:
         if isinstance(options.get("method"), tuple):  # see the --method option below
             methods = set(options["method"])
             if len(methods) > 1:
-                raise click.UsageError("--method was given twice with different values: under `mlflow run`, "
-                                       "`-e fusion` trains Fusion 4; use `-e fusion1`, `-e fusion2` or `-e fusion3` "
-                                       "for the other methods.", ctx)
+                raise click.UsageError(
+                    "--method was given twice with different values: under `mlflow run`, "
+                    "`-e fusion` trains Fusion 4; use `-e fusion1`, `-e fusion2` or `-e fusion3` "
+                    "for the other methods.",
+                    ctx,
+                )
             options["method"] = methods.pop() if methods else None
         config = config_from(family, options)  # refused here, before torch is loaded, when invalid
         from emo.experiment import resume_config, run_experiment
@@ -281,11 +331,13 @@ def _train_command(family: str) -> click.Command:
         click.echo(describe(result))
 
     f = click.option("--no-track", is_flag=True, help="Do not log to MLflow (print the metrics only).")(train_cmd)
-    f = click.option("--resume", default=None, metavar="RUN_ID",
-                     help="Continue the run RUN_ID from its last checkpoint.")(f)
+    f = click.option(
+        "--resume", default=None, metavar="RUN_ID", help="Continue the run RUN_ID from its last checkpoint."
+    )(f)
     f = click.option("--run-name", default=None, help="MLflow run name. [default: model, settings and seed]")(f)
-    f = click.option("--experiment", default=None,
-                     help=f"MLflow experiment (ignored under `mlflow run`). [default: emo-{family}]")(f)
+    f = click.option(
+        "--experiment", default=None, help=f"MLflow experiment (ignored under `mlflow run`). [default: emo-{family}]"
+    )(f)
     command = click.command(family, help=FAMILY_HELP[family], short_help=FAMILY_HELP[family])(config_options(family)(f))
     if family == "fusion":
         # the MLproject's per-method entry points pass --method N; a second -P method=M is refused, not obeyed
@@ -305,35 +357,87 @@ _add_train_commands()
 
 
 @main.command("tune")
-@click.option("--family", type=click.Choice(["fusion", "video", "audio", "ffnn"]), default="fusion",
-              show_default=True, help="Model family to tune.")
+@click.option(
+    "--family",
+    type=click.Choice(["fusion", "video", "audio", "ffnn"]),
+    default="fusion",
+    show_default=True,
+    help="Model family to tune.",
+)
 @config_options("fusion", "video", "audio", "ffnn")
-@click.option("--trials", type=AutoOr(int), default=None,
-              help="Complete or pruned trials the study should hold (all workers together). [default: 20 "
-                   "unless --timeout is given]")
-@click.option("--timeout", type=AutoOr(float), default=None, help="Stop this worker after N seconds. [default: no limit]")
-@click.option("--storage", type=AutoOr(str), default=None,
-              help="Optuna storage URL; a PostgreSQL URL shares the study between workers. A URL holding a "
-                   "password goes in EMO_STORAGE, never on a command line. [default: $EMO_STORAGE, else "
-                   "sqlite:///optuna.db]")
+@click.option(
+    "--trials",
+    type=AutoOr(int),
+    default=None,
+    help="Complete or pruned trials the study should hold (all workers together). [default: 20 "
+    "unless --timeout is given]",
+)
+@click.option(
+    "--timeout", type=AutoOr(float), default=None, help="Stop this worker after N seconds. [default: no limit]"
+)
+@click.option(
+    "--storage",
+    type=AutoOr(str),
+    default=None,
+    help="Optuna storage URL; a PostgreSQL URL shares the study between workers. A URL holding a "
+    "password goes in EMO_STORAGE, never on a command line. [default: $EMO_STORAGE, else "
+    "sqlite:///optuna.db]",
+)
 @click.option("--study-name", type=AutoOr(str), default=None, help="Study to create or join. [default: emo-FAMILY]")
-@click.option("--space", type=AutoOr(str), default=None,
-              help="JSON file overriding the family's search space.")
-@click.option("--metric", type=click.Choice(["rmse", "ccc"]), default="rmse", show_default=True,
-              help="Objective: mean dev RMSE (minimised) or mean dev CCC (maximised) over valence and arousal.")
+@click.option("--space", type=AutoOr(str), default=None, help="JSON file overriding the family's search space.")
+@click.option(
+    "--metric",
+    type=click.Choice(["rmse", "ccc"]),
+    default="rmse",
+    show_default=True,
+    help="Objective: mean dev RMSE (minimised) or mean dev CCC (maximised) over valence and arousal.",
+)
 @click.option("--pruner", default="median", show_default=True, help="median, none or percentile:P.")
-@click.option("--sampler-seed", type=AutoOr(int), default=None,
-              help="Seed of the TPE sampler (one worker: reproducible). [default: random]")
-@click.option("--experiment", type=AutoOr(str), default=None, help="MLflow experiment name (ignored under `mlflow run`).")
-@click.option("--register/--no-register", default=True, show_default=True,
-              help="Register the winner as emo-fusion4 (Fusion 4 studies only).")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.")
-@click.option("--cell", type=AutoOr(str), default=None,
-              help="Tune one named experiment of the matrix (`emo reproduce --list`): its settings stay fixed, "
-                   "the rest of its family's space is searched.")
-def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner, sampler_seed, experiment,
-             register, heartbeat, cell, **options):
+@click.option(
+    "--sampler-seed",
+    type=AutoOr(int),
+    default=None,
+    help="Seed of the TPE sampler (one worker: reproducible). [default: random]",
+)
+@click.option(
+    "--experiment", type=AutoOr(str), default=None, help="MLflow experiment name (ignored under `mlflow run`)."
+)
+@click.option(
+    "--register/--no-register",
+    default=True,
+    show_default=True,
+    help="Register the winner as emo-fusion4 (Fusion 4 studies only).",
+)
+@click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.",
+)
+@click.option(
+    "--cell",
+    type=AutoOr(str),
+    default=None,
+    help="Tune one named experiment of the matrix (`emo reproduce --list`): its settings stay fixed, "
+    "the rest of its family's space is searched.",
+)
+def tune_cmd(
+    family,
+    trials,
+    timeout,
+    storage,
+    study_name,
+    space,
+    metric,
+    pruner,
+    sampler_seed,
+    experiment,
+    register,
+    heartbeat,
+    cell,
+    **options,
+):
     """Tune a family's hyperparameters with Optuna; every trial is a nested MLflow run.
 
     The same command started several times with one --storage and --study-name makes several
@@ -352,42 +456,101 @@ def tune_cmd(family, trials, timeout, storage, study_name, space, metric, pruner
         family, fixed = named.family, named.settings
         study_name = study_name or f"emo-{named.name.replace('/', '-')}"
     base = config_from(family, {**options, **fixed})
-    result = tune(base, trials=trials if trials or timeout else 20, timeout=timeout, storage=storage,
-                  study_name=study_name, space=space, metric=metric, pruner=pruner, sampler_seed=sampler_seed,
-                  experiment=experiment, heartbeat=heartbeat, fixed=tuple(fixed), register=register)
+    result = tune(
+        base,
+        trials=trials if trials or timeout else 20,
+        timeout=timeout,
+        storage=storage,
+        study_name=study_name,
+        space=space,
+        metric=metric,
+        pruner=pruner,
+        sampler_seed=sampler_seed,
+        experiment=experiment,
+        heartbeat=heartbeat,
+        fixed=tuple(fixed),
+        register=register,
+    )
     click.echo(summary(result.study))
     if result.test:
-        click.echo("winner's test metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items()
-                                                           if "rmse" in k or "ccc" in k))
+        click.echo(
+            "winner's test metrics: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in result.test.items() if "rmse" in k or "ccc" in k)
+        )
     if result.registration:
         click.echo(result.registration)
 
 
 @main.command("reproduce")
 @click.option("--data", default="synthetic", show_default=True, help=HELP["data"])
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Seeds per cell (0 … N-1): the report gives mean ± std over them.")
-@click.option("--only", default="all", show_default=True,
-              help="Comma-separated tables to run: baseline, ffnn, video, audio, fusion (or all).")
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Seeds per cell (0 … N-1): the report gives mean ± std over them.",
+)
+@click.option(
+    "--only",
+    default="all",
+    show_default=True,
+    help="Comma-separated tables to run: baseline, ffnn, video, audio, fusion (or all).",
+)
 @click.option("--windows", default="all", show_default=True, help="Comma-separated windows in seconds (1-4), or all.")
-@click.option("--arch", "archs", default="all", show_default=True,
-              help="emo, thesis, or all: the models as the thesis wrote them, emo's, or both side by side.")
+@click.option(
+    "--arch",
+    "archs",
+    default="all",
+    show_default=True,
+    help="emo, thesis, or all: the models as the thesis wrote them, emo's, or both side by side.",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True, help="Maximum epochs per cell.")
 @click.option("--label-delay", type=float, default=0.0, show_default=True, help="Annotator lag in seconds.")
-@click.option("--storage", type=AutoOr(str), default=None,
-              help="Optuna storage URL shared by the workers; one holding a password goes in EMO_STORAGE, never on "
-                   "a command line. [default: $EMO_STORAGE, else sqlite:///optuna.db]")
-@click.option("--study-name", type=AutoOr(str), default=None,
-              help="The matrix's study. [default: emo-reproduce-HASH of the cells, seeds, data and settings]")
-@click.option("--experiment", type=AutoOr(str), default=None,
-              help="MLflow experiment name (ignored under `mlflow run`).")
-@click.option("--heartbeat", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.")
-@click.option("--threads", type=AutoOr(int), default=None,
-              help=f"{HELP['threads']} Each worker of a shared matrix chooses its own.")
+@click.option(
+    "--storage",
+    type=AutoOr(str),
+    default=None,
+    help="Optuna storage URL shared by the workers; one holding a password goes in EMO_STORAGE, never on "
+    "a command line. [default: $EMO_STORAGE, else sqlite:///optuna.db]",
+)
+@click.option(
+    "--study-name",
+    type=AutoOr(str),
+    default=None,
+    help="The matrix's study. [default: emo-reproduce-HASH of the cells, seeds, data and settings]",
+)
+@click.option(
+    "--experiment", type=AutoOr(str), default=None, help="MLflow experiment name (ignored under `mlflow run`)."
+)
+@click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.",
+)
+@click.option(
+    "--threads",
+    type=AutoOr(int),
+    default=None,
+    help=f"{HELP['threads']} Each worker of a shared matrix chooses its own.",
+)
 @click.option("--list", "list_only", is_flag=True, help="List the cells and exit.")
-def reproduce_cmd(data, seeds, only, windows, archs, epochs, label_delay, storage, study_name, experiment,
-                  heartbeat, threads, list_only):
+def reproduce_cmd(
+    data,
+    seeds,
+    only,
+    windows,
+    archs,
+    epochs,
+    label_delay,
+    storage,
+    study_name,
+    experiment,
+    heartbeat,
+    threads,
+    list_only,
+):
     """Run the thesis's experiment matrix: every cell × seed a nested MLflow run of one parent run.
 
     Start the same command on several machines with one PostgreSQL --storage to share the
@@ -403,20 +566,41 @@ def reproduce_cmd(data, seeds, only, windows, archs, epochs, label_delay, storag
         for cell in cells:
             click.echo(f"{cell.name:36s} {cell.family:9s} {cell.settings}")
         return
-    result = reproduce(cells, seeds=seeds, storage=storage, study_name=study_name, experiment=experiment,
-                       heartbeat=heartbeat, data=data, epochs=epochs, label_delay=label_delay,
-                       **({"threads": threads} if threads else {}))
-    click.echo(f"matrix {result.study.study_name}: {result.finished}/{result.total} cell runs finished "
-               f"({result.ran} trained by this worker, {result.reused} reused from earlier runs); parent run "
-               f"{result.parent_run_id}.\nTables: emo report {result.parent_run_id} --out report")
+    result = reproduce(
+        cells,
+        seeds=seeds,
+        storage=storage,
+        study_name=study_name,
+        experiment=experiment,
+        heartbeat=heartbeat,
+        data=data,
+        epochs=epochs,
+        label_delay=label_delay,
+        **({"threads": threads} if threads else {}),
+    )
+    click.echo(
+        f"matrix {result.study.study_name}: {result.finished}/{result.total} cell runs finished "
+        f"({result.ran} trained by this worker, {result.reused} reused from earlier runs); parent run "
+        f"{result.parent_run_id}.\nTables: emo report {result.parent_run_id} --out report"
+    )
 
 
 @main.command("report")
 @click.argument("target", metavar="RUN_OR_EXPERIMENT")
-@click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True,
-              help="Folder for report.html, report.md, tables/*.csv and plots/*.png.")
-@click.option("--resamples", type=click.IntRange(min=100), default=2000, show_default=True,
-              help="Bootstrap resamples of the like-for-like comparison.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="report",
+    show_default=True,
+    help="Folder for report.html, report.md, tables/*.csv and plots/*.png.",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=100),
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples of the like-for-like comparison.",
+)
 def report_cmd(target, out, resamples):
     """Rebuild the thesis's tables from a matrix's runs: TARGET is the parent run id `emo reproduce`
     printed, or an experiment name or id (all its matrix runs). The files are also logged to the
@@ -427,8 +611,12 @@ def report_cmd(target, out, resamples):
     from emo.tracking import log_artifacts, run_table
 
     matrix = matrix_runs(target)
-    report = build(collect(matrix.runs, where=matrix.where), matrix=matrix, resamples=resamples,
-                   predictions=lambda run_id: run_table(run_id, "predictions/test.parquet"))
+    report = build(
+        collect(matrix.runs, where=matrix.where),
+        matrix=matrix,
+        resamples=resamples,
+        predictions=lambda run_id: run_table(run_id, "predictions/test.parquet"),
+    )
     data = "synthetic data" if report.synthetic else (report.corpus or "the dataset").upper()
     paths = write(report, out, f"emo: the thesis's experiments on {data}")
     if matrix.parent:
@@ -436,37 +624,64 @@ def report_cmd(target, out, resamples):
     for name, table in report.tables.items():
         click.echo(f"{name}: {len(table)} row(s)")
     click.echo(f"cell runs: {report.counted}")
-    click.echo(f"wrote {paths['report.html']} ({paths['report.html'].stat().st_size / 1e3:.0f} kB), report.md and "
-               f"tables/*.csv" + (f"; logged to run {matrix.parent} under report/" if matrix.parent else ""))
+    click.echo(
+        f"wrote {paths['report.html']} ({paths['report.html'].stat().st_size / 1e3:.0f} kB), report.md and "
+        f"tables/*.csv" + (f"; logged to run {matrix.parent} under report/" if matrix.parent else "")
+    )
 
 
 @main.command("register")
 @click.option("--run-id", "run_ids", multiple=True, help="Candidate run(s); default: the experiment's Fusion 4 runs.")
-@click.option("--experiment", type=AutoOr(str), default=None,
-              help="Only runs of this MLflow experiment. [default: MLFLOW_EXPERIMENT_NAME, else emo-fusion]")
+@click.option(
+    "--experiment",
+    type=AutoOr(str),
+    default=None,
+    help="Only runs of this MLflow experiment. [default: MLFLOW_EXPERIMENT_NAME, else emo-fusion]",
+)
 @click.option("--all-experiments", is_flag=True, help="Candidates from every experiment.")
-@click.option("--metric", type=click.Choice(["rmse", "ccc"]), default="rmse", show_default=True,
-              help="How the candidate and the champion are compared (on the same dev windows and targets).")
+@click.option(
+    "--metric",
+    type=click.Choice(["rmse", "ccc"]),
+    default="rmse",
+    show_default=True,
+    help="How the candidate and the champion are compared (on the same dev windows and targets).",
+)
 @click.option("--name", default="emo-fusion4", show_default=True, help="Registered model name.")
 def register_cmd(run_ids, experiment, all_experiments, metric, name):
     """Register the best Fusion 4 run (by dev RMSE); it becomes @champion only if it beats the current one
     like for like."""
     from emo import champion
 
-    run = champion.best_fusion4_run(run_ids=list(run_ids) or None, experiment=experiment,
-                                    all_experiments=all_experiments)
+    run = champion.best_fusion4_run(
+        run_ids=list(run_ids) or None, experiment=experiment, all_experiments=all_experiments
+    )
     click.echo(str(champion.register(run, name=name, metric=metric)))
 
 
 @main.command("predict")
-@click.option("--model", "model_uri", default="models:/emo-fusion4@champion", show_default=True,
-              help="Model URI: models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-… or runs:/RUN/model.")
+@click.option(
+    "--model",
+    "model_uri",
+    default="models:/emo-fusion4@champion",
+    show_default=True,
+    help="Model URI: models:/NAME@ALIAS, models:/NAME/VERSION, models:/m-… or runs:/RUN/model.",
+)
 @click.option("--data", required=True, help="Dataset folder (or `synthetic`).")
-@click.option("--split", type=click.Choice(["train", "dev", "test", "all"]), default="test", show_default=True,
-              help="A split of the dataset, or 'all' for every recording, labelled or not (e.g. the unlabelled/ "
-                   "folder of an import).")
-@click.option("--out", type=click.Path(dir_okay=False), default="predictions.csv", show_default=True,
-              help="Where to write per-window predictions (.csv or .parquet).")
+@click.option(
+    "--split",
+    type=click.Choice(["train", "dev", "test", "all"]),
+    default="test",
+    show_default=True,
+    help="A split of the dataset, or 'all' for every recording, labelled or not (e.g. the unlabelled/ "
+    "folder of an import).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="predictions.csv",
+    show_default=True,
+    help="Where to write per-window predictions (.csv or .parquet).",
+)
 @data_options
 def predict_cmd(model_uri, data, split, out, **opts):
     """Predict valence and arousal for every sample of a dataset split; print metrics against the labels

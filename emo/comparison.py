@@ -17,8 +17,7 @@ from emo import TARGETS
 from emo.errors import ConfigError
 
 # What every number of the comparison is, in words; the report prints it beside them.
-METRIC = ("test RMSE, the mean of the valence RMSE and the arousal RMSE over the test windows both models "
-          "predicted")
+METRIC = "test RMSE, the mean of the valence RMSE and the arousal RMSE over the test windows both models predicted"
 
 
 @dataclass
@@ -33,8 +32,9 @@ class Comparison:
     metric: str = METRIC
 
 
-def compare(frame: pd.DataFrame, fusion: pd.Series, predictions: Callable[[str], pd.DataFrame], *,
-            resamples: int, seed: int) -> Comparison | str:
+def compare(
+    frame: pd.DataFrame, fusion: pd.Series, predictions: Callable[[str], pd.DataFrame], *, resamples: int, seed: int
+) -> Comparison | str:
     """The comparison of the best fusion cell `fusion` (a row of the aggregate) with its video partner in
     `frame` (the runs), or a sentence saying why there is none."""
     same = (frame["label"] == fusion["label"]) & (frame["window"] == fusion["window"])
@@ -44,27 +44,44 @@ def compare(frame: pd.DataFrame, fusion: pd.Series, predictions: Callable[[str],
     if not partner.empty:  # one video model, not a mix of rows or archs across seeds
         first = partner.iloc[0]
         partner = partner[(partner["row"] == first["row"]) & (partner["arch"] == first["arch"])]
-    mine = frame[same & (frame["table"] == "fusion") & (frame["row"] == fusion["row"])
-                 & (frame["arch"] == fusion["arch"])]
+    mine = frame[
+        same & (frame["table"] == "fusion") & (frame["row"] == fusion["row"]) & (frame["arch"] == fusion["arch"])
+    ]
     seeds = sorted(set(mine["seed"]) & set(partner["seed"]))
     if not seeds:
-        return ("No video cell with the fusion cell's window and label ran on the same seeds, so there is no "
-                "like-for-like comparison (run the video table too).")
-    tables = {name: pd.concat([predictions(run).assign(seed=s) for s, run in
-                               runs.drop_duplicates("seed").set_index("seed").loc[seeds, "source_run"].items()])
-              for name, runs in (("fusion", mine), ("video", partner))}
-    per_seed = {s: paired_bootstrap(*(t[t["seed"] == s] for t in tables.values()), resamples=resamples, seed=seed)
-                for s in seeds}
-    return Comparison(fusion=_name(mine.iloc[0]), video=_name(partner.iloc[0]), label=fusion["label"],
-                      per_seed=per_seed, pooled=paired_bootstrap(*tables.values(), resamples=resamples, seed=seed))
+        return (
+            "No video cell with the fusion cell's window and label ran on the same seeds, so there is no "
+            "like-for-like comparison (run the video table too)."
+        )
+    tables = {
+        name: pd.concat(
+            [
+                predictions(run).assign(seed=s)
+                for s, run in runs.drop_duplicates("seed").set_index("seed").loc[seeds, "source_run"].items()
+            ]
+        )
+        for name, runs in (("fusion", mine), ("video", partner))
+    }
+    per_seed = {
+        s: paired_bootstrap(*(t[t["seed"] == s] for t in tables.values()), resamples=resamples, seed=seed)
+        for s in seeds
+    }
+    return Comparison(
+        fusion=_name(mine.iloc[0]),
+        video=_name(partner.iloc[0]),
+        label=fusion["label"],
+        per_seed=per_seed,
+        pooled=paired_bootstrap(*tables.values(), resamples=resamples, seed=seed),
+    )
 
 
 def _name(run: pd.Series) -> str:
     return f"{run['row']} {run['window']:g} s ({run['arch']})"
 
 
-def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame, *, resamples: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> dict:
+def paired_bootstrap(
+    a: pd.DataFrame, b: pd.DataFrame, *, resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict:
     """RMSE(a) − RMSE(b) on the test windows both predicted, each RMSE the mean of the valence and arousal
     RMSEs, with a bootstrap interval that resamples whole recordings (windows of one recording are not
     independent). Frames with a `seed` column pair seed with seed: the difference is then the mean over
@@ -96,8 +113,15 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame, *, resamples: int = 2000,
     weights = np.zeros((resamples, len(groups)))
     np.add.at(weights, (np.repeat(np.arange(resamples), len(groups)), draws.ravel()), 1.0)
     lo, hi = np.quantile(diff(weights), [(1 - level) / 2, (1 + level) / 2])
-    return {"difference": float(diff(ones)[0]), "low": float(lo), "high": float(hi), "level": level,
-            "rmse_a": float(rmse(ones, sums_a).mean()), "rmse_b": float(rmse(ones, sums_b).mean()),
-            "seeds": [int(s) for s in seeds] if "seed" in keys else [],
-            "windows": len(both[["video_id", "start"]].drop_duplicates()), "recordings": len(groups),
-            "resamples": resamples}
+    return {
+        "difference": float(diff(ones)[0]),
+        "low": float(lo),
+        "high": float(hi),
+        "level": level,
+        "rmse_a": float(rmse(ones, sums_a).mean()),
+        "rmse_b": float(rmse(ones, sums_b).mean()),
+        "seeds": [int(s) for s in seeds] if "seed" in keys else [],
+        "windows": len(both[["video_id", "start"]].drop_duplicates()),
+        "recordings": len(groups),
+        "resamples": resamples,
+    }

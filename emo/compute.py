@@ -19,8 +19,10 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} was asked for, but this torch ({torch.__version__}) sees no CUDA GPU. "
-                          f"Use device auto or cpu, or install a CUDA build of torch.")
+        raise ConfigError(
+            f"device {name!r} was asked for, but this torch ({torch.__version__}) sees no CUDA GPU. "
+            f"Use device auto or cpu, or install a CUDA build of torch."
+        )
     return device
 
 
@@ -33,11 +35,15 @@ def bf16_supported(device: torch.device) -> bool:
 def check_precision(precision: str, device: torch.device) -> None:
     """Refuse a precision the device cannot run, before any training starts."""
     if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision fp16 needs a CUDA GPU (it trains with a gradient scaler there); on the CPU "
-                          "use bf16 (CPUs with AVX-512 BF16 or AMX) or fp32.")
+        raise ConfigError(
+            "precision fp16 needs a CUDA GPU (it trains with a gradient scaler there); on the CPU "
+            "use bf16 (CPUs with AVX-512 BF16 or AMX) or fp32."
+        )
     if precision == "bf16" and not bf16_supported(device):
-        raise ConfigError(f"precision bf16 is not supported on this {device.type} (it needs AVX-512 on a CPU, or "
-                          f"a GPU of compute capability 8.0 or later); use precision fp32.")
+        raise ConfigError(
+            f"precision bf16 is not supported on this {device.type} (it needs AVX-512 on a CPU, or "
+            f"a GPU of compute capability 8.0 or later); use precision fp32."
+        )
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from emo.errors import ConfigError
 
+
 @dataclass(frozen=True)
 class Family:
     """What differs by model family: its input kind, its models, and the thesis's window and label."""
@@ -45,17 +46,42 @@ METHODS = tuple(range(1, len(FAMILIES["fusion"].models) + 1))  # fusion methods 
 AUDIO_WINDOWS = (1, 2, 3, 4)  # seconds: the audio_{N}s tables of the data contract
 DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
 # settings whose values are a closed list: the command line offers them as choices
-CHOICES = {"label": LABELS, "pooling": POOLINGS, "variant": VARIANTS, "loss": LOSSES, "arch": ARCHS,
-           "readout": READOUTS, "precision": PRECISIONS, "method": tuple(map(str, METHODS)),
-           "audio_window": tuple(map(str, AUDIO_WINDOWS))}
+CHOICES = {
+    "label": LABELS,
+    "pooling": POOLINGS,
+    "variant": VARIANTS,
+    "loss": LOSSES,
+    "arch": ARCHS,
+    "readout": READOUTS,
+    "precision": PRECISIONS,
+    "method": tuple(map(str, METHODS)),
+    "audio_window": tuple(map(str, AUDIO_WINDOWS)),
+}
 # hyperparameters that are passed to the model constructor when set
-MODEL_KEYS = ("hidden", "layers", "dropout", "pooling", "d_model", "heads", "ff", "depth", "repeats", "kernel_size",
-              "variant", "readout", "arch")
+MODEL_KEYS = (
+    "hidden",
+    "layers",
+    "dropout",
+    "pooling",
+    "d_model",
+    "heads",
+    "ff",
+    "depth",
+    "repeats",
+    "kernel_size",
+    "variant",
+    "readout",
+    "arch",
+)
 # settings whose default is decided by the data (logged as "auto" until then)
 AUTO = ("audio_window", "audio_len", "fps", "label_scale", "id_pattern", "audio_id_pattern")
 # settings by input kind, then shared ones (the rest of a family's settings are its models' hyperparameters)
-KIND_SETTINGS = {"frame": (), "audio": ("window",), "window": ("window", "label", "stride"),
-                 "fusion": ("window", "label", "stride", "method", "audio_window", "audio_len")}
+KIND_SETTINGS = {
+    "frame": (),
+    "audio": ("window",),
+    "window": ("window", "label", "stride"),
+    "fusion": ("window", "label", "stride", "method", "audio_window", "audio_len"),
+}
 DATA_SETTINGS = ("data", "fps", "label_scale", "id_pattern", "audio_id_pattern", "split_seed", "label_delay")
 TRAIN_SETTINGS = ("arch", "epochs", "patience", "lr", "batch_size", "loss", "seed", "device", "precision", "threads")
 BASELINE_SETTINGS = ("algorithms", "svr_max_samples", "seed")
@@ -64,13 +90,13 @@ BASELINE_SETTINGS = ("algorithms", "svr_max_samples", "seed")
 HELP = {
     "data": "Dataset folder, or 'synthetic' / 'synthetic:afew' for a small generated corpus (made on first use).",
     "window": "Window length in seconds (video/fusion: window_s × fps frames; audio: which audio_{N}s table); "
-              "the default is the thesis's best for the family.",
+    "the default is the thesis's best for the family.",
     "label": "Window label: the mean of its frames' labels or its last frame's.",
     "stride": "Frames between window starts.",
     "method": "Fusion method 1, 2, 3 or 4.",
     "variant": "Fusion 4 variant: v1 (self-attention), v2 (cross-attention on video), v3 (on audio).",
     "audio_window": "Fusion: which audio table (1-4 s); default: the window's length, else the longest shorter "
-                    "table (what was chosen is logged as data_audio_window).",
+    "table (what was chosen is logged as data_audio_window).",
     "audio_len": "Fusion: audio steps per window (longer are truncated); default: the longest.",
     "hidden": "Hidden size (ffnn, audio, video GRU, fusion 1).",
     "layers": "GRU layers (video).",
@@ -82,9 +108,9 @@ HELP = {
     "depth": "Transformer blocks (fusion 2).",
     "repeats": "Repeated second blocks (fusion 4; with arch=thesis, v1 has one).",
     "readout": "Fusion 4 readout: mean over the window's steps (the thesis) or attention (positional encoding and "
-               "learned weights over the steps, so the labelled last step can count most).",
+    "learned weights over the steps, so the labelled last step can count most).",
     "arch": "Architecture: 'emo' (standardised inputs and emo's changes, docs/thesis-departures.md) or 'thesis' "
-            "(the models as the thesis describes them).",
+    "(the models as the thesis describes them).",
     "kernel_size": "Conv1d video encoder kernel (fusion 4).",
     "epochs": "Maximum epochs.",
     "patience": "Stop after this many epochs without a better dev loss.",
@@ -94,9 +120,9 @@ HELP = {
     "seed": "Seed of weights, shuffling and dropout: same seed, same numbers (CPU).",
     "device": "auto (CUDA when available), cpu or cuda.",
     "precision": "Arithmetic of the forward pass: fp32, bf16 (autocast; CPUs with AVX-512 BF16/AMX, and CUDA) or "
-                 "fp16 (CUDA only, with a gradient scaler). Weights and the loss stay fp32.",
+    "fp16 (CUDA only, with a gradient scaler). Weights and the loss stay fp32.",
     "threads": "CPU threads for torch (default: torch's choice, one per core). On a machine shared with other "
-               "work, or with several workers, give each process its share of the cores (1 on a busy 2-core box).",
+    "work, or with several workers, give each process its share of the cores (1 on a busy 2-core box).",
     "algorithms": "Baseline algorithms (comma-separated): bayesian_ridge, svr, tree.",
     "svr_max_samples": "SVR fits at most this many training frames (a seeded subsample above that).",
     "fps": "Frame rate, when meta.json has none.",
@@ -105,7 +131,7 @@ HELP = {
     "audio_id_pattern": "Regex with a named group 'id' deriving the video id from an audio 'filename'.",
     "split_seed": "Seed of the video split, used only when the dataset has no split yet.",
     "label_delay": "Annotator lag in seconds: the features at time t are paired with the label at t + delay "
-                   "(AVEC's CES baseline uses 2 s).",
+    "(AVEC's CES baseline uses 2 s).",
 }
 
 
@@ -210,7 +236,7 @@ class Config:
         used = self.model_kwargs()
         return [k for k in MODEL_KEYS if getattr(self, k) is not None and k not in used and k != "arch"]
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
     def settings(self) -> tuple[str, ...]:
@@ -233,8 +259,9 @@ class Config:
         d["algorithms"] = list(self.algorithms)
         return d
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Fail with a clear message before any data is read or any training starts."""
+
         def bad(msg: str):
             raise ConfigError(msg)
 
@@ -243,8 +270,10 @@ class Config:
         if not self.window > 0:
             bad(f"window must be a positive number of seconds (got {self.window:g}); the thesis uses 1, 2, 3 or 4.")
         if self.family == "audio" and self.window not in AUDIO_WINDOWS:
-            bad(f"the audio model reads one of the audio_1s … audio_4s tables: window must be 1, 2, 3 or 4 "
-                f"(got {self.window:g}).")
+            bad(
+                f"the audio model reads one of the audio_1s … audio_4s tables: window must be 1, 2, 3 or 4 "
+                f"(got {self.window:g})."
+            )
         if self.pooling is not None and self.pooling not in POOLINGS:
             bad(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}.")
         if self.family == "fusion" and self.method not in METHODS:
@@ -254,7 +283,10 @@ class Config:
         if self.label is not None and self.label not in LABELS:
             bad(f"unknown window label {self.label!r}; choose mean or last.")
         if self.arch not in ARCHS:
-            bad(f"unknown arch {self.arch!r}; choose emo (emo's models) or thesis (the models as the thesis wrote them).")
+            bad(
+                f"unknown arch {self.arch!r}; choose emo (emo's models) or thesis (the models as the thesis "
+                f"wrote them)."
+            )
         if self.readout is not None and self.readout not in READOUTS:
             bad(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}.")
         if self.loss not in LOSSES:
@@ -267,8 +299,10 @@ class Config:
         if self.patience < 0:
             bad(f"patience must be 0 or more (got {self.patience}).")
         if not 0 <= self.label_delay < 60:
-            bad(f"label_delay must be 0 or more seconds, below a minute (got {self.label_delay:g}); raters react "
-                f"about 1-4 s late.")
+            bad(
+                f"label_delay must be 0 or more seconds, below a minute (got {self.label_delay:g}); raters react "
+                f"about 1-4 s late."
+            )
         if not self.lr > 0:
             bad(f"lr must be positive (got {self.lr:g}).")
         if self.dropout is not None and not 0 <= self.dropout < 1:
@@ -316,12 +350,21 @@ def _signatures() -> dict[str, dict[str, object]]:
     out = {}
     for path in sorted((Path(__file__).parent / "models").glob("*.py")):
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            name = next((d.args[0].value for d in getattr(node, "decorator_list", ())
-                         if isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register" and d.args), None)
+            name = next(
+                (
+                    d.args[0].value
+                    for d in getattr(node, "decorator_list", ())
+                    if isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register" and d.args
+                ),
+                None,
+            )
             if name is None:
                 continue
-            fn = node if isinstance(node, ast.FunctionDef) else next(
-                n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+            fn = (
+                node
+                if isinstance(node, ast.FunctionDef)
+                else next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+            )
             a = fn.args
             positional = [x for x in a.posonlyargs + a.args if x.arg != "self"]
             defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)

@@ -15,8 +15,9 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def postgres_url(*, user: str, password: str | None, host: str, database: str, port: int | str = 5432,
-                 driver: str = "psycopg") -> str:
+def postgres_url(
+    *, user: str, password: str | None, host: str, database: str, port: int | str = 5432, driver: str = "psycopg"
+) -> str:
     """A PostgreSQL URL from its parts, each percent-encoded.
 
     A password holding `@`, `#`, `/`, `:` or `%` pasted into `user:PASSWORD@host` as it is ends

@@ -43,7 +43,7 @@ class Result:
     best_epoch: int = 0
     run_id: str | None = None
     model_uri: str | None = None
-    children: dict[str, "Result"] = field(default_factory=dict)
+    children: dict[str, Result] = field(default_factory=dict)
 
     @property
     def objective(self) -> float:
@@ -59,10 +59,18 @@ def seed_everything(seed: int) -> None:
 
 def dataset_params(ds: Dataset, inputs: Inputs) -> dict:
     """What the data decided, under keys of their own (a setting's key holds the setting as given)."""
-    params = {"data_folder": str(ds.folder.resolve()), "data_name": ds.name, "data_fingerprint": ds.fingerprint,
-              "data_synthetic": ds.synthetic, "split_hash": ds.split.hash, "data_fps": ds.fps,
-              "data_label_scale": ds.label_scale, "emo_version": __version__, "input_kind": inputs.kind,
-              "data_source": "synthetic" if ds.synthetic else str(ds.meta.get("source_format", "unknown"))}
+    params = {
+        "data_folder": str(ds.folder.resolve()),
+        "data_name": ds.name,
+        "data_fingerprint": ds.fingerprint,
+        "data_synthetic": ds.synthetic,
+        "split_hash": ds.split.hash,
+        "data_fps": ds.fps,
+        "data_label_scale": ds.label_scale,
+        "emo_version": __version__,
+        "input_kind": inputs.kind,
+        "data_source": "synthetic" if ds.synthetic else str(ds.meta.get("source_format", "unknown")),
+    }
     params.update({f"n_{name}": n for name, n in inputs.sizes().items()})
     params.update({f"dim_{k}": v for k, v in inputs.dims.items()})
     params.update({f"data_{k}" if k in Config.__dataclass_fields__ else k: v for k, v in inputs.notes.items()})
@@ -75,14 +83,23 @@ def _mean_predictor(inputs: Inputs) -> dict[str, float]:
     return evaluate(y_dev, np.broadcast_to(y_train.mean(axis=0), y_dev.shape), "dev/")
 
 
-def _log_figures(tracker, inputs: Inputs, y_dev: np.ndarray, p_dev: np.ndarray, history: list[dict] | None,
-                 prefix: str = "", loss: str = "rmse") -> None:
+def _log_figures(
+    tracker,
+    inputs: Inputs,
+    y_dev: np.ndarray,
+    p_dev: np.ndarray,
+    history: list[dict] | None,
+    prefix: str = "",
+    loss: str = "rmse",
+) -> None:
     from emo import plots
 
     idx = inputs.index["dev"]
     # at the top level: MLflow's run comparison shows only top-level files that every run has
-    figures = {f"{prefix}dev_traces.png": plots.traces(idx.video_id, idx.start, y_dev, p_dev),
-               f"{prefix}dev_predicted_vs_true.png": plots.predicted_vs_true(y_dev, p_dev, split="dev")}
+    figures = {
+        f"{prefix}dev_traces.png": plots.traces(idx.video_id, idx.start, y_dev, p_dev),
+        f"{prefix}dev_predicted_vs_true.png": plots.predicted_vs_true(y_dev, p_dev, split="dev"),
+    }
     if history:
         figures[f"{prefix}learning_curves.png"] = plots.learning_curves(history, loss=loss)
     for path, fig in figures.items():
@@ -97,10 +114,15 @@ def _input_example(inputs: Inputs) -> dict:
 
 def input_spec(config: Config, inputs: Inputs) -> dict:
     """How to rebuild a model's samples from a dataset folder (for `emo predict`)."""
-    return {"kind": inputs.kind, "window": float(config.window), "label": config.window_label,
-            "stride": int(config.stride), "audio_window": int(inputs.notes.get("audio_window", 0)),
-            "label_delay": float(config.label_delay),
-            "audio_len": int(inputs.dims.get("audio_len", 0))}
+    return {
+        "kind": inputs.kind,
+        "window": float(config.window),
+        "label": config.window_label,
+        "stride": int(config.stride),
+        "audio_window": int(inputs.notes.get("audio_window", 0)),
+        "label_delay": float(config.label_delay),
+        "audio_len": int(inputs.dims.get("audio_len", 0)),
+    }
 
 
 def model_label(config: Config, algorithm: str | None = None) -> str:
@@ -112,58 +134,113 @@ def model_label(config: Config, algorithm: str | None = None) -> str:
 
 def _model_description(config: Config, what: str) -> str:
     """The logged model's description in the UI: what it is, on which data, where its settings are."""
-    return (f"{what}: emo {config.family} model trained on `{config.data}`, seed {config.seed}, arch {config.arch}. "
-            f"Its settings are the run's parameters; its inputs, the signature.")
+    return (
+        f"{what}: emo {config.family} model trained on `{config.data}`, seed {config.seed}, arch {config.arch}. "
+        f"Its settings are the run's parameters; its inputs, the signature."
+    )
 
 
 def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Module) -> str | None:
     from emo.pyfunc import signature
 
-    body = {"model_name": config.model_name, "model_kwargs": config.model_kwargs(), "dims": inputs.dims,
-            "kind": inputs.kind, "standardized": list(inputs.stats), "inputs": input_spec(config, inputs),
-            "weights": {k: v.cpu() for k, v in model.state_dict().items()}}
+    body = {
+        "model_name": config.model_name,
+        "model_kwargs": config.model_kwargs(),
+        "dims": inputs.dims,
+        "kind": inputs.kind,
+        "standardized": list(inputs.stats),
+        "inputs": input_spec(config, inputs),
+        "weights": {k: v.cpu() for k, v in model.state_dict().items()},
+    }
     name = model_label(config)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.pt"
         torch.save(body, path)
-        return tracker.log_model({"checkpoint": str(path)}, signature(inputs.kind, inputs.dims),
-                                 _input_example(inputs), name=name, description=_model_description(config, name))
+        return tracker.log_model(
+            {"checkpoint": str(path)},
+            signature(inputs.kind, inputs.dims),
+            _input_example(inputs),
+            name=name,
+            description=_model_description(config, name),
+        )
 
 
-def _run_torch(config: Config, inputs: Inputs, tracker, *, resume: dict | None, on_epoch: Callable | None,
-               progress: bool, evaluate_test: bool) -> Result:
+def _run_torch(
+    config: Config,
+    inputs: Inputs,
+    tracker,
+    *,
+    resume: dict | None,
+    on_epoch: Callable | None,
+    progress: bool,
+    evaluate_test: bool,
+) -> Result:
     seed_everything(config.seed)
     model = build_model(config.model_name, config.model_kwargs(), inputs.dims, tuple(inputs.stats))
     model.set_stats(inputs.stats)  # empty for arch=thesis: no standardisation
     device = pick_device(config.device)
-    tracker.log_params({"device_used": device.type, "threads_used": torch.get_num_threads(),
-                        "n_parameters": sum(p.numel() for p in model.parameters())})
+    tracker.log_params(
+        {
+            "device_used": device.type,
+            "threads_used": torch.get_num_threads(),
+            "n_parameters": sum(p.numel() for p in model.parameters()),
+        }
+    )
     if resume is not None:
         if resume.get("model_name") != config.model_name or resume.get("dims") != inputs.dims:
-            raise ConfigError(f"the checkpoint to resume is a {resume.get('model_name')} on inputs "
-                              f"{resume.get('dims')}, but this run builds a {config.model_name} on {inputs.dims}. "
-                              f"Resume with the same family, window and data as the original run.")
+            raise ConfigError(
+                f"the checkpoint to resume is a {resume.get('model_name')} on inputs "
+                f"{resume.get('dims')}, but this run builds a {config.model_name} on {inputs.dims}. "
+                f"Resume with the same family, window and data as the original run."
+            )
 
     def epoch_end(state: TrainState, net, optimizer, generator) -> None:
         record = state.history[-1]
         tracker.log_metrics({k: v for k, v in record.items() if k not in ("epoch", "improved")}, step=state.epoch)
-        tracker.log_checkpoint(checkpoint(state, net, optimizer, generator, config=config.to_dict(),
-                                          model_name=config.model_name, dims=inputs.dims))
+        tracker.log_checkpoint(
+            checkpoint(
+                state,
+                net,
+                optimizer,
+                generator,
+                config=config.to_dict(),
+                model_name=config.model_name,
+                dims=inputs.dims,
+            )
+        )
         if on_epoch is not None:
             on_epoch(state)
 
-    state = train(model, inputs.samples["train"], inputs.samples["dev"], epochs=config.epochs,
-                  patience=config.patience, lr=config.lr, batch_size=config.batch_size, loss=config.loss,
-                  seed=config.seed, device=device, precision=config.precision, on_epoch=epoch_end, resume=resume,
-                  progress=progress)
+    state = train(
+        model,
+        inputs.samples["train"],
+        inputs.samples["dev"],
+        epochs=config.epochs,
+        patience=config.patience,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        loss=config.loss,
+        seed=config.seed,
+        device=device,
+        precision=config.precision,
+        on_epoch=epoch_end,
+        resume=resume,
+        progress=progress,
+    )
     y_dev, p_dev = predict(model, inputs.samples["dev"], device=device, precision=config.precision)
     test = {}
     if evaluate_test:  # once, after every decision
         y_test, p_test = predict(model, inputs.samples["test"], device=device, precision=config.precision)
         test = _evaluate_split(tracker, inputs, "test", y_test, p_test)
-    result = Result(config=config, dev=_evaluate_split(tracker, inputs, "dev", y_dev, p_dev), test=test,
-                    mean_predictor_dev=_mean_predictor(inputs), history=state.history, best_epoch=state.best_epoch,
-                    run_id=tracker.run_id)
+    result = Result(
+        config=config,
+        dev=_evaluate_split(tracker, inputs, "dev", y_dev, p_dev),
+        test=test,
+        mean_predictor_dev=_mean_predictor(inputs),
+        history=state.history,
+        best_epoch=state.best_epoch,
+        run_id=tracker.run_id,
+    )
     _log_results(tracker, result, epochs_run=state.epoch, stopped_early=state.stopped_early)
     _log_figures(tracker, inputs, y_dev, p_dev, state.history, loss=config.loss)
     result.model_uri = _log_torch_model(tracker, config, inputs, model.cpu())
@@ -192,8 +269,9 @@ def test_metrics(test: dict[str, float]) -> dict[str, float]:
 def _log_results(tracker, result: Result, **extra) -> None:
     final = {f"best_{k}": v for k, v in result.dev.items()}
     final.update(test_metrics(result.test))
-    final.update({f"dev/mean_predictor_{k.split('/', 1)[1]}": v for k, v in result.mean_predictor_dev.items()
-                  if "rmse" in k})
+    final.update(
+        {f"dev/mean_predictor_{k.split('/', 1)[1]}": v for k, v in result.mean_predictor_dev.items() if "rmse" in k}
+    )
     final["best_dev/rmse_mean"] = result.objective
     final["best_epoch"] = result.best_epoch
     tracker.log_metrics(final)
@@ -213,39 +291,75 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
         log.info("baseline %s on %d train frames", algorithm, len(x["train"]))
         with nested_tracker(algorithm) as child:
             child.log_params({"family": "baseline", "algorithm": algorithm, "seed": config.seed})
-            estimators, notes = fit_baseline(algorithm, x["train"], y["train"], x["dev"], y["dev"], seed=config.seed,
-                                             svr_max_samples=config.svr_max_samples)
+            estimators, notes = fit_baseline(
+                algorithm,
+                x["train"],
+                y["train"],
+                x["dev"],
+                y["dev"],
+                seed=config.seed,
+                svr_max_samples=config.svr_max_samples,
+            )
             child.log_params(notes)
             p_dev, p_test = predict_baseline(estimators, x["dev"]), predict_baseline(estimators, x["test"])
-            res = Result(config=config, dev=_evaluate_split(child, inputs, "dev", y["dev"], p_dev),
-                         test=_evaluate_split(child, inputs, "test", y["test"], p_test),
-                         mean_predictor_dev=_mean_predictor(inputs), run_id=child.run_id)
+            res = Result(
+                config=config,
+                dev=_evaluate_split(child, inputs, "dev", y["dev"], p_dev),
+                test=_evaluate_split(child, inputs, "test", y["test"], p_test),
+                mean_predictor_dev=_mean_predictor(inputs),
+                run_id=child.run_id,
+            )
             _log_results(child, res)
             _log_figures(child, inputs, y["dev"], p_dev, None)
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "estimators.joblib"
-                joblib.dump({"estimators": estimators, "dims": inputs.dims,
-                             "inputs": input_spec(config, inputs)}, path)
+                joblib.dump({"estimators": estimators, "dims": inputs.dims, "inputs": input_spec(config, inputs)}, path)
                 name = model_label(config, algorithm)
-                res.model_uri = child.log_model({"estimators": str(path)}, signature("frame", inputs.dims),
-                                                {"video": x["dev"][:2]}, name=name,
-                                                description=_model_description(config, name))
+                res.model_uri = child.log_model(
+                    {"estimators": str(path)},
+                    signature("frame", inputs.dims),
+                    {"video": x["dev"][:2]},
+                    name=name,
+                    description=_model_description(config, name),
+                )
             results[algorithm] = res
     best = min(results.values(), key=lambda r: r.objective)
-    summary = Result(config=config, dev=best.dev, test=best.test, mean_predictor_dev=best.mean_predictor_dev,
-                     run_id=tracker.run_id, model_uri=best.model_uri, children=results)
-    tracker.log_text("\n".join(f"{a}: dev RMSE V {r.dev['dev/rmse_valence']:.4f} A {r.dev['dev/rmse_arousal']:.4f}; "
-                               f"test RMSE V {r.test['test/rmse_valence']:.4f} A {r.test['test/rmse_arousal']:.4f}"
-                               for a, r in results.items()), "baseline_summary.txt")
+    summary = Result(
+        config=config,
+        dev=best.dev,
+        test=best.test,
+        mean_predictor_dev=best.mean_predictor_dev,
+        run_id=tracker.run_id,
+        model_uri=best.model_uri,
+        children=results,
+    )
+    tracker.log_text(
+        "\n".join(
+            f"{a}: dev RMSE V {r.dev['dev/rmse_valence']:.4f} A {r.dev['dev/rmse_arousal']:.4f}; "
+            f"test RMSE V {r.test['test/rmse_valence']:.4f} A {r.test['test/rmse_arousal']:.4f}"
+            for a, r in results.items()
+        ),
+        "baseline_summary.txt",
+    )
     _log_results(tracker, summary, best_algorithm=min(results, key=lambda a: results[a].objective))
     return summary
 
 
-def run_experiment(config: Config, *, track: bool = True, run_name: str | None = None,
-                   experiment: str | None = None, resume: str | None = None,
-                   on_epoch: Callable[[TrainState], None] | None = None, progress: bool = True,
-                   parent_run_id: str | None = None, dataset: Dataset | None = None, evaluate_test: bool = True,
-                   tags: dict | None = None, on_start: Callable[[str | None], None] | None = None) -> Result:
+def run_experiment(
+    config: Config,
+    *,
+    track: bool = True,
+    run_name: str | None = None,
+    experiment: str | None = None,
+    resume: str | None = None,
+    on_epoch: Callable[[TrainState], None] | None = None,
+    progress: bool = True,
+    parent_run_id: str | None = None,
+    dataset: Dataset | None = None,
+    evaluate_test: bool = True,
+    tags: dict | None = None,
+    on_start: Callable[[str | None], None] | None = None,
+) -> Result:
     """Run one experiment. With `track`, everything goes to an MLflow run (reused under `mlflow run`,
     resumed with `resume=RUN_ID`, nested under `parent_run_id`); without, nothing leaves the process.
     `evaluate_test=False` leaves the test set unseen (tuning trials); `on_start(run_id)` is called
@@ -264,17 +378,35 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
     if checkpoint_body is not None:
         _check_resumable(config, checkpoint_body, resume)  # before the run is reopened
     name = run_name or _default_run_name(config)
-    tags = {"emo.family": config.family, "emo.model": config.model_name, "emo.arch": config.arch,
-            "emo.seed": config.seed, **({"emo.window": f"{config.window:g}"} if config.input_kind != "frame" else {}),
-            **({"emo.variant": config.model_kwargs()["variant"]} if config.model_name == "fusion4" else {}),
-            **(tags or {})}
+    tags = {
+        "emo.family": config.family,
+        "emo.model": config.model_name,
+        "emo.arch": config.arch,
+        "emo.seed": config.seed,
+        **({"emo.window": f"{config.window:g}"} if config.input_kind != "frame" else {}),
+        **({"emo.variant": config.model_kwargs()["variant"]} if config.model_name == "fusion4" else {}),
+        **(tags or {}),
+    }
 
     def prepare() -> tuple[Dataset, Inputs]:
-        ds = dataset or load_dataset(config.data, fps=config.fps, label_scale=config.label_scale,
-                                     id_pattern=config.id_pattern, audio_id_pattern=config.audio_id_pattern,
-                                     split_seed=config.split_seed, label_delay=config.label_delay)
-        inputs = build_inputs(ds, config.input_kind, window_s=config.window, label=config.window_label,
-                              stride=config.stride, audio_window=config.audio_window, audio_len=config.audio_len)
+        ds = dataset or load_dataset(
+            config.data,
+            fps=config.fps,
+            label_scale=config.label_scale,
+            id_pattern=config.id_pattern,
+            audio_id_pattern=config.audio_id_pattern,
+            split_seed=config.split_seed,
+            label_delay=config.label_delay,
+        )
+        inputs = build_inputs(
+            ds,
+            config.input_kind,
+            window_s=config.window,
+            label=config.window_label,
+            stride=config.stride,
+            audio_window=config.audio_window,
+            audio_len=config.audio_len,
+        )
         if not config.standardize:
             inputs.stats = {}
         return ds, inputs
@@ -286,12 +418,13 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
         if on_start is not None:
             on_start(tracker.run_id)
         if tracker.experiment_id == "0" and os.environ.get("MLFLOW_RUN_ID"):
-            log.warning("`mlflow run` put this run in MLflow's Default experiment; `mlflow run --experiment-name "
-                        "emo-%s` (or MLFLOW_EXPERIMENT_NAME) keeps the family's runs together, as `emo train` does.",
-                        config.family)
+            log.warning(
+                "`mlflow run` put this run in MLflow's Default experiment; `mlflow run --experiment-name "
+                "emo-%s` (or MLFLOW_EXPERIMENT_NAME) keeps the family's runs together, as `emo train` does.",
+                config.family,
+            )
         ds, inputs = prepared or prepare()
-        params = {**config.params(), "family": config.family, "model": config.model_name,
-                  **dataset_params(ds, inputs)}
+        params = {**config.params(), "family": config.family, "model": config.model_name, **dataset_params(ds, inputs)}
         tracker.log_params(params)
         tracker.log_dataset(ds)
         if resume:  # the run's own params stay; what changed is logged beside them
@@ -299,24 +432,43 @@ def run_experiment(config: Config, *, track: bool = True, run_name: str | None =
         if config.family != "baseline" and config.unused():
             log.warning("%s does not use %s: ignored, and not logged.", config.model_name, ", ".join(config.unused()))
         tracker.set_tags({"emo.synthetic_data": ds.synthetic})
-        log.info("%s on %s: %s samples (train/dev/test), dims %s", config.model_name, ds.name, inputs.sizes(),
-                 inputs.dims)
+        log.info(
+            "%s on %s: %s samples (train/dev/test), dims %s", config.model_name, ds.name, inputs.sizes(), inputs.dims
+        )
         if config.family == "baseline":
+
             def child(algorithm):
                 if track:
-                    return tracked_run(run_name=f"baseline-{algorithm}", nested=True, parent_run_id=tracker.run_id,
-                                       tags={**tags, "emo.algorithm": algorithm})
+                    return tracked_run(
+                        run_name=f"baseline-{algorithm}",
+                        nested=True,
+                        parent_run_id=tracker.run_id,
+                        tags={**tags, "emo.algorithm": algorithm},
+                    )
                 return contextlib.nullcontext(NullTracker())
 
             return _run_baseline(config, inputs, tracker, nested_tracker=child)
-        return _run_torch(config, inputs, tracker, resume=checkpoint_body, on_epoch=on_epoch, progress=progress,
-                          evaluate_test=evaluate_test)
+        return _run_torch(
+            config,
+            inputs,
+            tracker,
+            resume=checkpoint_body,
+            on_epoch=on_epoch,
+            progress=progress,
+            evaluate_test=evaluate_test,
+        )
 
     if not track:
         return body(NullTracker())
     experiment = default_experiment(f"emo-{config.family}", experiment)
-    with tracked_run(run_name=name, experiment=experiment, resume_run_id=resume, tags=tags,
-                     nested=parent_run_id is not None, parent_run_id=parent_run_id) as tracker:
+    with tracked_run(
+        run_name=name,
+        experiment=experiment,
+        resume_run_id=resume,
+        tags=tags,
+        nested=parent_run_id is not None,
+        parent_run_id=parent_run_id,
+    ) as tracker:
         return body(tracker)
 
 
@@ -343,9 +495,11 @@ def _check_resumable(config: Config, body: dict, run_id: str) -> None:
     if changed:
         shown = lambda v: "default" if v is None else repr(v)  # noqa: E731
         diffs = ", ".join(f"{k} {shown(saved[k])} -> {shown(now[k])}" for k in changed)
-        raise ConfigError(f"run {run_id} was trained with other settings ({diffs}); a resumed run continues with "
-                          f"its own settings (only epochs, patience, device and threads may change). Drop those options, "
-                          f"or start a new run.")
+        raise ConfigError(
+            f"run {run_id} was trained with other settings ({diffs}); a resumed run continues with "
+            f"its own settings (only epochs, patience, device and threads may change). Drop those options, "
+            f"or start a new run."
+        )
 
 
 def _default_run_name(config: Config) -> str:
@@ -355,6 +509,13 @@ def _default_run_name(config: Config) -> str:
     if config.input_kind != "frame":
         parts.append(f"{config.window:g}s")
     parts += [str(getattr(config, k)) for k in ("pooling", "readout") if getattr(config, k) not in (None, "mean")]
-    parts += [v for v, on in (("thesis", config.arch == "thesis"), ("ccc", config.loss == "ccc"),
-                              (config.precision, config.precision != "fp32")) if on]
+    parts += [
+        v
+        for v, on in (
+            ("thesis", config.arch == "thesis"),
+            ("ccc", config.loss == "ccc"),
+            (config.precision, config.precision != "fp32"),
+        )
+        if on
+    ]
     return " ".join([*parts, f"seed{config.seed}"])

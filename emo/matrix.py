@@ -33,14 +33,30 @@ PUBLISHED: dict[tuple[str, str], dict[str, float]] = {
     ("afew", "video-4s-max"): {"mae_valence": 0.07, "rmse_valence": 0.10, "mae_arousal": 0.06, "rmse_arousal": 0.08},
     ("sewa", "video-3s-avg"): {"mae_valence": 0.07, "rmse_valence": 0.10, "mae_arousal": 0.08, "rmse_arousal": 0.11},
     ("sewa", "audio-1s"): {"mae_valence": 0.13, "rmse_valence": 0.16, "mae_arousal": 0.13, "rmse_arousal": 0.17},
-    ("sewa", "fusion1-2s"): {"mae_valence": 0.0893, "rmse_valence": 0.1145, "mae_arousal": 0.0930,
-                             "rmse_arousal": 0.1183},
-    ("sewa", "fusion2-4s"): {"mae_valence": 0.0902, "rmse_valence": 0.1174, "mae_arousal": 0.0988,
-                             "rmse_arousal": 0.1284},
-    ("sewa", "fusion3-1s"): {"mae_valence": 0.0928, "rmse_valence": 0.1206, "mae_arousal": 0.1025,
-                             "rmse_arousal": 0.1355},
-    ("sewa", "fusion4-v2-4s"): {"mae_valence": 0.0815, "rmse_valence": 0.1035, "mae_arousal": 0.0956,
-                                "rmse_arousal": 0.1239},
+    ("sewa", "fusion1-2s"): {
+        "mae_valence": 0.0893,
+        "rmse_valence": 0.1145,
+        "mae_arousal": 0.0930,
+        "rmse_arousal": 0.1183,
+    },
+    ("sewa", "fusion2-4s"): {
+        "mae_valence": 0.0902,
+        "rmse_valence": 0.1174,
+        "mae_arousal": 0.0988,
+        "rmse_arousal": 0.1284,
+    },
+    ("sewa", "fusion3-1s"): {
+        "mae_valence": 0.0928,
+        "rmse_valence": 0.1206,
+        "mae_arousal": 0.1025,
+        "rmse_arousal": 0.1355,
+    },
+    ("sewa", "fusion4-v2-4s"): {
+        "mae_valence": 0.0815,
+        "rmse_valence": 0.1035,
+        "mae_arousal": 0.0956,
+        "rmse_arousal": 0.1239,
+    },
 }
 
 
@@ -81,21 +97,44 @@ def _matrix() -> list[Cell]:
     cells += _both("ffnn", "ffnn", "ffnn", "ffnn")
     for w in WINDOWS:
         for pooling in POOLINGS:
-            cells += _both(f"video-{w}s-{pooling}", "video", "video", f"video {pooling}", window=float(w),
-                           pooling=pooling)
-        cells.append(Cell(f"video-{w}s-avg-last/emo", "video", "video", "video avg, last-frame label",
-                          {"window": float(w), "pooling": "avg", "label": "last", "arch": "emo"}))
+            cells += _both(
+                f"video-{w}s-{pooling}", "video", "video", f"video {pooling}", window=float(w), pooling=pooling
+            )
+        cells.append(
+            Cell(
+                f"video-{w}s-avg-last/emo",
+                "video",
+                "video",
+                "video avg, last-frame label",
+                {"window": float(w), "pooling": "avg", "label": "last", "arch": "emo"},
+            )
+        )
     for w in WINDOWS:
         cells += _both(f"audio-{w}s", "audio", "audio", "audio", window=float(w))
     for w in WINDOWS:
         for method in (1, 2, 3):
-            cells += _both(f"fusion{method}-{w}s", "fusion", "fusion", f"fusion {method}", window=float(w),
-                           method=method)
+            cells += _both(
+                f"fusion{method}-{w}s", "fusion", "fusion", f"fusion {method}", window=float(w), method=method
+            )
         for variant in VARIANTS:
-            cells += _both(f"fusion4-{variant}-{w}s", "fusion", "fusion", f"fusion 4 {variant}", window=float(w),
-                           method=4, variant=variant)
-        cells.append(Cell(f"fusion4-v2-{w}s-attention/emo", "fusion", "fusion", "fusion 4 v2, attention readout",
-                          {"window": float(w), "method": 4, "variant": "v2", "readout": "attention", "arch": "emo"}))
+            cells += _both(
+                f"fusion4-{variant}-{w}s",
+                "fusion",
+                "fusion",
+                f"fusion 4 {variant}",
+                window=float(w),
+                method=4,
+                variant=variant,
+            )
+        cells.append(
+            Cell(
+                f"fusion4-v2-{w}s-attention/emo",
+                "fusion",
+                "fusion",
+                "fusion 4 v2, attention readout",
+                {"window": float(w), "method": 4, "variant": "v2", "readout": "attention", "arch": "emo"},
+            )
+        )
     return cells
 
 
@@ -107,14 +146,17 @@ def find(name: str) -> Cell:
     """The cell named `name`, or a clear error listing where to look."""
     if name not in CELLS:
         near = [c for c in CELLS if c.startswith(name.split("/")[0])][:6]
-        raise ConfigError(f"no experiment {name!r} in the matrix" + (f"; did you mean {', '.join(near)}?" if near
-                          else "; `emo reproduce --list` lists them."))
+        raise ConfigError(
+            f"no experiment {name!r} in the matrix"
+            + (f"; did you mean {', '.join(near)}?" if near else "; `emo reproduce --list` lists them.")
+        )
     return CELLS[name]
 
 
 def select(only: str | None = None, windows: str | None = None, archs: str | None = None) -> list[Cell]:
     """The cells of the families or report tables in `only` ("video,fusion"), of the `windows`
     ("1,2"; cells without a window always stay) and the `archs` ("emo"); None: all."""
+
     def parse(text: str | None, what: str, allowed) -> set | None:
         if not text:
             return None
@@ -127,9 +169,13 @@ def select(only: str | None = None, windows: str | None = None, archs: str | Non
     tables = parse(only, "family", TABLES)
     wins = parse(windows, "window", [str(w) for w in WINDOWS])
     arch = parse(archs, "arch", ARCHS)
-    chosen = [c for c in MATRIX if (tables is None or c.table in tables)
-              and (wins is None or c.window is None or f"{c.window:g}" in wins)
-              and (arch is None or c.family == "baseline" or c.arch in arch)]
+    chosen = [
+        c
+        for c in MATRIX
+        if (tables is None or c.table in tables)
+        and (wins is None or c.window is None or f"{c.window:g}" in wins)
+        and (arch is None or c.family == "baseline" or c.arch in arch)
+    ]
     if not chosen:
         raise ConfigError("no cell of the matrix matches --only/--windows/--arch.")
     return chosen

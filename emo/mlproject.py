@@ -24,8 +24,24 @@ HEADER = """\
 """
 # command -> the click command's options exposed as parameters (None: all but flags)
 COMMANDS = {
-    "tune": ("family", "data", "trials", "timeout", "epochs", "storage", "study_name", "space", "metric",
-                      "pruner", "sampler_seed", "heartbeat", "cell", "label_delay", "arch", "seed"),
+    "tune": (
+        "family",
+        "data",
+        "trials",
+        "timeout",
+        "epochs",
+        "storage",
+        "study_name",
+        "space",
+        "metric",
+        "pruner",
+        "sampler_seed",
+        "heartbeat",
+        "cell",
+        "label_delay",
+        "arch",
+        "seed",
+    ),
     "reproduce": None,
     "register": ("experiment", "metric", "name"),
 }
@@ -83,7 +99,8 @@ def _train_entries() -> dict[str, dict]:
             names = [n for n in config.settings() if n != "method"]
             prefix = ["train", family] + ([] if method is None else ["--method", str(method)])
             entries[family + ("" if method in (None, methods[0]) else str(method))] = _entry(
-                prefix, _options(command, names), config.params())
+                prefix, _options(command, names), config.params()
+            )
     return entries
 
 

@@ -25,11 +25,26 @@ LIMITS = (-1.05, 1.05)  # targets live in [-1, 1]; a little room so points on th
 # The training loss as a formula, so the y axis says what was minimised (see emo.trainer.LOSSES).
 LOSS_LABELS = {"rmse": "RMSE V + RMSE A", "ccc": "(1 − CCC V) + (1 − CCC A)"}
 # Applied per figure through rc_context, never globally: report_page and tuning draw with plots.plt too.
-STYLE = {"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "xtick.labelsize": 10,
-         "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13, "axes.grid": True,
-         "grid.alpha": 0.3}
-COLORS = {"label": "0.2", "prediction": "tab:orange", "train": "tab:blue", "dev": "tab:orange",
-          "valence": "tab:purple", "arousal": "tab:green", "best": "tab:red"}
+STYLE = {
+    "font.size": 11,
+    "axes.titlesize": 11,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 10,
+    "figure.titlesize": 13,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+COLORS = {
+    "label": "0.2",
+    "prediction": "tab:orange",
+    "train": "tab:blue",
+    "dev": "tab:orange",
+    "valence": "tab:purple",
+    "arousal": "tab:green",
+    "best": "tab:red",
+}
 
 
 def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tuple[Figure, np.ndarray]:
@@ -38,6 +53,7 @@ def _figure(nrows: int, ncols: int, size: tuple[float, float], **kwargs) -> tupl
 
 
 # ---------------------------------------------------------------- learning curves
+
 
 def best_epoch(history: Sequence[dict]) -> dict:
     """The epoch whose weights the trainer kept: the last one marked `improved`, else the lowest dev loss."""
@@ -54,8 +70,15 @@ def _loss_panel(ax: Axes, history: Sequence[dict], best: dict, loss: str) -> Non
     ax.plot(epochs, [h["train/loss"] for h in history], marker=".", color=COLORS["train"], label="train")
     ax.plot(epochs, [h["dev/loss"] for h in history], marker=".", color=COLORS["dev"], label="dev")
     _mark_best(ax, best["epoch"])
-    ax.plot(best["epoch"], best["dev/loss"], "o", ms=8, mfc="none", color=COLORS["best"],
-            label=f"best epoch {best['epoch']} (dev {best['dev/loss']:.3f})")
+    ax.plot(
+        best["epoch"],
+        best["dev/loss"],
+        "o",
+        ms=8,
+        mfc="none",
+        color=COLORS["best"],
+        label=f"best epoch {best['epoch']} (dev {best['dev/loss']:.3f})",
+    )
     ax.set_title(f"loss ({loss}), train and dev")
     ax.set_ylabel(f"loss: {LOSS_LABELS.get(loss, loss)}")
     ax.legend()
@@ -65,8 +88,13 @@ def _metric_panel(ax: Axes, history: Sequence[dict], best: dict, metric: str) ->
     """Dev `metric` (rmse or ccc) per target per epoch: what the loss means for each dimension."""
     epochs = [h["epoch"] for h in history]
     for target in TARGETS:
-        ax.plot(epochs, [h[f"dev/{metric}_{target}"] for h in history], marker=".", color=COLORS[target],
-                label=f"{target} ({best[f'dev/{metric}_{target}']:.3f} at best)")
+        ax.plot(
+            epochs,
+            [h[f"dev/{metric}_{target}"] for h in history],
+            marker=".",
+            color=COLORS[target],
+            label=f"{target} ({best[f'dev/{metric}_{target}']:.3f} at best)",
+        )
     _mark_best(ax, best["epoch"])
     better = "lower" if metric == "rmse" else "higher"
     ax.set_title(f"dev {metric.upper()} per target ({better} is better)")
@@ -97,6 +125,7 @@ def learning_curves(history: list[dict], *, loss: str = "rmse") -> Figure:
 
 # ---------------------------------------------------------------- traces
 
+
 def _with_gaps(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NaN between samples much further apart than usual, so a line does not bridge a stretch without
     windows (skipped frames, an unlabelled part) as if it had been predicted."""
@@ -105,13 +134,12 @@ def _with_gaps(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nd
     steps = np.diff(times)
     typical = np.median(steps)
     breaks = np.flatnonzero(steps > 3 * typical) + 1 if typical > 0 else np.array([], int)
-    return (np.insert(times.astype(float), breaks, np.nan),
-            np.insert(values.astype(float), breaks, np.nan))
+    return (np.insert(times.astype(float), breaks, np.nan), np.insert(values.astype(float), breaks, np.nan))
 
 
 def _short(name: str, width: int = 40) -> str:
     """A recording id short enough for a panel title."""
-    return name if len(name) <= width else "…" + name[-(width - 1):]
+    return name if len(name) <= width else "…" + name[-(width - 1) :]
 
 
 def _trace_panel(ax: Axes, t: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, title: str) -> None:
@@ -123,8 +151,16 @@ def _trace_panel(ax: Axes, t: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
     ax.set_title(f"{title}\nCCC {ccc(y_true, y_pred):.3f}, RMSE {rmse(y_true, y_pred):.3f}")
 
 
-def traces(video_ids: np.ndarray, times: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, *,
-           videos: int = 3, title: str = "dev", time_label: str = "window start (s)") -> Figure:
+def traces(
+    video_ids: np.ndarray,
+    times: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    videos: int = 3,
+    title: str = "dev",
+    time_label: str = "window start (s)",
+) -> Figure:
     """Predicted and true valence and arousal over time for the first `videos` recordings, one row each,
     with each recording's CCC and RMSE per target.
 
@@ -139,20 +175,26 @@ def traces(video_ids: np.ndarray, times: np.ndarray, y_true: np.ndarray, y_pred:
             sel = sel[np.argsort(times[sel], kind="stable")]
             for col, target in enumerate(TARGETS):
                 ax = axes[row, col]
-                _trace_panel(ax, times[sel], y_true[sel, col], y_pred[sel, col],
-                             f"{title} · {_short(str(vid))} · {target}")
+                _trace_panel(
+                    ax, times[sel], y_true[sel, col], y_pred[sel, col], f"{title} · {_short(str(vid))} · {target}"
+                )
                 ax.set_ylabel(target)
                 ax.tick_params(labelleft=True)  # sharey hides them on the right column; each panel reads alone
         for ax in axes[-1]:
             ax.set_xlabel(time_label)
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles[::-1], labels[::-1], loc="outside upper right", ncols=2)  # "label" first
-        fig.suptitle(f"{title}: label and prediction over time, first {len(chosen)} of "
-                     f"{len(set(video_ids.tolist()))} recordings", x=0.02, ha="left")
+        fig.suptitle(
+            f"{title}: label and prediction over time, first {len(chosen)} of "
+            f"{len(set(video_ids.tolist()))} recordings",
+            x=0.02,
+            ha="left",
+        )
     return fig
 
 
 # ---------------------------------------------------------------- predicted vs. true
+
 
 def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     """At most `max_points` indices: enough to show the shape, few enough to stay readable and fast."""
@@ -162,8 +204,9 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     return idx
 
 
-def _binned_means(t: np.ndarray, p: np.ndarray, width: float = 0.1, min_count: int = 5
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def _binned_means(
+    t: np.ndarray, p: np.ndarray, width: float = 0.1, min_count: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean prediction per bin of the true value: a slope below the identity shows shrinkage to the mean."""
     edges = np.arange(-1.0, 1.0 + width / 2, width)
     which = np.clip(np.digitize(t, edges) - 1, 0, len(edges) - 2)
@@ -176,8 +219,9 @@ def _binned_means(t: np.ndarray, p: np.ndarray, width: float = 0.1, min_count: i
 def _identity_panel(ax: Axes, t: np.ndarray, p: np.ndarray, shown: np.ndarray, title: str) -> None:
     # denser clouds get fainter points, so where they pile up still shows
     alpha = float(np.clip(400 / max(len(shown), 1), 0.12, 0.8))
-    ax.scatter(t[shown], p[shown], s=8, alpha=alpha, color="tab:blue", edgecolors="none", rasterized=True,
-               label="window")
+    ax.scatter(
+        t[shown], p[shown], s=8, alpha=alpha, color="tab:blue", edgecolors="none", rasterized=True, label="window"
+    )
     ax.plot(LIMITS, LIMITS, color=COLORS["best"], ls="--", lw=1.3, label="identity")
     ax.plot(*_binned_means(t, p), color="black", marker="o", ms=3, lw=1.5, label="mean prediction per bin")
     ax.axhline(0, color="grey", lw=0.6)
@@ -191,8 +235,9 @@ def _identity_panel(ax: Axes, t: np.ndarray, p: np.ndarray, shown: np.ndarray, t
         handle.set_alpha(1)  # the faint points' swatch would be invisible
 
 
-def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, *, split: str = "dev", max_points: int = 5000,
-                      seed: int = 0) -> Figure:
+def predicted_vs_true(
+    y_true: np.ndarray, y_pred: np.ndarray, *, split: str = "dev", max_points: int = 5000, seed: int = 0
+) -> Figure:
     """Predicted against true value per target with the identity line; CCC and RMSE over all samples
     (pooled), the scatter a random subsample of at most `max_points`."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -204,8 +249,9 @@ def predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, *, split: str = "d
             _identity_panel(ax, y_true[:, col], y_pred[:, col], shown, f"{split} {target}")
             ax.set_xlabel(f"true {target}")
             ax.set_ylabel(f"predicted {target}")
-        sample = f"{len(shown)} of {len(y_true)} windows shown" if len(shown) < len(y_true) \
-            else f"{len(y_true)} windows"
+        sample = (
+            f"{len(shown)} of {len(y_true)} windows shown" if len(shown) < len(y_true) else f"{len(y_true)} windows"
+        )
         fig.suptitle(f"{split}: predicted vs. true ({sample}; metrics pooled over all)")
     return fig
 

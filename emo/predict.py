@@ -24,13 +24,23 @@ def load_model(uri: str):
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as exc:
-        raise ConfigError(f"cannot load the model {uri!r} from {mlflow.get_tracking_uri()} "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the URI "
-                          f"(`mlflow ui` lists registered models) and MLFLOW_TRACKING_URI.") from None
+        raise ConfigError(
+            f"cannot load the model {uri!r} from {mlflow.get_tracking_uri()} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the URI "
+            f"(`mlflow ui` lists registered models) and MLFLOW_TRACKING_URI."
+        ) from None
 
 
-def predict_split(model, data: str, *, split: str = "test", batch_size: int = 512, dataset=None,
-                  stride: int | None = None, **data_options) -> tuple[pd.DataFrame, dict[str, float]]:
+def predict_split(
+    model,
+    data: str,
+    *,
+    split: str = "test",
+    batch_size: int = 512,
+    dataset=None,
+    stride: int | None = None,
+    **data_options,
+) -> tuple[pd.DataFrame, dict[str, float]]:
     """Per-sample predictions of `model` (a loaded emo pyfunc) on `split` of dataset `data`.
 
     `split="all"` predicts every recording of the folder, labelled or not (such as the test
@@ -45,13 +55,23 @@ def predict_split(model, data: str, *, split: str = "test", batch_size: int = 51
     ds = dataset or load_dataset(data, label_delay=spec.get("label_delay", 0.0), whole=whole, **data_options)
     part = "test" if whole else split
     masked = bool(emo_model.dims.get("video_mask")) if spec["kind"] in ("window", "fusion") else None
-    inputs = build_inputs(ds, spec["kind"], window_s=spec["window"], label=spec["label"],
-                          stride=stride or spec["stride"],
-                          audio_window=spec["audio_window"] or None, audio_len=spec["audio_len"] or None,
-                          splits=(part,), keep_unlabelled=whole, masked=masked)
+    inputs = build_inputs(
+        ds,
+        spec["kind"],
+        window_s=spec["window"],
+        label=spec["label"],
+        stride=stride or spec["stride"],
+        audio_window=spec["audio_window"] or None,
+        audio_len=spec["audio_len"] or None,
+        splits=(part,),
+        keep_unlabelled=whole,
+        masked=masked,
+    )
     if inputs.dims != emo_model.dims:
-        raise ConfigError(f"the model was trained on inputs {emo_model.dims} but {ds.folder} gives {inputs.dims}: "
-                          f"the feature widths or window differ, so this model cannot predict on this dataset.")
+        raise ConfigError(
+            f"the model was trained on inputs {emo_model.dims} but {ds.folder} gives {inputs.dims}: "
+            f"the feature widths or window differ, so this model cannot predict on this dataset."
+        )
     samples, index = inputs.samples[part], inputs.index[part]
     preds = []
     for lo in range(0, len(samples), batch_size):

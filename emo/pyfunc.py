@@ -60,9 +60,12 @@ def signature(kind: str, dims: dict) -> ModelSignature:
     shape (-1,) passes values as they came, and `as_arrays` checks each value and the shape (the
     audio input's spec states its length).
     """
-    specs = [TensorSpec(np.dtype(object), (-1,), name) if name.endswith("_mask")
-             else TensorSpec(np.dtype(np.float32), (-1, *shape), name)
-             for name, shape in input_shapes(kind, dims).items()]
+    specs = [
+        TensorSpec(np.dtype(object), (-1,), name)
+        if name.endswith("_mask")
+        else TensorSpec(np.dtype(np.float32), (-1, *shape), name)
+        for name, shape in input_shapes(kind, dims).items()
+    ]
     sig = ModelSignature(inputs=Schema(specs), outputs=Schema([ColSpec("double", t) for t in TARGETS]))
     sig._is_signature_from_type_hint = True  # MLflow stops enforcing the specs; emo checks (see above)
     return sig
@@ -103,8 +106,10 @@ def max_batch() -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise MlflowException(f"{MAX_BATCH_ENV}={text!r}: give the largest batch (windows per request) the model "
-                              f"serves, a whole number >= 1 (default {MAX_BATCH}).")
+        raise MlflowException(
+            f"{MAX_BATCH_ENV}={text!r}: give the largest batch (windows per request) the model "
+            f"serves, a whole number >= 1 (default {MAX_BATCH})."
+        )
     return value
 
 
@@ -121,12 +126,16 @@ def as_arrays(model_input, kind: str, dims: dict, limit: int | None = None) -> d
     out = {}
     for name, shape in shapes.items():
         if name not in model_input:
-            raise bad_request(f"missing input {name!r}; this model takes {', '.join(shapes)} with per-sample "
-                              f"shapes {', '.join(f'{k} {v}' for k, v in shapes.items())}.")
+            raise bad_request(
+                f"missing input {name!r}; this model takes {', '.join(shapes)} with per-sample "
+                f"shapes {', '.join(f'{k} {v}' for k, v in shapes.items())}."
+            )
         value = model_input[name]
         if limit is not None and _length(value) > limit:  # before any work on it
-            raise bad_request(f"input {name!r} holds {len(value)} samples; this server takes at most {limit} per "
-                              f"request ({MAX_BATCH_ENV}): split the batch.")
+            raise bad_request(
+                f"input {name!r} holds {len(value)} samples; this server takes at most {limit} per "
+                f"request ({MAX_BATCH_ENV}): split the batch."
+            )
         if name.endswith("_mask"):
             out[name] = _mask(value, name, shape)
             continue
@@ -162,8 +171,9 @@ def _mask(value, name: str, shape: tuple) -> np.ndarray:
     except (TypeError, ValueError) as exc:  # ragged nesting numpy cannot hold
         raise bad_request(f"input {name!r} is not an array of booleans ({exc}).") from None
     if arr.shape[1:] != shape:
-        raise bad_request(f"input {name!r} has shape {arr.shape}; expected (batch, {', '.join(map(str, shape))}) "
-                          f"booleans.")
+        raise bad_request(
+            f"input {name!r} has shape {arr.shape}; expected (batch, {', '.join(map(str, shape))}) booleans."
+        )
     if arr.dtype == np.bool_:
         return arr
     if arr.dtype.kind in "iu" or arr.dtype == object:
@@ -171,8 +181,10 @@ def _mask(value, name: str, shape: tuple) -> np.ndarray:
         for i, v in enumerate(flat):
             if not (isinstance(v, bool | np.bool_) or (isinstance(v, int | np.integer) and v in (0, 1))):
                 where = np.unravel_index(i, arr.shape)
-                raise bad_request(f"input {name!r} must hold booleans (true/false) or 0/1; got {v!r} "
-                                  f"({type(v).__name__}) at {list(map(int, where))}.")
+                raise bad_request(
+                    f"input {name!r} must hold booleans (true/false) or 0/1; got {v!r} "
+                    f"({type(v).__name__}) at {list(map(int, where))}."
+                )
         return np.asarray(flat, dtype=np.bool_).reshape(arr.shape)
     raise bad_request(f"input {name!r} must hold booleans (true/false) or 0/1, not {arr.dtype} values.")
 
@@ -194,8 +206,9 @@ class EmoModel(PythonModel):
 
             ckpt = torch.load(context.artifacts["checkpoint"], weights_only=True, map_location="cpu")
             self.kind, self.dims, self.inputs = ckpt["kind"], ckpt["dims"], ckpt["inputs"]
-            self.network = build_model(ckpt["model_name"], ckpt["model_kwargs"], ckpt["dims"],
-                                       tuple(ckpt["standardized"])).eval()
+            self.network = build_model(
+                ckpt["model_name"], ckpt["model_kwargs"], ckpt["dims"], tuple(ckpt["standardized"])
+            ).eval()
             self.network.load_state_dict(ckpt["weights"])
             self.estimators = None
         else:

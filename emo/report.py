@@ -7,20 +7,27 @@ from emo import TARGETS
 
 def metrics_table(rows: dict[str, dict[str, float]], prefix: str) -> str:
     """One line per row name: MAE, RMSE, CCC and r per target, from metrics named like `dev/rmse_valence`."""
-    head = f"{'':14s}" + "".join(f"{m.upper() + ' ' + t[0].upper():>9s}" for t in TARGETS for m in ("mae", "rmse", "ccc", "r"))
+    head = f"{'':14s}" + "".join(
+        f"{m.upper() + ' ' + t[0].upper():>9s}" for t in TARGETS for m in ("mae", "rmse", "ccc", "r")
+    )
     lines = [head]
     for name, metrics in rows.items():
-        lines.append(f"{name:14s}" + "".join(f"{metrics[f'{prefix}{m}_{t}']:9.4f}" for t in TARGETS
-                                             for m in ("mae", "rmse", "ccc", "r")))
+        lines.append(
+            f"{name:14s}"
+            + "".join(f"{metrics[f'{prefix}{m}_{t}']:9.4f}" for t in TARGETS for m in ("mae", "rmse", "ccc", "r"))
+        )
     return "\n".join(lines)
 
 
 def describe(result) -> str:
     """What a researcher wants after a run: dev vs. the mean predictor, test, and where the run is."""
     rows = {"dev (best)": result.dev, "mean predictor": result.mean_predictor_dev}
-    parts = [f"{result.config.model_name}: best epoch {result.best_epoch}" if result.history else
-             f"{result.config.model_name}",
-             metrics_table(rows, "dev/")]
+    parts = [
+        f"{result.config.model_name}: best epoch {result.best_epoch}"
+        if result.history
+        else f"{result.config.model_name}",
+        metrics_table(rows, "dev/"),
+    ]
     if result.test:
         parts.append(metrics_table({"test": result.test}, "test/"))
     for name, child in result.children.items():
@@ -40,6 +47,10 @@ def where(run_id: str) -> str:
 
     uri = mlflow.get_tracking_uri()
     experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id
-    start = "" if uri.startswith(("http://", "https://")) else f"Start `mlflow ui --backend-store-uri {uri}`, then open "
-    return (f"{start or 'Open '}{ui.run_link(uri, experiment, run_id)}\n"
-            f"  and all runs of its experiment: {ui.runs_link(uri, experiment)}")
+    start = (
+        "" if uri.startswith(("http://", "https://")) else f"Start `mlflow ui --backend-store-uri {uri}`, then open "
+    )
+    return (
+        f"{start or 'Open '}{ui.run_link(uri, experiment, run_id)}\n"
+        f"  and all runs of its experiment: {ui.runs_link(uri, experiment)}"
+    )

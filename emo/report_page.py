@@ -18,9 +18,14 @@ import pandas as pd
 from emo.comparison import Comparison
 from emo.results import Report
 
-TITLES = {"baseline": "Baselines (per frame)", "ffnn": "Feed-forward network (per frame)",
-          "video": "Video model: window × pooling", "audio": "Audio model: window",
-          "fusion": "Fusion: method / variant × window", "best": "Each family's best (chosen on dev RMSE)"}
+TITLES = {
+    "baseline": "Baselines (per frame)",
+    "ffnn": "Feed-forward network (per frame)",
+    "video": "Video model: window × pooling",
+    "audio": "Audio model: window",
+    "fusion": "Fusion: method / variant × window",
+    "best": "Each family's best (chosen on dev RMSE)",
+}
 # Characters that start inline Markdown anywhere in a line (a table cell, a list item); `<` and `&` become entities.
 MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
 
@@ -39,18 +44,25 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _verdict(result: dict) -> str:
-    return ("fusion lower (better)" if result["high"] < 0 else "video lower (better)" if result["low"] > 0
-            else "no difference at this level")
+    return (
+        "fusion lower (better)"
+        if result["high"] < 0
+        else "video lower (better)"
+        if result["low"] > 0
+        else "no difference at this level"
+    )
 
 
 def comparison_intro(c: Comparison) -> str:
     """What the comparison's numbers are, in one paragraph."""
     p = c.pooled
-    return (f"{c.fusion} against {c.video}, both with {c.label}-frame labels, on the same {p['windows']} test "
-            f"windows of {p['recordings']} recordings. Metric: {c.metric}. Each difference is fusion − video "
-            f"(negative: fusion better), with a {p['level']:.0%} paired bootstrap interval ({p['resamples']} "
-            f"resamples of whole recordings). Pooled: the mean over seeds {', '.join(map(str, p['seeds']))} of "
-            f"each seed's difference, a drawn recording bringing its windows of every seed.")
+    return (
+        f"{c.fusion} against {c.video}, both with {c.label}-frame labels, on the same {p['windows']} test "
+        f"windows of {p['recordings']} recordings. Metric: {c.metric}. Each difference is fusion − video "
+        f"(negative: fusion better), with a {p['level']:.0%} paired bootstrap interval ({p['resamples']} "
+        f"resamples of whole recordings). Pooled: the mean over seeds {', '.join(map(str, p['seeds']))} of "
+        f"each seed's difference, a drawn recording bringing its windows of every seed."
+    )
 
 
 def comparison_table(c: Comparison) -> pd.DataFrame:
@@ -59,12 +71,18 @@ def comparison_table(c: Comparison) -> pd.DataFrame:
     if len(c.per_seed) > 1:
         rows[f"pooled over {len(c.per_seed)} seeds"] = c.pooled
     frame = pd.DataFrame.from_dict(rows, orient="index")
-    return pd.DataFrame({"seeds": frame.index, "fusion": frame["rmse_a"].map("{:.4f}".format),
-                         "video": frame["rmse_b"].map("{:.4f}".format),
-                         "fusion − video": frame["difference"].map("{:+.4f}".format),
-                         f"{c.pooled['level']:.0%} interval": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in
-                                                               zip(frame["low"], frame["high"])],
-                         "reading": [_verdict(r) for r in rows.values()]})
+    return pd.DataFrame(
+        {
+            "seeds": frame.index,
+            "fusion": frame["rmse_a"].map("{:.4f}".format),
+            "video": frame["rmse_b"].map("{:.4f}".format),
+            "fusion − video": frame["difference"].map("{:+.4f}".format),
+            f"{c.pooled['level']:.0%} interval": [
+                f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(frame["low"], frame["high"])
+            ],
+            "reading": [_verdict(r) for r in rows.values()],
+        }
+    )
 
 
 def markdown(report: Report, title: str) -> str:
@@ -74,8 +92,14 @@ def markdown(report: Report, title: str) -> str:
     for name, table in report.tables.items():
         parts += [f"## {md(TITLES.get(name, name))}", "", markdown_table(table), ""]
     if report.comparison:
-        parts += ["## Fusion against video, like for like", "", md(comparison_intro(report.comparison)), "",
-                  markdown_table(comparison_table(report.comparison)), ""]
+        parts += [
+            "## Fusion against video, like for like",
+            "",
+            md(comparison_intro(report.comparison)),
+            "",
+            markdown_table(comparison_table(report.comparison)),
+            "",
+        ]
     return "\n".join(parts)
 
 
@@ -105,8 +129,10 @@ def html_table(frame: pd.DataFrame, table_id: str) -> str:
 
 
 def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
-    head = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")
+    head = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+    )
     facts = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in report.provenance.items())
     out = [head, f"<h2>Provenance</h2><dl class=provenance id=provenance>{facts}</dl>"]
     out += [f"<p class=note>{html.escape(n)}</p>" for n in report.notes]
@@ -114,13 +140,17 @@ def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
         out.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")
         out.append(html_table(table, f"table-{name}"))
     if report.comparison:
-        out.append(f"<h2>Fusion against video, like for like</h2><p id=comparison>"
-                   f"{html.escape(comparison_intro(report.comparison))}</p>")
+        out.append(
+            f"<h2>Fusion against video, like for like</h2><p id=comparison>"
+            f"{html.escape(comparison_intro(report.comparison))}</p>"
+        )
         out.append(html_table(comparison_table(report.comparison), "table-comparison"))
     out.append("<h2>Plots</h2>")
     for name, data in pngs.items():
-        out.append(f"<figure><img id=plot-{name} alt='{name.replace('_', ' ')}' "
-                   f"src='data:image/png;base64,{base64.b64encode(data).decode()}'></figure>")
+        out.append(
+            f"<figure><img id=plot-{name} alt='{name.replace('_', ' ')}' "
+            f"src='data:image/png;base64,{base64.b64encode(data).decode()}'></figure>"
+        )
     out.append("</body></html>")
     return "\n".join(out)
 

@@ -43,8 +43,17 @@ def _lines(axes: np.ndarray, family: str, part: pd.DataFrame) -> None:
     shift = (np.arange(len(entries)) - (len(entries) - 1) / 2) * width / max(len(entries), 1)
     for (name, rows), (color, marker), dx in zip(entries, styles(len(entries)), shift):
         for ax, t in zip(axes, TARGETS):
-            ax.errorbar(rows["window"] + dx, rows[f"test_rmse_{t}"], yerr=rows[f"test_rmse_{t}_std"], color=color,
-                        marker=marker, capsize=2, linewidth=1.2, markersize=6, label=name)
+            ax.errorbar(
+                rows["window"] + dx,
+                rows[f"test_rmse_{t}"],
+                yerr=rows[f"test_rmse_{t}_std"],
+                color=color,
+                marker=marker,
+                capsize=2,
+                linewidth=1.2,
+                markersize=6,
+                label=name,
+            )
     for ax, t in zip(axes, TARGETS):
         ax.set_title(f"{family}: test RMSE {t}")
         ax.set_xlabel("window (s)")
@@ -58,8 +67,17 @@ def _points(axes: np.ndarray, family: str, part: pd.DataFrame) -> None:
     y = np.arange(len(entries))
     for k, ((name, rows), (color, marker)) in enumerate(zip(entries, styles(len(entries)))):
         for ax, t in zip(axes, TARGETS):
-            ax.errorbar(rows[f"test_rmse_{t}"], [k], xerr=rows[f"test_rmse_{t}_std"], color=color, marker=marker,
-                        capsize=2, linestyle="none", markersize=7, label=name)
+            ax.errorbar(
+                rows[f"test_rmse_{t}"],
+                [k],
+                xerr=rows[f"test_rmse_{t}_std"],
+                color=color,
+                marker=marker,
+                capsize=2,
+                linestyle="none",
+                markersize=7,
+                label=name,
+            )
     window = part["window"].iloc[0]
     for ax, t in zip(axes, TARGETS):
         ax.set_title(f"{family}, {window:g} s window: test RMSE {t}")
@@ -77,8 +95,7 @@ def metric_vs_window(agg: pd.DataFrame):
     single = {f: part["window"].nunique() == 1 for f, part in parts.items()}
     heights = [0.8 + 0.32 * part.groupby(ENTRY).ngroups if single[f] else 3.4 for f, part in parts.items()]
     with plots.plt.rc_context(plots.STYLE):
-        fig, axes = plots._figure(len(parts), len(TARGETS), (12, sum(heights)),
-                                  gridspec_kw={"height_ratios": heights})
+        fig, axes = plots._figure(len(parts), len(TARGETS), (12, sum(heights)), gridspec_kw={"height_ratios": heights})
         for row, (family, part) in zip(axes, parts.items()):
             (_points if single[family] else _lines)(row, family, part)
     return fig
@@ -92,10 +109,22 @@ def best_models(agg: pd.DataFrame):
         fig, axes = plots._figure(1, 1, (11, 4.4))
         ax = axes[0, 0]
         for k, t in enumerate(TARGETS):
-            ax.bar(x + (k - 0.5) * 0.38, best[f"test_rmse_{t}"], 0.38, yerr=best[f"test_rmse_{t}_std"], capsize=4,
-                   color=plots.COLORS[t], label=f"test RMSE {t}")
-        ax.set_xticks(x, [f"{r['table']}\n{r['row']}" + (f" {r['window']:g} s" if not np.isnan(r["window"]) else "")
-                          for _, r in best.iterrows()])
+            ax.bar(
+                x + (k - 0.5) * 0.38,
+                best[f"test_rmse_{t}"],
+                0.38,
+                yerr=best[f"test_rmse_{t}_std"],
+                capsize=4,
+                color=plots.COLORS[t],
+                label=f"test RMSE {t}",
+            )
+        ax.set_xticks(
+            x,
+            [
+                f"{r['table']}\n{r['row']}" + (f" {r['window']:g} s" if not np.isnan(r["window"]) else "")
+                for _, r in best.iterrows()
+            ],
+        )
         ax.set_title("Each family's best on dev: test RMSE (mean ± std over seeds)")
         ax.legend()
     return fig

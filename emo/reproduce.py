@@ -56,8 +56,11 @@ def cell_key(config: Config, fingerprint: str, split_hash: str) -> str:
 
 def default_study_name(cells: list[Cell], seeds: int, fingerprint: str, common: dict) -> str:
     common = {k: v for k, v in common.items() if k not in PER_WORKER}
-    body = json.dumps({"cells": [c.name for c in cells], "seeds": seeds, "data": fingerprint, "common": common},
-                      sort_keys=True, default=str)
+    body = json.dumps(
+        {"cells": [c.name for c in cells], "seeds": seeds, "data": fingerprint, "common": common},
+        sort_keys=True,
+        default=str,
+    )
     return f"emo-reproduce-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
 
 
@@ -78,29 +81,44 @@ def _open_study(storage, name: str, cells: list[Cell], seeds: int, create_parent
     deadline = time.monotonic() + 120
     while QUEUED_ATTR not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise ConfigError(f"the matrix study {name!r} exists but its trials were never queued (its first worker "
-                              f"died while creating it). Delete the study or pass another --study-name.")
+            raise ConfigError(
+                f"the matrix study {name!r} exists but its trials were never queued (its first worker "
+                f"died while creating it). Delete the study or pass another --study-name."
+            )
         time.sleep(1.0)
     queued = {(t.user_attrs.get("cell"), t.user_attrs.get("seed")) for t in study.get_trials(deepcopy=False)}
     wanted = {(c.name, s) for c in cells for s in range(seeds)}
     if not wanted <= queued:
-        raise ConfigError(f"the matrix study {name!r} holds other cells or seeds than asked for; pass another "
-                          f"--study-name for another matrix.")
+        raise ConfigError(
+            f"the matrix study {name!r} holds other cells or seeds than asked for; pass another "
+            f"--study-name for another matrix."
+        )
     return study, study.user_attrs[PARENT_ATTR]
 
 
 def _finished(study: optuna.Study) -> set[tuple[str, int]]:
-    return {(t.user_attrs["cell"], t.user_attrs["seed"]) for t in study.get_trials(deepcopy=False)
-            if t.state == optuna.trial.TrialState.COMPLETE and "cell" in t.user_attrs}
+    return {
+        (t.user_attrs["cell"], t.user_attrs["seed"])
+        for t in study.get_trials(deepcopy=False)
+        if t.state == optuna.trial.TrialState.COMPLETE and "cell" in t.user_attrs
+    }
 
 
 class _Surplus(Exception):
     """A trial that no queued cell was left for (another worker took the last one first)."""
 
 
-def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, study_name: str | None = None,
-              experiment: str | None = None, heartbeat: int = 10, progress: bool = True,
-              **common) -> ReproduceResult:
+def reproduce(
+    cells: list[Cell],
+    *,
+    seeds: int = 1,
+    storage: str | None = None,
+    study_name: str | None = None,
+    experiment: str | None = None,
+    heartbeat: int = 10,
+    progress: bool = True,
+    **common,
+) -> ReproduceResult:
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
@@ -110,8 +128,15 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")
     base = Config(**common).validate()
-    ds = load_dataset(base.data, fps=base.fps, label_scale=base.label_scale, id_pattern=base.id_pattern,
-                      audio_id_pattern=base.audio_id_pattern, split_seed=base.split_seed, label_delay=base.label_delay)
+    ds = load_dataset(
+        base.data,
+        fps=base.fps,
+        label_scale=base.label_scale,
+        id_pattern=base.id_pattern,
+        audio_id_pattern=base.audio_id_pattern,
+        split_seed=base.split_seed,
+        label_delay=base.label_delay,
+    )
     for cell in cells:
         cell.config(**common)  # every cell's settings are valid before anything runs
     if not ds.audio_windows():
@@ -122,16 +147,29 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
     name = study_name or default_study_name(cells, seeds, ds.fingerprint, common)
     tags = {"emo.matrix": name, "emo.kind": "reproduce"}
     experiment = default_experiment("emo-reproduce", experiment)
-    study, parent_id = _open_study(make_storage(storage, heartbeat), name, cells, seeds,
-                                   lambda: create_run(f"reproduce-{name}", experiment=experiment, tags=tags))
+    study, parent_id = _open_study(
+        make_storage(storage, heartbeat),
+        name,
+        cells,
+        seeds,
+        lambda: create_run(f"reproduce-{name}", experiment=experiment, tags=tags),
+    )
     by_name = {c.name: c for c in cells}
     names = sorted(by_name)
     counts = Counter()
 
     with tracked_run(join_run_id=parent_id, tags=tags) as parent:
-        parent.log_params({"study_name": name, "storage": _safe(storage_url(storage)), "seeds": seeds,
-                           "cells": len(cells), "data_fingerprint": ds.fingerprint, "split_hash": ds.split.hash,
-                           **{f"common_{k}": v for k, v in common.items() if k not in PER_WORKER}})
+        parent.log_params(
+            {
+                "study_name": name,
+                "storage": _safe(storage_url(storage)),
+                "seeds": seeds,
+                "cells": len(cells),
+                "data_fingerprint": ds.fingerprint,
+                "split_hash": ds.split.hash,
+                **{f"common_{k}": v for k, v in common.items() if k not in PER_WORKER},
+            }
+        )
         parent.log_text("\n".join(c.name for c in cells), "cells.txt")
 
         def objective(trial: optuna.Trial) -> float:
@@ -144,9 +182,16 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
             cell = by_name[cell_name]
             config = cell.config(**{**common, "seed": seed})
             key = cell_key(config, ds.fingerprint, ds.split.hash)
-            run_tags = {"emo.cell": cell.name, "emo.seed": seed, "emo.cell_key": key, "emo.matrix": name,
-                        "emo.table": cell.table, "emo.row": cell.row, "emo.arch": cell.arch,
-                        "optuna.trial_number": trial.number}
+            run_tags = {
+                "emo.cell": cell.name,
+                "emo.seed": seed,
+                "emo.cell_key": key,
+                "emo.matrix": name,
+                "emo.table": cell.table,
+                "emo.row": cell.row,
+                "emo.arch": cell.arch,
+                "optuna.trial_number": trial.number,
+            }
             earlier = _earlier_run(key, parent_id)
             if earlier is not None:
                 run_id = _copy_run(earlier, parent_id, f"{cell.name}-seed{seed}", run_tags)
@@ -156,10 +201,15 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
                 return float(earlier.data.metrics.get("best_dev/rmse_mean", float("nan")))
             run_id: list[str] = []
             try:
-                result = run_experiment(config, run_name=f"{cell.name}-seed{seed}", parent_run_id=parent_id,
-                                        dataset=ds, progress=False, tags=run_tags,
-                                        on_start=lambda rid: (run_id.append(rid),
-                                                              trial.set_user_attr("mlflow_run_id", rid)))
+                result = run_experiment(
+                    config,
+                    run_name=f"{cell.name}-seed{seed}",
+                    parent_run_id=parent_id,
+                    dataset=ds,
+                    progress=False,
+                    tags=run_tags,
+                    on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
+                )
             except Exception as exc:
                 log.warning("cell %s seed %d failed: %s", cell.name, seed, exc)
                 raise
@@ -168,8 +218,9 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
 
         total = len(cells) * seeds
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        with progress_bar(total=total, desc=f"matrix {name}", unit="cell", disable=not progress,
-                     initial=len(_finished(study))) as bar:
+        with progress_bar(
+            total=total, desc=f"matrix {name}", unit="cell", disable=not progress, initial=len(_finished(study))
+        ) as bar:
 
             def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                 if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
@@ -181,8 +232,14 @@ def reproduce(cells: list[Cell], *, seeds: int = 1, storage: str | None = None, 
         parent.log_metrics({"cells_finished": len(done)})
     if len(done) < total:
         reopen_run(parent_id)  # other workers still hold cells
-    return ReproduceResult(study=study, parent_run_id=parent_id, ran=counts["ran"], reused=counts["reused"],
-                           finished=len(done), total=total)
+    return ReproduceResult(
+        study=study,
+        parent_run_id=parent_id,
+        ran=counts["ran"],
+        reused=counts["reused"],
+        finished=len(done),
+        total=total,
+    )
 
 
 def _work(study: optuna.Study, objective, after_trial, total: int) -> None:
@@ -196,9 +253,13 @@ def _work(study: optuna.Study, objective, after_trial, total: int) -> None:
         waiting = sum(t.state == S.WAITING for t in trials)
         if not waiting:
             if not any(t.state == S.RUNNING for t in trials):
-                failed = sorted({t.user_attrs.get("cell") for t in trials if t.state == S.FAIL and "cell" in t.user_attrs})
-                raise ConfigError(f"matrix cells failed and are not retried: {', '.join(failed)}. See their runs' "
-                                  f"failure_reason in MLflow, fix the cause, and run again with another --study-name.")
+                failed = sorted(
+                    {t.user_attrs.get("cell") for t in trials if t.state == S.FAIL and "cell" in t.user_attrs}
+                )
+                raise ConfigError(
+                    f"matrix cells failed and are not retried: {', '.join(failed)}. See their runs' "
+                    f"failure_reason in MLflow, fix the cause, and run again with another --study-name."
+                )
             optuna.storages.fail_stale_trials(study)
             time.sleep(2.0)
             continue
@@ -213,7 +274,9 @@ def _earlier_run(key: str, parent_id: str):
     runs = mlflow.MlflowClient().search_runs(
         experiment_ids=[e.experiment_id for e in mlflow.search_experiments()],
         filter_string=f"tags.`emo.cell_key` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"], max_results=20)
+        order_by=["attributes.start_time ASC"],
+        max_results=20,
+    )
     for run in runs:
         if run.data.tags.get("mlflow.parentRunId") != parent_id and "emo.reused_from" not in run.data.tags:
             return run
@@ -227,12 +290,21 @@ def _copy_run(earlier, parent_id: str, run_name: str, tags: dict) -> str:
 
     client = mlflow.MlflowClient()
     parent = client.get_run(parent_id)
-    run = client.create_run(parent.info.experiment_id, run_name=run_name, tags={
-        **{k: str(v) for k, v in tags.items()}, "mlflow.parentRunId": parent_id,
-        "emo.reused_from": earlier.info.run_id,
-        **{k: v for k, v in earlier.data.tags.items() if k.startswith("emo.") and k not in TAGS}})
+    run = client.create_run(
+        parent.info.experiment_id,
+        run_name=run_name,
+        tags={
+            **{k: str(v) for k, v in tags.items()},
+            "mlflow.parentRunId": parent_id,
+            "emo.reused_from": earlier.info.run_id,
+            **{k: v for k, v in earlier.data.tags.items() if k.startswith("emo.") and k not in TAGS},
+        },
+    )
     now = int(time.time() * 1000)
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in earlier.data.params.items()],
-                     metrics=[Metric(k, v, now, 0) for k, v in earlier.data.metrics.items()])
+    client.log_batch(
+        run.info.run_id,
+        params=[Param(k, v) for k, v in earlier.data.params.items()],
+        metrics=[Metric(k, v, now, 0) for k, v in earlier.data.metrics.items()],
+    )
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id

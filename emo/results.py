@@ -24,10 +24,16 @@ METRICS = ("mae", "rmse", "ccc", "ccc_per_recording")
 CORPORA = {"avec": "sewa", "sewa": "sewa", "afew-va": "afew", "afew": "afew"}
 SYNTHETIC_NOTE = "synthetic data: not comparable"
 # Run params and tags the report's provenance reads: frame column -> (where, key) on a cell run.
-RUN_FIELDS = {"data_name": ("params", "data_name"), "data_fingerprint": ("params", "data_fingerprint"),
-              "data_source": ("params", "data_source"), "split_hash": ("params", "split_hash"),
-              "epochs": ("params", "epochs"), "patience": ("params", "patience"),
-              "emo_version": ("params", "emo_version"), "epochs_run": ("tags", "epochs_run")}
+RUN_FIELDS = {
+    "data_name": ("params", "data_name"),
+    "data_fingerprint": ("params", "data_fingerprint"),
+    "data_source": ("params", "data_source"),
+    "split_hash": ("params", "split_hash"),
+    "epochs": ("params", "epochs"),
+    "patience": ("params", "patience"),
+    "emo_version": ("params", "emo_version"),
+    "epochs_run": ("tags", "epochs_run"),
+}
 
 
 def _client():
@@ -51,8 +57,11 @@ class Matrix:
     @property
     def where(self) -> str:
         """Where the runs were looked for, in words."""
-        place = (f"the child runs of parent run {self.parent}, in every experiment (the parent's: "
-                 f"{self.experiment})" if self.parent else f"the matrix runs of experiment {self.experiment}")
+        place = (
+            f"the child runs of parent run {self.parent}, in every experiment (the parent's: {self.experiment})"
+            if self.parent
+            else f"the matrix runs of experiment {self.experiment}"
+        )
         return f"{place} at tracking URI {self.uri}"
 
 
@@ -77,13 +86,20 @@ def matrix_runs(target: str) -> Matrix:
     if parent is not None:
         experiments = [e.experiment_id for e in mlflow.search_experiments()]
         runs = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{target}'", max_results=50000)
-        return Matrix([r for r in runs if "emo.cell" in r.data.tags], target,
-                      _named(client.get_experiment(parent.info.experiment_id)), uri, _expected([parent]))
+        return Matrix(
+            [r for r in runs if "emo.cell" in r.data.tags],
+            target,
+            _named(client.get_experiment(parent.info.experiment_id)),
+            uri,
+            _expected([parent]),
+        )
     experiment = client.get_experiment_by_name(target) or _maybe(client.get_experiment, target)
     if experiment is None:
-        raise ConfigError(f"{target!r} is neither a run id nor an experiment name or id at tracking URI {uri}; pass "
-                          f"the parent run id `emo reproduce` printed, or the experiment's name (or set "
-                          f"MLFLOW_TRACKING_URI to the store the matrix ran on).")
+        raise ConfigError(
+            f"{target!r} is neither a run id nor an experiment name or id at tracking URI {uri}; pass "
+            f"the parent run id `emo reproduce` printed, or the experiment's name (or set "
+            f"MLFLOW_TRACKING_URI to the store the matrix ran on)."
+        )
     runs = client.search_runs([experiment.experiment_id], "tags.`emo.cell` != ''", max_results=50000)
     parents = client.search_runs([experiment.experiment_id], "tags.`emo.kind` = 'reproduce'", max_results=50000)
     return Matrix(list(runs), None, _named(experiment), uri, _expected(parents))
@@ -98,23 +114,35 @@ def _expected(parents: list) -> pd.DataFrame | None:
     × its seeds 0 … N-1. None where no parent records both."""
     from emo.tracking import run_text
 
-    queued = [(cells.split(), int(p.data.params["seeds"])) for p in parents if "seeds" in p.data.params
-              and (cells := run_text(p.info.run_id, "cells.txt")) is not None]
+    queued = [
+        (cells.split(), int(p.data.params["seeds"]))
+        for p in parents
+        if "seeds" in p.data.params and (cells := run_text(p.info.run_id, "cells.txt")) is not None
+    ]
     if not queued:
         return None
-    frames = [pd.MultiIndex.from_product([cells, range(seeds)], names=["cell", "seed"]).to_frame(index=False)
-              for cells, seeds in queued]
+    frames = [
+        pd.MultiIndex.from_product([cells, range(seeds)], names=["cell", "seed"]).to_frame(index=False)
+        for cells, seeds in queued
+    ]
     return pd.concat(frames).drop_duplicates().reset_index(drop=True)
 
 
 def coverage(matrix: Matrix) -> pd.DataFrame:
     """Each expected (cell, seed) with what became of it: FINISHED where any of its runs finished, else
     the latest run's status, else "no run found"."""
-    seen = pd.DataFrame([(r.data.tags["emo.cell"], int(r.data.tags.get("emo.seed", 0)), r.info.status,
-                          r.info.start_time) for r in matrix.runs], columns=["cell", "seed", "status", "start"]
-                        ).astype({"seed": "int64"})  # an empty frame too, so that it merges on seed
-    seen = (seen.assign(finished=seen["status"].eq("FINISHED")).sort_values(["finished", "start"], ascending=False)
-            .drop_duplicates(["cell", "seed"]))
+    seen = pd.DataFrame(
+        [
+            (r.data.tags["emo.cell"], int(r.data.tags.get("emo.seed", 0)), r.info.status, r.info.start_time)
+            for r in matrix.runs
+        ],
+        columns=["cell", "seed", "status", "start"],
+    ).astype({"seed": "int64"})  # an empty frame too, so that it merges on seed
+    seen = (
+        seen.assign(finished=seen["status"].eq("FINISHED"))
+        .sort_values(["finished", "start"], ascending=False)
+        .drop_duplicates(["cell", "seed"])
+    )
     out = matrix.expected.merge(seen[["cell", "seed", "status"]], on=["cell", "seed"], how="left")
     return out.fillna({"status": "no run found"})
 
@@ -142,32 +170,49 @@ def collect(runs: list, where: str = "there") -> pd.DataFrame:
             continue
         tags, params = run.data.tags, run.data.params
         cell = CELLS.get(tags["emo.cell"])
-        base = {"cell": tags["emo.cell"], "table": tags.get("emo.table", cell.table if cell else "?"),
-                "row": tags.get("emo.row", cell.row if cell else "?"), "arch": tags.get("emo.arch", "emo"),
-                "seed": int(tags.get("emo.seed", 0)), "window": float(params.get("window", "nan"))
-                if params.get("window", "auto") != "auto" else np.nan,
-                "label": params.get("label", "mean"), "run_id": run.info.run_id,
-                "source_run": tags.get("emo.reused_from", run.info.run_id),
-                "published_key": cell.published_key if cell else tags["emo.cell"].split("/")[0],
-                "start_time": run.info.start_time, "end_time": run.info.end_time, **_fields(run)}
+        base = {
+            "cell": tags["emo.cell"],
+            "table": tags.get("emo.table", cell.table if cell else "?"),
+            "row": tags.get("emo.row", cell.row if cell else "?"),
+            "arch": tags.get("emo.arch", "emo"),
+            "seed": int(tags.get("emo.seed", 0)),
+            "window": float(params.get("window", "nan")) if params.get("window", "auto") != "auto" else np.nan,
+            "label": params.get("label", "mean"),
+            "run_id": run.info.run_id,
+            "source_run": tags.get("emo.reused_from", run.info.run_id),
+            "published_key": cell.published_key if cell else tags["emo.cell"].split("/")[0],
+            "start_time": run.info.start_time,
+            "end_time": run.info.end_time,
+            **_fields(run),
+        }
         base["data_source"] = base["data_source"] or "unknown"
         if tags.get("emo.family") == "baseline":
-            for child in _client().search_runs([run.info.experiment_id],
-                                               f"tags.mlflow.parentRunId = '{base['source_run']}'"):
+            for child in _client().search_runs(
+                [run.info.experiment_id], f"tags.mlflow.parentRunId = '{base['source_run']}'"
+            ):
                 algorithm = child.data.tags.get("emo.algorithm", child.info.run_name)
-                rows.append({**base, "row": algorithm, "published_key": algorithm, "source_run": child.info.run_id,
-                             **_metrics(child.data.metrics)})
+                rows.append(
+                    {
+                        **base,
+                        "row": algorithm,
+                        "published_key": algorithm,
+                        "source_run": child.info.run_id,
+                        **_metrics(child.data.metrics),
+                    }
+                )
         else:
             rows.append({**base, **_metrics(run.data.metrics)})
     if not rows:
-        raise ConfigError(f"no finished matrix run found in {where}: run `emo reproduce` first, or check the run "
-                          f"id, the experiment and MLFLOW_TRACKING_URI.")
+        raise ConfigError(
+            f"no finished matrix run found in {where}: run `emo reproduce` first, or check the run "
+            f"id, the experiment and MLFLOW_TRACKING_URI."
+        )
     # an experiment may hold a run and its reused copy in a later matrix: one result, counted once
     return pd.DataFrame(rows).drop_duplicates(["cell", "seed", "row", "source_run"]).reset_index(drop=True)
 
 
 def corpus_of(frame: pd.DataFrame) -> str | None:
-    """"sewa" or "afew" when every run used that corpus (the thesis's values apply), else None."""
+    """ "sewa" or "afew" when every run used that corpus (the thesis's values apply), else None."""
     sources = set(frame["data_source"])
     corpora = {CORPORA.get(s) for s in sources}
     return corpora.pop() if len(corpora) == 1 and None not in corpora else None
@@ -215,7 +260,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt(mean: pd.Series, std: pd.Series, seeds: pd.Series) -> pd.Series:
-    """"0.1171 ± 0.0019" (mean ± std over seeds), "0.1171" for one seed, "–" where there is no value."""
+    """ "0.1171 ± 0.0019" (mean ± std over seeds), "0.1171" for one seed, "–" where there is no value."""
     shown = mean.map("{:.4f}".format).where(seeds < 2, mean.map("{:.4f}".format) + " ± " + std.map("{:.4f}".format))
     return shown.where(mean.notna(), "–")
 
@@ -227,9 +272,15 @@ VALUES = [f"{split}_{m}_{t}" for split, m in COLUMNS for t in TARGETS]  # the ta
 
 def _table(agg: pd.DataFrame, corpus: str | None, synthetic: bool) -> pd.DataFrame:
     """A table as the page shows it: one row per model, each metric "mean ± std" over seeds."""
-    out = pd.DataFrame({"model": agg["row"], "window (s)": agg["window"].map("{:g}".format).where(agg["window"].notna(),
-                                                                                                    "–"),
-                        "label": agg["label"], "arch": agg["arch"], "seeds": agg["seeds"].astype(int)})
+    out = pd.DataFrame(
+        {
+            "model": agg["row"],
+            "window (s)": agg["window"].map("{:g}".format).where(agg["window"].notna(), "–"),
+            "label": agg["label"],
+            "arch": agg["arch"],
+            "seeds": agg["seeds"].astype(int),
+        }
+    )
     for split, m in COLUMNS:
         for t in TARGETS:
             key = f"{split}_{m}_{t}"
@@ -245,8 +296,10 @@ def _numbers(agg: pd.DataFrame, corpus: str | None, synthetic: bool) -> pd.DataF
     spread = agg[[f"{k}_std" for k in VALUES]].where(agg["seeds"].gt(1), axis=0)
     pairs = pd.concat([agg[VALUES].add_suffix("_mean"), spread], axis=1)
     out = pd.concat([out, pairs[[f"{k}{s}" for k in VALUES for s in ("_mean", "_std")]]], axis=1)
-    published = pd.DataFrame([PUBLISHED.get((corpus, k), {}) if corpus and not synthetic else {}
-                              for k in agg["published_key"]], index=agg.index)
+    published = pd.DataFrame(
+        [PUBLISHED.get((corpus, k), {}) if corpus and not synthetic else {} for k in agg["published_key"]],
+        index=agg.index,
+    )
     for t in TARGETS:
         out[f"thesis_test_rmse_{t}"] = published.get(f"rmse_{t}", np.nan)
     notes = agg["published_key"].map(lambda k: _published(k, corpus, synthetic))
@@ -273,7 +326,7 @@ def _values(frame: pd.DataFrame, column: str) -> str:
 
 
 def _span(values: pd.Series) -> str:
-    """"3" where every value is 3, else "1–3"."""
+    """ "3" where every value is 3, else "1–3"."""
     low, high = values.min(), values.max()
     return f"{low:g}" if low == high else f"{low:g}–{high:g}"
 
@@ -291,25 +344,36 @@ def provenance(frame: pd.DataFrame, matrix: Matrix | None, counted: str, written
     per_cell = frame.groupby(["table", "row", "window", "label", "arch"], dropna=False)["seed"].nunique()
     return {
         "parent run": (matrix.parent if matrix.parent else "none: every matrix run of the experiment")
-        if matrix else "not given",
+        if matrix
+        else "not given",
         "experiment": matrix.experiment if matrix else "not given",
         "tracking URI": matrix.uri if matrix else "not given",
         "cell runs": counted,
         "data": _values(frame, "data_name"),
         "data fingerprint": _values(frame, "data_fingerprint"),
         "split hash": _values(frame, "split_hash"),
-        "epochs": f"at most {_values(frame, 'epochs')} per cell"
-                  + (f"; {_span(ran)} ran" if len(ran) else ""),
+        "epochs": f"at most {_values(frame, 'epochs')} per cell" + (f"; {_span(ran)} ran" if len(ran) else ""),
         "patience": _values(frame, "patience"),
         "seeds": f"{', '.join(map(str, seeds))} ({_span(per_cell)} per cell)",
         "emo version": f"{_values(frame, 'emo_version')} (the runs); {__version__} (this report)",
-        "date": (f"runs from {starts.min():%Y-%m-%d %H:%M} to {ends.max():%Y-%m-%d %H:%M} UTC; " if len(starts)
-                 and len(ends) else "") + f"report written {written:%Y-%m-%d %H:%M} UTC",
+        "date": (
+            f"runs from {starts.min():%Y-%m-%d %H:%M} to {ends.max():%Y-%m-%d %H:%M} UTC; "
+            if len(starts) and len(ends)
+            else ""
+        )
+        + f"report written {written:%Y-%m-%d %H:%M} UTC",
     }
 
 
-def build(frame: pd.DataFrame, predictions=None, *, matrix: Matrix | None = None, resamples: int = 2000,
-          seed: int = 0, written: datetime | None = None) -> Report:
+def build(
+    frame: pd.DataFrame,
+    predictions=None,
+    *,
+    matrix: Matrix | None = None,
+    resamples: int = 2000,
+    seed: int = 0,
+    written: datetime | None = None,
+) -> Report:
     """The report of a matrix's runs (`frame`, from `collect`; `matrix`: where they came from and what was
     expected); `predictions(run_id) -> DataFrame` gives a run's test predictions for the paired bootstrap
     (None: no bootstrap)."""
@@ -319,8 +383,10 @@ def build(frame: pd.DataFrame, predictions=None, *, matrix: Matrix | None = None
     if len(set(frame["data_fingerprint"])) > 1 or len(set(frame["split_hash"])) > 1:
         notes.append("The runs used more than one dataset or split: cells are not comparable across them.")
     if synthetic:
-        notes.append("Synthetic data: these numbers say how emo's models behave on a generated corpus with a known "
-                     "process, not how they do on SEWA or AFEW-VA.")
+        notes.append(
+            "Synthetic data: these numbers say how emo's models behave on a generated corpus with a known "
+            "process, not how they do on SEWA or AFEW-VA."
+        )
     agg = aggregate(frame)
     order = {t: i for i, t in enumerate(TABLES)}
     agg = agg.sort_values(["table", "row", "window", "arch"], key=lambda s: s.map(order) if s.name == "table" else s)
@@ -336,15 +402,19 @@ def build(frame: pd.DataFrame, predictions=None, *, matrix: Matrix | None = None
         status = coverage(matrix)
         report.expected, report.missing = len(status), status[status["status"] != "FINISHED"].reset_index(drop=True)
         if not report.missing.empty:
-            report.notes.insert(0, f"Incomplete matrix: cell runs {report.counted}. These cells are left out of "
-                                   f"every table; looked in {matrix.where}.")
+            report.notes.insert(
+                0,
+                f"Incomplete matrix: cell runs {report.counted}. These cells are left out of "
+                f"every table; looked in {matrix.where}.",
+            )
     report.provenance = provenance(frame, matrix, report.counted, written or datetime.now(UTC))
     _like_for_like(report, frame, parts["best"], predictions, resamples, seed)
     return report
 
 
-def _like_for_like(report: Report, frame: pd.DataFrame, best: pd.DataFrame, predictions, resamples: int,
-                   seed: int) -> None:
+def _like_for_like(
+    report: Report, frame: pd.DataFrame, best: pd.DataFrame, predictions, resamples: int, seed: int
+) -> None:
     """Notes where the best fusion and video cells differ in label rule or window, and the comparison of
     fusion with the video model of the same window and label (emo.comparison)."""
     picks = {r["table"]: r for _, r in best.iterrows()}
@@ -356,7 +426,8 @@ def _like_for_like(report: Report, frame: pd.DataFrame, best: pd.DataFrame, pred
             f"The best fusion cell ({fusion['row']}, {fusion['window']:g} s, {fusion['label']}-frame label) and the "
             f"best video cell ({video['row']}, {video['window']:g} s, {video['label']} label) predict different "
             f"targets; as in the thesis, comparing their numbers compares targets as much as models. The like-for-like "
-            f"comparison below pairs fusion with a video model of the same window and label.")
+            f"comparison below pairs fusion with a video model of the same window and label."
+        )
     if predictions is None:
         return
     found = compare(frame, fusion, predictions, resamples=resamples, seed=seed)

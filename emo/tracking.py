@@ -29,8 +29,11 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoints/checkpoint.pt"
 # MLflow retries a failed HTTP request 7 times with doubling back-off (minutes of silence when the
 # server is gone); emo fails within seconds instead, unless the user set these themselves.
-FAIL_FAST_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+FAIL_FAST_HTTP = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 
 class TrackingError(EmoError):
@@ -83,8 +86,9 @@ class NullTracker:
     def log_dataset(self, ds) -> None:
         self.artifacts["dataset"] = ds.fingerprint
 
-    def log_model(self, artifacts: dict, signature, input_example, name: str = "model",
-                  description: str = "") -> str | None:
+    def log_model(
+        self, artifacts: dict, signature, input_example, name: str = "model", description: str = ""
+    ) -> str | None:
         self.artifacts[name] = artifacts
         return None
 
@@ -165,18 +169,24 @@ class MlflowTracker(NullTracker):
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
-    def log_model(self, artifacts: dict, signature, input_example, name: str = "model",
-                  description: str = "") -> str | None:
+    def log_model(
+        self, artifacts: dict, signature, input_example, name: str = "model", description: str = ""
+    ) -> str | None:
         """Log a pyfunc model named `name` (what the UI's model lists show); `description` is its
         Description there."""
         from emo import pyfunc_model
 
         package = Path(pyfunc_model.__file__).parent
         info = self._mlflow.pyfunc.log_model(
-            name=name, python_model=pyfunc_model.__file__, artifacts=artifacts, signature=signature,
-            input_example=input_example, pip_requirements=_requirements(),
+            name=name,
+            python_model=pyfunc_model.__file__,
+            artifacts=artifacts,
+            signature=signature,
+            input_example=input_example,
+            pip_requirements=_requirements(),
             tags={"mlflow.note.content": description} if description else None,
-            code_paths=[str(package)])  # the model carries the emo code it was trained with
+            code_paths=[str(package)],
+        )  # the model carries the emo code it was trained with
         return info.model_uri
 
 
@@ -200,9 +210,16 @@ def _requirements() -> list[str]:
 
 
 @contextlib.contextmanager
-def tracked_run(*, run_name: str | None = None, experiment: str | None = None, resume_run_id: str | None = None,
-                tags: dict | None = None, nested: bool = False, parent_run_id: str | None = None,
-                join_run_id: str | None = None):
+def tracked_run(
+    *,
+    run_name: str | None = None,
+    experiment: str | None = None,
+    resume_run_id: str | None = None,
+    tags: dict | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    join_run_id: str | None = None,
+):
     """Start (or resume) an MLflow run and yield its `MlflowTracker`.
 
     The run is reused when `mlflow run` started it (MLFLOW_RUN_ID), resumed when
@@ -231,8 +248,13 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             # with MLFLOW_RUN_ID set (under `mlflow run`) start_run would resume that run, not start a child
             os.environ.pop("MLFLOW_RUN_ID", None)
             try:
-                run = mlflow.start_run(run_name=run_name, nested=nested, parent_run_id=parent_run_id, tags=tags,
-                                       experiment_id=_parent_experiment(parent_run_id) if nested else None)
+                run = mlflow.start_run(
+                    run_name=run_name,
+                    nested=nested,
+                    parent_run_id=parent_run_id,
+                    tags=tags,
+                    experiment_id=_parent_experiment(parent_run_id) if nested else None,
+                )
             finally:
                 if env_run:
                     os.environ["MLFLOW_RUN_ID"] = env_run
@@ -243,11 +265,11 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
             mlflow.set_tags({**(tags or {}), **({"mlflow.runName": run_name} if rename else {})})
     except Exception as exc:
         uri = mlflow.get_tracking_uri()
-        raise TrackingError(f"cannot start an MLflow run in the {store_name(uri)} ({short_error(exc)}). "
-                            f"{_store_hint(uri)}") from None
+        raise TrackingError(
+            f"cannot start an MLflow run in the {store_name(uri)} ({short_error(exc)}). {_store_hint(uri)}"
+        ) from None
     # a resumed run that finishes must not keep the reason it once failed
-    stale_reason = resume_run_id is not None and run.info.run_id == resume_run_id and \
-        "failure_reason" in run.data.tags
+    stale_reason = resume_run_id is not None and run.info.run_id == resume_run_id and "failure_reason" in run.data.tags
     tracker = MlflowTracker(run)
     try:
         yield tracker
@@ -258,9 +280,11 @@ def tracked_run(*, run_name: str | None = None, experiment: str | None = None, r
                 mlflow.end_run("FAILED")
             local = local_checkpoint(tracker.run_id)
             kept = f"the last checkpoint is kept at {local}" if local.exists() else "no checkpoint was written yet"
-            raise TrackingError(f"lost the MLflow {store_name(mlflow.get_tracking_uri())} during run "
-                                f"{tracker.run_id} ({short_error(exc)}); {kept}. When the server is back, continue "
-                                f"with --resume {tracker.run_id}.") from None
+            raise TrackingError(
+                f"lost the MLflow {store_name(mlflow.get_tracking_uri())} during run "
+                f"{tracker.run_id} ({short_error(exc)}); {kept}. When the server is back, continue "
+                f"with --resume {tracker.run_id}."
+            ) from None
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
         with contextlib.suppress(Exception):
             mlflow.set_tag("failure_reason", short_error(exc))
@@ -331,8 +355,10 @@ def store_name(uri: str) -> str:
 def _store_hint(uri: str) -> str:
     name = store_name(uri)
     if name.startswith(("sqlite", "in-memory")):
-        return ("Check that the file is an MLflow database this user can read and write (move a damaged one aside "
-                "to start a new store) and that MLFLOW_TRACKING_URI is right.")
+        return (
+            "Check that the file is an MLflow database this user can read and write (move a damaged one aside "
+            "to start a new store) and that MLFLOW_TRACKING_URI is right."
+        )
     if name.startswith("database"):
         return "Check that the database is up and that MLFLOW_TRACKING_URI is right."
     if name.startswith("local"):
@@ -372,15 +398,25 @@ def prepare_store() -> None:
                 if fcntl is not None:
                     fcntl.flock(lock, fcntl.LOCK_UN)
     except Exception as exc:
-        raise TrackingError(f"cannot open the MLflow {store_name(uri)} ({short_error(exc)}). {_store_hint(uri)}") from None
+        raise TrackingError(
+            f"cannot open the MLflow {store_name(uri)} ({short_error(exc)}). {_store_hint(uri)}"
+        ) from None
     _PREPARED.add(uri)
 
 
 def _is_connection_error(exc: BaseException) -> bool:
     """True when `exc` says the tracking server could not be reached (MLflow wraps requests' errors)."""
     text = f"{type(exc).__name__} {exc}"
-    return any(s in text for s in ("ConnectionError", "Connection refused", "Max retries exceeded",
-                                   "Failed to establish a new connection", "Read timed out"))
+    return any(
+        s in text
+        for s in (
+            "ConnectionError",
+            "Connection refused",
+            "Max retries exceeded",
+            "Failed to establish a new connection",
+            "Read timed out",
+        )
+    )
 
 
 def _parent_experiment(parent_run_id: str | None) -> str | None:
@@ -450,8 +486,14 @@ def _use_experiment(name: str | None) -> None:
             time.sleep(0.5)
 
 
-def update_run(run_id: str, *, metrics: dict | None = None, tags: dict | None = None, status: str | None = None,
-               step: int | None = None) -> None:
+def update_run(
+    run_id: str,
+    *,
+    metrics: dict | None = None,
+    tags: dict | None = None,
+    status: str | None = None,
+    step: int | None = None,
+) -> None:
     """Log to a run that is not this process's active one (a trial's run after it ended)."""
     import mlflow
 
@@ -492,16 +534,20 @@ def _read_checkpoint(file, run_id: str, where: str) -> dict:
 
         found = re.search(r"WeightsUnpickler error: (.*?)(?: was not an allowed| Please use|$)", str(exc), re.M)
         reason = found.group(1).strip() if found else short_error(exc)
-        raise CheckpointError(f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds objects "
-                              f"other than tensors and plain values ({reason[:300]}), and reading those can run "
-                              f"code, so it was not read. emo writes only plain data there: someone who can write "
-                              f"to it replaced the file. Do not resume this run; start a new one.") from None
+        raise CheckpointError(
+            f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds objects "
+            f"other than tensors and plain values ({reason[:300]}), and reading those can run "
+            f"code, so it was not read. emo writes only plain data there: someone who can write "
+            f"to it replaced the file. Do not resume this run; start a new one."
+        ) from None
     except Exception as exc:  # a zip cut short, an empty file, a read error
         raise _Unreadable(short_error(exc)) from None
     if not isinstance(body, dict) or not {"model", "state"} <= set(body):
         held = f"the keys {', '.join(map(str, list(body)[:8]))}" if isinstance(body, dict) else type(body).__name__
-        raise CheckpointError(f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds {held}, "
-                              f"not the model and training state emo writes.")
+        raise CheckpointError(
+            f"run {run_id}'s checkpoint {where} is not a plain emo checkpoint: it holds {held}, "
+            f"not the model and training state emo writes."
+        )
     return body
 
 
@@ -517,23 +563,32 @@ def load_checkpoint(run_id: str, path: str = CHECKPOINT) -> dict:
             return _read_checkpoint(local, run_id, str(local))
         except _Unreadable as exc:
             damaged = f"the local copy {local} is unreadable ({exc})"
-            log.warning("%s, probably cut short when a training was stopped; using the checkpoint of run %s on the "
-                        "MLflow %s instead.", damaged, run_id, store_name(mlflow.get_tracking_uri()))
+            log.warning(
+                "%s, probably cut short when a training was stopped; using the checkpoint of run %s on the "
+                "MLflow %s instead.",
+                damaged,
+                run_id,
+                store_name(mlflow.get_tracking_uri()),
+            )
     prepare_store()
     try:
         downloaded = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
     except Exception as exc:
         also = f"{damaged}, and " if damaged else ""
-        raise TrackingError(f"{also}run {run_id} has no checkpoint {path} to resume from ({short_error(exc)}). Check "
-                            f"the run id (mlflow ui shows it) and that MLFLOW_TRACKING_URI points at the same "
-                            f"store.") from None
+        raise TrackingError(
+            f"{also}run {run_id} has no checkpoint {path} to resume from ({short_error(exc)}). Check "
+            f"the run id (mlflow ui shows it) and that MLFLOW_TRACKING_URI points at the same "
+            f"store."
+        ) from None
     where = f"{path} in the MLflow {store_name(mlflow.get_tracking_uri())}"
     try:
         return _read_checkpoint(downloaded, run_id, where)
     except _Unreadable as exc:
         also = f"{damaged}, and " if damaged else ""
-        raise TrackingError(f"{also}run {run_id}'s checkpoint {where} is unreadable{' too' if damaged else ''} "
-                            f"({exc}); the run cannot be resumed: start a new one.") from None
+        raise TrackingError(
+            f"{also}run {run_id}'s checkpoint {where} is unreadable{' too' if damaged else ''} "
+            f"({exc}); the run cannot be resumed: start a new one."
+        ) from None
 
 
 def run_table(run_id: str, path: str):
@@ -544,8 +599,10 @@ def run_table(run_id: str, path: str):
     try:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path)
     except Exception as exc:
-        raise TrackingError(f"run {run_id} has no {path} ({short_error(exc)}); it was logged by an older emo, or the "
-                            f"artifact store is not reachable.") from None
+        raise TrackingError(
+            f"run {run_id} has no {path} ({short_error(exc)}); it was logged by an older emo, or the "
+            f"artifact store is not reachable."
+        ) from None
     return pd.read_parquet(local)
 
 

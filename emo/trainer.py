@@ -54,8 +54,14 @@ class TrainState:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, samples: _Samples, *, batch_size: int = 512, device: torch.device | str = "cpu",
-            precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+def predict(
+    model: nn.Module,
+    samples: _Samples,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> tuple[np.ndarray, np.ndarray]:
     """(targets, predictions), both (n, 2) fp32, in sample order."""
     device = torch.device(device)
     model.eval()
@@ -68,11 +74,23 @@ def predict(model: nn.Module, samples: _Samples, *, batch_size: int = 512, devic
     return torch.cat(targets).numpy(), torch.cat(preds).cpu().numpy()
 
 
-def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: int = 30, patience: int = 5,
-          lr: float = 1e-3, batch_size: int = 64, loss: str = "rmse", seed: int = 0,
-          device: torch.device | str = "cpu", precision: str = "fp32",
-          on_epoch: Callable[[TrainState, nn.Module, torch.optim.Optimizer, torch.Generator], None] | None = None,
-          resume: dict | None = None, progress: bool = True) -> TrainState:
+def train(
+    model: nn.Module,
+    train_set: _Samples,
+    dev_set: _Samples,
+    *,
+    epochs: int = 30,
+    patience: int = 5,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    loss: str = "rmse",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    on_epoch: Callable[[TrainState, nn.Module, torch.optim.Optimizer, torch.Generator], None] | None = None,
+    resume: dict | None = None,
+    progress: bool = True,
+) -> TrainState:
     """Train `model` on `train_set`, stopping when the dev loss has not improved for `patience` epochs.
 
     The best-on-dev weights are loaded into `model` at the end. `resume` is a checkpoint written
@@ -97,11 +115,19 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         state = TrainState(**resume["state"])
         # the stopping rule is the caller's: a run that stopped early goes on when resumed with more patience
         state.stopped_early = state.bad_epochs >= patience
-        log.info("resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss,
-                 state.best_epoch)
+        log.info(
+            "resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss, state.best_epoch
+        )
     batches = loader(train_set, batch_size, shuffle=True, generator=generator, pin_memory=device.type == "cuda")
-    bar = tqdm(range(state.epoch + 1, epochs + 1), desc="epochs", unit="epoch", disable=not progress,
-               initial=state.epoch, total=epochs, dynamic_ncols=True)
+    bar = tqdm(
+        range(state.epoch + 1, epochs + 1),
+        desc="epochs",
+        unit="epoch",
+        disable=not progress,
+        initial=state.epoch,
+        total=epochs,
+        dynamic_ncols=True,
+    )
     for epoch in bar:
         if state.stopped_early:
             break
@@ -128,19 +154,34 @@ def train(model: nn.Module, train_set: _Samples, dev_set: _Samples, *, epochs: i
         else:
             state.bad_epochs += 1
         state.epoch = epoch
-        record = {"epoch": epoch, "train/loss": total.item() / max(count, 1), "dev/loss": dev_loss,
-                  "train/seconds": time.perf_counter() - t0, "improved": improved, **evaluate(y_dev, p_dev, "dev/")}
+        record = {
+            "epoch": epoch,
+            "train/loss": total.item() / max(count, 1),
+            "dev/loss": dev_loss,
+            "train/seconds": time.perf_counter() - t0,
+            "improved": improved,
+            **evaluate(y_dev, p_dev, "dev/"),
+        }
         state.history.append(record)
         bar.set_postfix(train=f"{record['train/loss']:.4f}", dev=f"{dev_loss:.4f}", best=state.best_epoch)
         if not progress:
-            log.info("epoch %d: train loss %.4f, dev loss %.4f%s", epoch, record["train/loss"], dev_loss,
-                     " (best)" if improved else "")
+            log.info(
+                "epoch %d: train loss %.4f, dev loss %.4f%s",
+                epoch,
+                record["train/loss"],
+                dev_loss,
+                " (best)" if improved else "",
+            )
         state.stopped_early = not improved and state.bad_epochs >= patience
         if on_epoch is not None:
             on_epoch(state, model, optimizer, generator)
         if state.stopped_early:
-            log.info("early stop after epoch %d: no dev improvement for %d epochs (best epoch %d)", epoch,
-                     state.bad_epochs, state.best_epoch)
+            log.info(
+                "early stop after epoch %d: no dev improvement for %d epochs (best epoch %d)",
+                epoch,
+                state.bad_epochs,
+                state.best_epoch,
+            )
             break
     bar.close()
     if state.best_weights is not None:
@@ -165,12 +206,18 @@ def _plain(value):
     return value
 
 
-def checkpoint(state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer,
-               generator: torch.Generator, **extra) -> dict:
+def checkpoint(
+    state: TrainState, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator, **extra
+) -> dict:
     """Everything `train(resume=...)` needs, plus `extra` (e.g. the config), as one torch.save-able dict
     of tensors and plain values only (see `_plain`)."""
     body = {k: v for k, v in vars(state).items()}
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "state": _plain(body), **_plain(extra)}
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "state": _plain(body),
+        **_plain(extra),
+    }

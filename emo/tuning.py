@@ -96,8 +96,10 @@ def search_space(family: str, override: str | Path | dict | None = None, fixed=(
         try:
             override = json.loads(Path(override).read_text())
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"{override}: cannot read the search space ({exc}); write JSON like "
-                              f'{{"lr": {{"low": 1e-4, "high": 1e-2, "log": true}}, "depth": {{"choices": [1, 2]}}}}.')
+            raise ConfigError(
+                f"{override}: cannot read the search space ({exc}); write JSON like "
+                f'{{"lr": {{"low": 1e-4, "high": 1e-2, "log": true}}, "depth": {{"choices": [1, 2]}}}}.'
+            ) from None
     fields = set(Config.__dataclass_fields__)
     for name, spec in override.items():
         if name not in fields:
@@ -105,8 +107,10 @@ def search_space(family: str, override: str | Path | dict | None = None, fixed=(
         if spec is None:
             space.pop(name, None)  # {"window": null} fixes the base value again
         elif not _valid_spec(spec):
-            raise ConfigError(f"search space: {name!r} needs {{\"choices\": [non-empty list]}} or "
-                              f"{{\"low\": number, \"high\": number (>= low)[, \"log\": true]}}; got {spec!r}.")
+            raise ConfigError(
+                f'search space: {name!r} needs {{"choices": [non-empty list]}} or '
+                f'{{"low": number, "high": number (>= low)[, "log": true]}}; got {spec!r}.'
+            )
         else:
             space[name] = spec
     return space
@@ -127,8 +131,11 @@ def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict:
     for name, spec in space.items():
         if "choices" in spec:
             params[name] = trial.suggest_categorical(name, spec["choices"])
-        elif all(isinstance(spec[k], int) for k in ("low", "high")) and not spec.get("log") is True and \
-                isinstance(spec.get("step", 1), int):
+        elif (
+            all(isinstance(spec[k], int) for k in ("low", "high"))
+            and spec.get("log") is not True
+            and isinstance(spec.get("step", 1), int)
+        ):
             params[name] = trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1))
         else:
             params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
@@ -176,11 +183,13 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
         # `mlflow run -P storage=…` logs the value as a run parameter and prints the command line
         # before emo runs; parameters cannot be changed afterwards, so the run must not go on as
         # if nothing happened
-        raise ConfigError(f"the storage URL {_safe(url)} holds a password and came on the command line of "
-                          f"`mlflow run`, which has already logged it as run {os.environ['MLFLOW_RUN_ID']}'s "
-                          f"`storage` parameter and printed it: change that password, delete the run "
-                          f"(`mlflow runs delete --run-id {os.environ['MLFLOW_RUN_ID']}`, then `mlflow gc`), and "
-                          f"pass the URL in the {STORAGE_ENV} environment variable instead of -P storage.")
+        raise ConfigError(
+            f"the storage URL {_safe(url)} holds a password and came on the command line of "
+            f"`mlflow run`, which has already logged it as run {os.environ['MLFLOW_RUN_ID']}'s "
+            f"`storage` parameter and printed it: change that password, delete the run "
+            f"(`mlflow runs delete --run-id {os.environ['MLFLOW_RUN_ID']}`, then `mlflow gc`), and "
+            f"pass the URL in the {STORAGE_ENV} environment variable instead of -P storage."
+        )
     patience = _retry_seconds()
     url = sqlalchemy_url(url)  # postgresql:// with emo's driver named
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeats: stable enough
@@ -188,9 +197,14 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
     for attempt in range(3):
         try:
             # a worker started during an outage waits for the database like one that meets it later
-            rdb = outage.call(optuna.storages.RDBStorage, url, heartbeat_interval=heartbeat,
-                              grace_period=3 * heartbeat, heartbeat_stale_trial_callback=_on_stale_trial,
-                              engine_kwargs={"pool_pre_ping": True})
+            rdb = outage.call(
+                optuna.storages.RDBStorage,
+                url,
+                heartbeat_interval=heartbeat,
+                grace_period=3 * heartbeat,
+                heartbeat_stale_trial_callback=_on_stale_trial,
+                engine_kwargs={"pool_pre_ping": True},
+            )
             # a session that saw the connection die cannot be reused
             return _RetryingStorage(rdb, Outage(outage.shown_url, patience, on_retry=rdb.remove_session))
         except StorageUnavailableError:
@@ -202,9 +216,11 @@ def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseSt
                 if attempt < 2:
                     time.sleep(1.0 + attempt)
                     continue
-            raise ConfigError(f"cannot open the Optuna storage {_safe(url)} ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database "
-                              f"exists and that its driver is installed.") from None
+            raise ConfigError(
+                f"cannot open the Optuna storage {_safe(url)} ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database "
+                f"exists and that its driver is installed."
+            ) from None
 
 
 def _retry_seconds() -> float:
@@ -216,8 +232,10 @@ def _retry_seconds() -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value < float("inf"):
-        raise ConfigError(f"{RETRY_ENV}={text!r}: give the seconds a worker waits for an unreachable storage "
-                          f"(a number >= 0; default {RETRY_SECONDS:g}).")
+        raise ConfigError(
+            f"{RETRY_ENV}={text!r}: give the seconds a worker waits for an unreachable storage "
+            f"(a number >= 0; default {RETRY_SECONDS:g})."
+        )
     return value
 
 
@@ -278,15 +296,20 @@ class Outage:
                 with self._lock:
                     if self._down_since is None:
                         self._down_since = now
-                        log.warning("lost the Optuna storage %s (%s); trying again for up to %g s",
-                                    self.shown_url, _first_line(exc), self.patience)
+                        log.warning(
+                            "lost the Optuna storage %s (%s); trying again for up to %g s",
+                            self.shown_url,
+                            _first_line(exc),
+                            self.patience,
+                        )
                     waited = now - self._down_since
                 if waited >= self.patience:
                     raise StorageUnavailableError(
                         f"the Optuna storage {self.shown_url} has been unreachable for {waited:.0f} s "
                         f"({_first_line(exc)}); this worker stops. The study is kept in the database: start "
                         f"the same command again once it is back (its running trial is failed and re-run). "
-                        f"{RETRY_ENV} (now {self.patience:g}) sets how long a worker waits.") from None
+                        f"{RETRY_ENV} (now {self.patience:g}) sets how long a worker waits."
+                    ) from None
                 time.sleep(min(delay, self.patience - waited))
                 delay = min(2 * delay, 2.0)
                 continue
@@ -338,8 +361,12 @@ def _forward(name: str):
     return method
 
 
-for _name in {n for base in (optuna.storages.BaseStorage, BaseHeartbeat) for n, v in vars(base).items()
-              if callable(v) and not n.startswith("__")} - set(vars(_RetryingStorage)):
+for _name in {
+    n
+    for base in (optuna.storages.BaseStorage, BaseHeartbeat)
+    for n, v in vars(base).items()
+    if callable(v) and not n.startswith("__")
+} - set(vars(_RetryingStorage)):
     setattr(_RetryingStorage, _name, _forward(_name))
 _RetryingStorage.__abstractmethods__ = frozenset()
 
@@ -399,9 +426,15 @@ def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
         from emo.tracking import update_run
 
         try:
-            update_run(run_id, tags={"emo.trial_state": "FAILED",
-                                     "failure_reason": f"worker {trial.user_attrs.get('worker')} stopped sending "
-                                                       f"heartbeats; the trial is retried"}, status="FAILED")
+            update_run(
+                run_id,
+                tags={
+                    "emo.trial_state": "FAILED",
+                    "failure_reason": f"worker {trial.user_attrs.get('worker')} stopped sending "
+                    f"heartbeats; the trial is retried",
+                },
+                status="FAILED",
+            )
         except Exception as exc:  # the study's consistency comes first
             log.warning("could not mark run %s of dead trial %d as failed: %s", run_id, trial.number, exc)
     with warnings.catch_warnings():
@@ -442,10 +475,23 @@ def _states(study: optuna.Study) -> Counter:
     return Counter(t.state for t in study.get_trials(deepcopy=False))
 
 
-def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None, storage: str | None = None,
-         study_name: str | None = None, space: dict | str | None = None, metric: str = "rmse",
-         pruner: str = "median", sampler_seed: int | None = None, experiment: str | None = None,
-         progress: bool = True, heartbeat: int = 10, fixed=(), register: bool = False) -> TuneResult:
+def tune(
+    base: Config,
+    *,
+    trials: int | None = 20,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    space: dict | str | None = None,
+    metric: str = "rmse",
+    pruner: str = "median",
+    sampler_seed: int | None = None,
+    experiment: str | None = None,
+    progress: bool = True,
+    heartbeat: int = 10,
+    fixed=(),
+    register: bool = False,
+) -> TuneResult:
     """Run (or join) a study of `base` with parameters drawn from the family's space (less the
     `fixed` settings: those of a matrix cell).
 
@@ -465,25 +511,38 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
     study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
     storage = storage_url(storage)
     rdb = make_storage(storage, heartbeat)
-    study = optuna.create_study(storage=rdb, study_name=study_name, load_if_exists=True,
-                                direction=METRICS[metric], pruner=make_pruner(pruner),
-                                sampler=optuna.samplers.TPESampler(seed=sampler_seed))
+    study = optuna.create_study(
+        storage=rdb,
+        study_name=study_name,
+        load_if_exists=True,
+        direction=METRICS[metric],
+        pruner=make_pruner(pruner),
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+    )
     tags = {"emo.family": base.family, "emo.study": study_name}
     experiment = default_experiment(f"emo-{base.family}", experiment)
-    parent_id, created = _parent_run(study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment,
-                                                                    tags=tags))
+    parent_id, created = _parent_run(
+        study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment, tags=tags)
+    )
     # a lost storage ends this worker with its one-line error, the parent run noting it, then open
     # again: the study goes on once the database is back
-    with _reopen_if_storage_lost(parent_id), tracked_run(join_run_id=parent_id, tags=tags) as parent, \
-            _storage_errors():
+    with _reopen_if_storage_lost(parent_id), tracked_run(join_run_id=parent_id, tags=tags) as parent, _storage_errors():
         # where the study lives, password hidden; a tag as well, because under `mlflow run` the
         # `storage` parameter is already taken by its -P value (`auto` when EMO_STORAGE holds the URL)
         parent.set_tags({"emo.storage": _safe(storage)})
         if created:
-            parent.log_params({"study_name": study_name, "storage": _safe(storage),
-                               "sampler": type(study.sampler).__name__, "pruner": pruner, "metric": metric,
-                               "direction": METRICS[metric], "search_space": json.dumps(space),
-                               **{f"base_{k}": v for k, v in base.params().items() if k not in space}})
+            parent.log_params(
+                {
+                    "study_name": study_name,
+                    "storage": _safe(storage),
+                    "sampler": type(study.sampler).__name__,
+                    "pruner": pruner,
+                    "metric": metric,
+                    "direction": METRICS[metric],
+                    "search_space": json.dumps(space),
+                    **{f"base_{k}": v for k, v in base.params().items() if k not in space},
+                }
+            )
 
         def objective(trial: optuna.Trial) -> float:
             if trials is not None:
@@ -505,10 +564,16 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
 
             tags = {"optuna.study_name": study_name, "optuna.trial_number": trial.number}
             try:
-                result = run_experiment(config, run_name=f"trial-{trial.number}", parent_run_id=parent_id,
-                                        evaluate_test=False, on_epoch=on_epoch, progress=False, tags=tags,
-                                        on_start=lambda rid: (run_id.append(rid),
-                                                              trial.set_user_attr("mlflow_run_id", rid)))
+                result = run_experiment(
+                    config,
+                    run_name=f"trial-{trial.number}",
+                    parent_run_id=parent_id,
+                    evaluate_test=False,
+                    on_epoch=on_epoch,
+                    progress=False,
+                    tags=tags,
+                    on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
+                )
             except optuna.TrialPruned:
                 if run_id:
                     update_run(run_id[0], tags={"emo.trial_state": "PRUNED"}, status="KILLED")
@@ -529,13 +594,22 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # the bar closes before any error message, not after it at exit
-        with progress_bar(total=trials, desc=f"study {study_name}", unit="trial", disable=not progress,
-                     initial=min(len(_counted(study)), trials or 0)) as bar:
+        with progress_bar(
+            total=trials,
+            desc=f"study {study_name}",
+            unit="trial",
+            disable=not progress,
+            initial=min(len(_counted(study)), trials or 0),
+        ) as bar:
 
             def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
                 bar.update(1)
-                log.info("trial %d %s%s", trial.number, trial.state.name,
-                         f" {metric} {trial.value:.4f}" if trial.value is not None else "")
+                log.info(
+                    "trial %d %s%s",
+                    trial.number,
+                    trial.state.name,
+                    f" {metric} {trial.value:.4f}" if trial.value is not None else "",
+                )
                 best = _best(study)
                 if best is not None:
                     parent.log_metrics({"best_value": best.value}, step=trial.number)
@@ -552,12 +626,18 @@ def tune(base: Config, *, trials: int | None = 20, timeout: float | None = None,
         parent.log_text(summary(study), "study_summary.txt")
     if not complete:
         reopen_run(parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
-    return TuneResult(study=study, parent_run_id=parent_id, best_trial=best, test=winner.get("test", {}),
-                      registration=winner.get("registration"))
+    return TuneResult(
+        study=study,
+        parent_run_id=parent_id,
+        best_trial=best,
+        test=winner.get("test", {}),
+        registration=winner.get("registration"),
+    )
 
 
-def _work(study: optuna.Study, objective: Callable, after_trial: Callable, *, trials: int | None,
-          timeout: float | None) -> None:
+def _work(
+    study: optuna.Study, objective: Callable, after_trial: Callable, *, trials: int | None, timeout: float | None
+) -> None:
     """Run trials one at a time until the study holds `trials` complete or pruned ones.
 
     While the only trials missing are running in other workers, wait rather than start a surplus
@@ -597,8 +677,14 @@ def _parent_run(study: optuna.Study, storage, create: Callable[[], str]) -> tupl
         study.set_user_attr(PARENT_ATTR, created[0])
         return created[0]
 
-    run_id = once(storage, _key(study, "parent"), work, lambda: study.user_attrs.get(PARENT_ATTR), timeout=120,
-                  what="the study's parent run")
+    run_id = once(
+        storage,
+        _key(study, "parent"),
+        work,
+        lambda: study.user_attrs.get(PARENT_ATTR),
+        timeout=120,
+        what="the study's parent run",
+    )
     return run_id, bool(created)
 
 
@@ -614,8 +700,9 @@ def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
         return None
 
 
-def _finish(study: optuna.Study, storage, best: optuna.trial.FrozenTrial, base: Config, parent, *, metric: str,
-            register: bool) -> dict:
+def _finish(
+    study: optuna.Study, storage, best: optuna.trial.FrozenTrial, base: Config, parent, *, metric: str, register: bool
+) -> dict:
     """Test the complete study's winner once and register it once: the worker whose claim lands does
     both and publishes the result in the study; every other worker reads it."""
     from emo.claims import once
@@ -630,8 +717,13 @@ def _finish(study: optuna.Study, storage, best: optuna.trial.FrozenTrial, base: 
         study.set_user_attr(WINNER_ATTR, result)
         return result
 
-    return once(storage, _key(study, "winner"), work, lambda: study.user_attrs.get(WINNER_ATTR),
-                what="the worker testing the winner")
+    return once(
+        storage,
+        _key(study, "winner"),
+        work,
+        lambda: study.user_attrs.get(WINNER_ATTR),
+        what="the worker testing the winner",
+    )
 
 
 def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> dict[str, float]:
@@ -643,9 +735,16 @@ def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> di
     uri = best.user_attrs.get("model_uri")
     if not uri:
         return {}
-    _, test = predict_split(load_model(uri), base.data, split="test", fps=base.fps, label_scale=base.label_scale,
-                            id_pattern=base.id_pattern, audio_id_pattern=base.audio_id_pattern,
-                            split_seed=base.split_seed)
+    _, test = predict_split(
+        load_model(uri),
+        base.data,
+        split="test",
+        fps=base.fps,
+        label_scale=base.label_scale,
+        id_pattern=base.id_pattern,
+        audio_id_pattern=base.audio_id_pattern,
+        split_seed=base.split_seed,
+    )
     test = test_metrics(test)
     update_run(best.user_attrs["mlflow_run_id"], metrics=test, tags={"emo.study_winner": True})
     parent.log_metrics({f"winner_{k}": v for k, v in test.items()})
@@ -663,8 +762,10 @@ def _log_study_figures(study: optuna.Study, parent) -> None:
         warnings.simplefilter("ignore")  # optuna's matplotlib plots are marked experimental
         from optuna.visualization import matplotlib as ovm
 
-        for name, fn in (("optimization_history", ovm.plot_optimization_history),
-                         ("parallel_coordinate", ovm.plot_parallel_coordinate)):
+        for name, fn in (
+            ("optimization_history", ovm.plot_optimization_history),
+            ("parallel_coordinate", ovm.plot_parallel_coordinate),
+        ):
             try:
                 ax = fn(study)
             except Exception as exc:  # a plot must never fail a study
@@ -679,8 +780,11 @@ def summary(study: optuna.Study) -> str:
     """One line per trial: number, state, value, seconds, parameters."""
     lines = [f"study {study.study_name}: {len(study.trials)} trials"]
     for t in study.trials:
-        secs = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start \
+        secs = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
             else float("nan")
+        )
         value = f"{t.value:.4f}" if t.value is not None else "-"
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.params.items())
         lines.append(f"  #{t.number:<3d} {t.state.name:8s} {value:>8s} {secs:6.1f}s  {params}")

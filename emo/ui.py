@@ -17,18 +17,29 @@ from emo import TARGETS
 
 VIEW = "emo"
 TAG = f"mlflow.sharedViewState.{VIEW}"
-METRICS = ("best_dev/rmse_mean", *(f"{split}/{m}_{t}" for split in ("best_dev", "test")
-                                    for m in ("rmse", "ccc") for t in TARGETS), "best_epoch")
+METRICS = (
+    "best_dev/rmse_mean",
+    *(f"{split}/{m}_{t}" for split in ("best_dev", "test") for m in ("rmse", "ccc") for t in TARGETS),
+    "best_epoch",
+)
 PARAMS = ("window", "variant", "method", "pooling", "arch", "seed", "epochs", "data_name")
 TAGS = ("emo.synthetic_data",)
 
 
 def view_state() -> dict:
     """The saved view's state: columns (the logged model, headline metrics, telling settings) and sort."""
-    columns = ["attributes.`Models`", *(f"metrics.`{m}`" for m in METRICS), *(f"params.`{p}`" for p in PARAMS),
-               *(f"tags.`{t}`" for t in TAGS)]
-    return {"orderByKey": "metrics.`best_dev/rmse_mean`", "orderByAsc": True, "selectedColumns": columns,
-            "columnOrder": []}
+    columns = [
+        "attributes.`Models`",
+        *(f"metrics.`{m}`" for m in METRICS),
+        *(f"params.`{p}`" for p in PARAMS),
+        *(f"tags.`{t}`" for t in TAGS),
+    ]
+    return {
+        "orderByKey": "metrics.`best_dev/rmse_mean`",
+        "orderByAsc": True,
+        "selectedColumns": columns,
+        "columnOrder": [],
+    }
 
 
 def ensure_view(client, experiment_id: str) -> None:
@@ -38,8 +49,11 @@ def ensure_view(client, experiment_id: str) -> None:
     if current and json.loads(current).get("state") == state:
         return
     now = int(time.time() * 1000)
-    client.set_experiment_tag(experiment_id, TAG, json.dumps(
-        {"name": "emo: dev and test metrics", "createdAt": now, "updatedAt": now, "state": state}))
+    client.set_experiment_tag(
+        experiment_id,
+        TAG,
+        json.dumps({"name": "emo: dev and test metrics", "createdAt": now, "updatedAt": now, "state": state}),
+    )
 
 
 def base_url(tracking_uri: str) -> str:
@@ -55,5 +69,7 @@ def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
 
 def runs_link(tracking_uri: str, experiment_id: str) -> str:
     """The experiment's run list in emo's saved view."""
-    return (f"{base_url(tracking_uri)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
-            f"&viewStateShareKey={VIEW}")
+    return (
+        f"{base_url(tracking_uri)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+        f"&viewStateShareKey={VIEW}"
+    )

@@ -27,8 +27,9 @@ def corpus(tmp_path_factory):
     """A small synthetic SEWA-like corpus shared by the training tests (generated once)."""
     from emo.data.synth import SynthConfig, synthesize
 
-    return synthesize(tmp_path_factory.mktemp("corpus") / "sewa",
-                      SynthConfig(videos=12, duration_s=30.0, dim=16, audio_dim=8, seed=1))
+    return synthesize(
+        tmp_path_factory.mktemp("corpus") / "sewa", SynthConfig(videos=12, duration_s=30.0, dim=16, audio_dim=8, seed=1)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +37,10 @@ def fusion_corpus(tmp_path_factory):
     """A synthetic corpus with enough videos for fusion models to generalise to unseen faces."""
     from emo.data.synth import SynthConfig, synthesize
 
-    return synthesize(tmp_path_factory.mktemp("corpus") / "sewa-fusion",
-                      SynthConfig(videos=32, duration_s=40.0, dim=16, audio_dim=8, seed=2))
+    return synthesize(
+        tmp_path_factory.mktemp("corpus") / "sewa-fusion",
+        SynthConfig(videos=32, duration_s=40.0, dim=16, audio_dim=8, seed=2),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,9 @@ def _rows(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def avec_labels(path: Path, name: str, times: np.ndarray, valence: np.ndarray, arousal: np.ndarray,
-                header: bool = True) -> None:
+def avec_labels(
+    path: Path, name: str, times: np.ndarray, valence: np.ndarray, arousal: np.ndarray, header: bool = True
+) -> None:
     """`name;timestamp;arousal;valence;liking`, quoted name, seconds with 6 decimals."""
     lines = ["name;timestamp;arousal;valence;liking"] if header else []
     lines += [f"'{name}';{t:.6f};{a:.6f};{v:.6f};0.000000" for t, a, v in zip(times, arousal, valence)]
@@ -26,8 +27,9 @@ def avec_labels(path: Path, name: str, times: np.ndarray, valence: np.ndarray, a
     path.write_text(_rows(lines))
 
 
-def avec_features(path: Path, name: str, times: np.ndarray, x: np.ndarray, header: bool = False,
-                  sep: str = ";") -> None:
+def avec_features(
+    path: Path, name: str, times: np.ndarray, x: np.ndarray, header: bool = False, sep: str = ";"
+) -> None:
     """`name;timestamp;<features>` (AVEC 2018 ships them without a header)."""
     lines = [sep.join(["name", "timestamp"] + [f"feat{j}" for j in range(x.shape[1])])] if header else []
     lines += [sep.join([f"'{name}'", f"{t:.6f}"] + [f"{v:.6f}" for v in row]) for t, row in zip(times, x)]
@@ -56,8 +58,17 @@ def opensmile_arff(path: Path, times: np.ndarray, x: np.ndarray, time_attr: str 
 
 def recola_gold(path: Path, name: str, times: np.ndarray, values: np.ndarray) -> None:
     """AVEC 2016 gold standard: ARFF, CRLF, `Instance_name, frameTime, GoldStandard`, 25 Hz."""
-    lines = ["@relation GOLDSTANDARD", "", "@attribute Instance_name string", "@attribute frameTime numeric",
-             "@attribute GoldStandard numeric", "", "", "@data", ""]
+    lines = [
+        "@relation GOLDSTANDARD",
+        "",
+        "@attribute Instance_name string",
+        "@attribute frameTime numeric",
+        "@attribute GoldStandard numeric",
+        "",
+        "",
+        "@data",
+        "",
+    ]
     lines += [f"{name},{t:g},{v:.6f}" for t, v in zip(times, values)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
@@ -95,9 +106,15 @@ def affwild2_annotation(path: Path, valence: np.ndarray, arousal: np.ndarray) ->
 
 def afew_clip(folder: Path, clip: str, frames: dict[int, tuple[float, float, np.ndarray]]) -> Path:
     """`<clip>/<clip>.json`: frames keyed by 5-digit frame number with valence, arousal, landmarks."""
-    body = {"video_id": clip, "actor": "someone", "emotion": "Neutral",
-            "frames": {f"{k:05d}": {"valence": float(v), "arousal": float(a), "landmarks": pts.tolist()}
-                       for k, (v, a, pts) in frames.items()}}
+    body = {
+        "video_id": clip,
+        "actor": "someone",
+        "emotion": "Neutral",
+        "frames": {
+            f"{k:05d}": {"valence": float(v), "arousal": float(a), "landmarks": pts.tolist()}
+            for k, (v, a, pts) in frames.items()
+        },
+    }
     path = folder / clip / f"{clip}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body))

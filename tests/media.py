@@ -32,7 +32,7 @@ def frame_at(t: float, seconds: float, blank: tuple[float, float] | None) -> np.
     face = np.clip(face.astype(np.float32) * (0.85 + 0.3 * u), 0, 255).astype(np.uint8)
     x, y = int(10 + 130 * u), 20
     h, w = min(face.shape[0], H - y), min(face.shape[1], W - x)
-    canvas[y:y + h, x:x + w] = face[:h, :w]
+    canvas[y : y + h, x : x + w] = face[:h, :w]
     return canvas
 
 
@@ -46,8 +46,9 @@ def voice(seconds: float) -> np.ndarray:
     return (np.where(second, 0.5, 0.05) * tone / 2).astype(np.float32)
 
 
-def face_video(path: Path, seconds: float = 4.0, blank: tuple[float, float] | None = (1.6, 2.0),
-               audio: bool = True) -> Path:
+def face_video(
+    path: Path, seconds: float = 4.0, blank: tuple[float, float] | None = (1.6, 2.0), audio: bool = True
+) -> Path:
     """An mp4 (MPEG-4 video at 25 fps, AAC audio at 16 kHz) of the moving face and the voice."""
     import av
 
@@ -66,7 +67,7 @@ def face_video(path: Path, seconds: float = 4.0, blank: tuple[float, float] | No
         if a_stream is not None:
             signal = voice(seconds)
             for lo in range(0, len(signal), 1024):
-                chunk = signal[lo:lo + 1024][None]
+                chunk = signal[lo : lo + 1024][None]
                 frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
                 frame.sample_rate, frame.pts = RATE, lo
                 for packet in a_stream.encode(frame):

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 
 
-def video_frame(lengths: dict[str, int], *, dim: int = 3, fps: float = 5.0, seed: int = 0,
-                shuffle: bool = True) -> pd.DataFrame:
+def video_frame(
+    lengths: dict[str, int], *, dim: int = 3, fps: float = 5.0, seed: int = 0, shuffle: bool = True
+) -> pd.DataFrame:
     """A video frame table with `lengths[vid]` frames per video, random features and labels."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -34,8 +35,13 @@ def audio_frame(durations: dict[str, float], *, hop: float = 0.5, dim: int = 2, 
     return df
 
 
-def write_dataset(folder: Path, video: pd.DataFrame, audio: dict[int, pd.DataFrame] | None = None,
-                  meta: dict | None = None, fmt: str = "csv") -> Path:
+def write_dataset(
+    folder: Path,
+    video: pd.DataFrame,
+    audio: dict[int, pd.DataFrame] | None = None,
+    meta: dict | None = None,
+    fmt: str = "csv",
+) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write = (lambda df, p: df.to_csv(p, index=False)) if fmt == "csv" else (lambda df, p: df.to_parquet(p))

@@ -17,11 +17,15 @@ def truth(t):
 
 
 @settings(max_examples=60, deadline=None)
-@given(fps=st.sampled_from([2.0, 4.0, 5.0, 10.0]),
-       feature_rate=st.sampled_from([10.0, 25.0, 29.97, 30.0, 50.0, 100.0]),
-       label_rate=st.sampled_from([1.0, 2.0, 10.0, 25.0, 30.0]),
-       unit=st.sampled_from(["s", "ms"]),
-       f0=st.floats(0, 3), l0=st.floats(0, 3), span=st.floats(5, 40))
+@given(
+    fps=st.sampled_from([2.0, 4.0, 5.0, 10.0]),
+    feature_rate=st.sampled_from([10.0, 25.0, 29.97, 30.0, 50.0, 100.0]),
+    label_rate=st.sampled_from([1.0, 2.0, 10.0, 25.0, 30.0]),
+    unit=st.sampled_from(["s", "ms"]),
+    f0=st.floats(0, 3),
+    l0=st.floats(0, 3),
+    span=st.floats(5, 40),
+)
 def test_labels_land_on_the_features_time_within_one_step(fps, feature_rate, label_rate, unit, f0, l0, span):
     scale = 1000.0 if unit == "ms" else 1.0
     ft = f0 + np.arange(int(span * feature_rate)) / feature_rate

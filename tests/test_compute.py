@@ -54,13 +54,18 @@ def test_dropout_passes_gradients_only_through_kept_values():
     assert torch.all(x.grad[~kept] == 0)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--precision", "fp16"], "fp16 needs a CUDA GPU"),
-    (["--precision", "half"], "'half' is not one of fp32, bf16, fp16"),
-    (["--threads", "0"], "threads must be at least 1"),
-] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "sees no CUDA GPU")]))
-def test_a_precision_threads_or_device_this_machine_cannot_honour_is_refused_before_a_run(corpus, tracking, args,
-                                                                                           message):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--precision", "fp16"], "fp16 needs a CUDA GPU"),
+        (["--precision", "half"], "'half' is not one of fp32, bf16, fp16"),
+        (["--threads", "0"], "threads must be at least 1"),
+    ]
+    + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "sees no CUDA GPU")]),
+)
+def test_a_precision_threads_or_device_this_machine_cannot_honour_is_refused_before_a_run(
+    corpus, tracking, args, message
+):
     result = CliRunner().invoke(main, ["train", "video", "--data", str(corpus), "--epochs", "1", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
@@ -68,8 +73,7 @@ def test_a_precision_threads_or_device_this_machine_cannot_honour_is_refused_bef
 
 
 @bf16_cpu
-def test_bf16_trains_repeats_exactly_and_evaluates_the_same_weights_as_fp32_to_within_its_precision(corpus,
-                                                                                                    tracking):
+def test_bf16_trains_repeats_exactly_and_evaluates_the_same_weights_as_fp32_to_within_its_precision(corpus, tracking):
     # What bf16 guarantees on any CPU that runs it. Two trainings, fp32 and bf16, drift apart step by
     # step by amounts that depend on the CPU's kernels (AMX or AVX-512), so their dev RMSEs are not
     # compared; the same weights evaluated in both precisions are.
@@ -82,8 +86,15 @@ def test_bf16_trains_repeats_exactly_and_evaluates_the_same_weights_as_fp32_to_w
         assert bf16.dev[f"dev/rmse_{target}"] < bf16.mean_predictor_dev[f"dev/rmse_{target}"], target
 
     ds = load_dataset(cfg.data)
-    inputs = build_inputs(ds, cfg.input_kind, window_s=cfg.window, label=cfg.window_label, stride=cfg.stride,
-                          audio_window=cfg.audio_window, audio_len=cfg.audio_len)
+    inputs = build_inputs(
+        ds,
+        cfg.input_kind,
+        window_s=cfg.window,
+        label=cfg.window_label,
+        stride=cfg.stride,
+        audio_window=cfg.audio_window,
+        audio_len=cfg.audio_len,
+    )
     network = mlflow.pyfunc.load_model(fp32.model_uri).unwrap_python_model().network
     y, full = predict(network, inputs.samples["dev"], precision="fp32")
     _, half = predict(network, inputs.samples["dev"], precision="bf16")
@@ -99,12 +110,14 @@ def test_bf16_trains_repeats_exactly_and_evaluates_the_same_weights_as_fp32_to_w
 def test_threads_are_set_logged_and_may_change_when_a_run_is_resumed(corpus, tracking):
     before = torch.get_num_threads()
     try:
-        first = run_experiment(Config(family="ffnn", data=str(corpus), threads=1, **{**FAST, "epochs": 1}),
-                               progress=False)
+        first = run_experiment(
+            Config(family="ffnn", data=str(corpus), threads=1, **{**FAST, "epochs": 1}), progress=False
+        )
         params = mlflow.get_run(first.run_id).data.params
         assert params["threads"] == "1" and params["threads_used"] == "1"
-        result = CliRunner().invoke(main, ["train", "ffnn", "--resume", first.run_id, "--epochs", "2",
-                                           "--threads", "2"])
+        result = CliRunner().invoke(
+            main, ["train", "ffnn", "--resume", first.run_id, "--epochs", "2", "--threads", "2"]
+        )
         assert result.exit_code == 0, result.output
         params = mlflow.get_run(first.run_id).data.params
         assert params["resumed_threads"] == "2" and torch.get_num_threads() == 2
@@ -114,8 +127,7 @@ def test_threads_are_set_logged_and_may_change_when_a_run_is_resumed(corpus, tra
 
 @cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
-def test_cuda_trains_in_each_precision_and_its_checkpoint_and_model_load_on_the_cpu(fusion_corpus, tracking,
-                                                                                      precision):
+def test_cuda_trains_in_each_precision_and_its_checkpoint_and_model_load_on_the_cpu(fusion_corpus, tracking, precision):
     from emo.tracking import load_checkpoint
 
     cfg = Config(family="fusion", data=str(fusion_corpus), device="cuda", precision=precision, **FAST)

@@ -26,19 +26,23 @@ def test_the_committed_mlproject_is_the_generated_one():
 def test_every_setting_of_a_model_is_a_parameter_of_its_entry_point_with_the_logged_default():
     spec = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]
     assert spec["main"] == spec["fusion"]  # `mlflow run .` is the quick start
-    entries = {**{f: Config(family=f) for f in FAMILIES},
-               **{f"fusion{m}": Config(family="fusion", method=m) for m in (1, 2, 3)}}
+    entries = {
+        **{f: Config(family=f) for f in FAMILIES},
+        **{f"fusion{m}": Config(family="fusion", method=m) for m in (1, 2, 3)},
+    }
     for entry, config in entries.items():
         params = spec[entry]["parameters"]
         assert list(params) == [s for s in config.settings() if s != "method"]
-        assert {k: str(v["default"]) for k, v in params.items()} == {k: v for k, v in config.params().items()
-                                                                        if k != "method"}
+        assert {k: str(v["default"]) for k, v in params.items()} == {
+            k: v for k, v in config.params().items() if k != "method"
+        }
         assert spec[entry]["command"].startswith(f"python entrypoints/run.py train {config.family}")
     assert spec["video"]["parameters"]["window"]["default"] == "3.0"  # the thesis's best SEWA video window
     assert spec["audio"]["parameters"]["window"]["default"] == "1.0"
     assert spec["fusion"]["parameters"]["label"]["default"] == "last"
     assert {"kernel_size", "stride", "loss", "audio_window", "audio_len", "repeats", "readout", "arch"} <= set(
-        spec["fusion"]["parameters"])
+        spec["fusion"]["parameters"]
+    )
     # an entry point lists only what its model uses: MLflow logs every parameter it declares
     assert "--method 4" in spec["fusion"]["command"] and "--method 2" in spec["fusion2"]["command"]
     assert not {"hidden", "depth"} & set(spec["fusion"]["parameters"])
@@ -64,8 +68,9 @@ def test_a_fusion_method_trains_with_its_own_defaults_whatever_the_entry_point()
 
 
 def test_auto_takes_the_data_decided_default_on_the_command_line(corpus):
-    result = CliRunner().invoke(main, ["train", "fusion", "--data", str(corpus), "--fps", "auto", "--audio-len",
-                                       "auto", "--epochs", "0"])
+    result = CliRunner().invoke(
+        main, ["train", "fusion", "--data", str(corpus), "--fps", "auto", "--audio-len", "auto", "--epochs", "0"]
+    )
     assert result.exit_code == 2 and "epochs must be at least 1" in result.output
     result = CliRunner().invoke(main, ["train", "video", "--fps", "fast"])
     assert result.exit_code == 2 and "'fast' is not a valid float (or 'auto')" in result.output
@@ -83,32 +88,82 @@ def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corp
         entry = "main" if family == "fusion" else family  # `mlflow run .` is fusion's entry point
         params = [a for o in [f"data={corpus}", *opts[family]] for a in ("-P", o)]
         if family == "fusion":  # and Fusion 1, from its own entry point: it alone takes `hidden`
-            runs["fusion1"] = subprocess.Popen([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "fusion1",
-                                                *params, "--env-manager", "local", "--experiment-name",
-                                                "mlflow-run-fusion1"], env=env, stdout=subprocess.PIPE,
-                                               stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
-        runs[family] = subprocess.Popen([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", entry, *params,
-                                         "--env-manager", "local", "--experiment-name", f"mlflow-run-{family}"],
-                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        cwd=tmp_path)
+            runs["fusion1"] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mlflow",
+                    "run",
+                    str(ROOT),
+                    "-e",
+                    "fusion1",
+                    *params,
+                    "--env-manager",
+                    "local",
+                    "--experiment-name",
+                    "mlflow-run-fusion1",
+                ],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=tmp_path,
+            )
+        runs[family] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "run",
+                str(ROOT),
+                "-e",
+                entry,
+                *params,
+                "--env-manager",
+                "local",
+                "--experiment-name",
+                f"mlflow-run-{family}",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+        )
     for family in [*FAMILIES, "fusion1"]:
         key, value = opts.get(family, opts["fusion"])[0].split("=")
         method = ["--method", "1"] if family == "fusion1" else []
-        result = CliRunner().invoke(main, ["train", family.rstrip("1"), *method, "--data", str(corpus),
-                                           f"--{key}", value, "--experiment", f"emo-train-{family}"])
+        result = CliRunner().invoke(
+            main,
+            [
+                "train",
+                family.rstrip("1"),
+                *method,
+                "--data",
+                str(corpus),
+                f"--{key}",
+                value,
+                "--experiment",
+                f"emo-train-{family}",
+            ],
+        )
         assert result.exit_code == 0, result.output
     for family, proc in runs.items():
         out = proc.communicate(timeout=600)[0]
         assert proc.returncode == 0, out[-3000:]
         top = {}
         for source in ("mlflow-run", "emo-train"):
-            found = [r for r in mlflow.search_runs(experiment_names=[f"{source}-{family}"], output_format="list")
-                     if "mlflow.parentRunId" not in r.data.tags]
+            found = [
+                r
+                for r in mlflow.search_runs(experiment_names=[f"{source}-{family}"], output_format="list")
+                if "mlflow.parentRunId" not in r.data.tags
+            ]
             assert len(found) == 1, (source, family)
             top[source] = _run_params(found[0].info.run_id)
         ours, theirs = top["emo-train"], top["mlflow-run"]
-        assert ours == theirs, {k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys()
-                                if ours.get(k) != theirs.get(k)}
+        assert ours == theirs, {
+            k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k)
+        }
         config = Config(family="fusion", method=1) if family == "fusion1" else Config(family=family)
         assert set(config.settings()) <= set(ours)
         assert ("hidden" in ours) == (family in ("fusion1", "ffnn", "audio", "video"))
@@ -116,9 +171,26 @@ def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corp
 
 def test_a_misspelt_mlflow_run_parameter_gets_the_one_meant_and_the_list(tracking, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
-    proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "fusion", "-P", "varaint=v2",
-                           "--env-manager", "local"], env=env, capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "fusion",
+            "-P",
+            "varaint=v2",
+            "--env-manager",
+            "local",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert proc.returncode != 0
     line = next(x for x in proc.stderr.splitlines() if x.startswith("error:"))
     expected = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["fusion"]["parameters"]
@@ -154,7 +226,13 @@ def test_tuning_a_named_experiment_searches_its_family_space_without_the_cells_o
 
 def test_what_a_run_leaves_in_the_working_folder_is_ignored_by_git():
     # the quick start's sqlite store, its migration lock, the tuning store, checkpoints and the demo corpus
-    left = ["mlflow.db", "mlflow.db.lock", "optuna.db", "checkpoints/run/checkpoint.pt", "mlartifacts/1/x",
-            "data/synthetic-sewa/video.parquet"]
+    left = [
+        "mlflow.db",
+        "mlflow.db.lock",
+        "optuna.db",
+        "checkpoints/run/checkpoint.pt",
+        "mlartifacts/1/x",
+        "data/synthetic-sewa/video.parquet",
+    ]
     proc = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=ROOT, capture_output=True, text=True)
     assert sorted(proc.stdout.split()) == sorted(left)

@@ -25,6 +25,7 @@ pytest.importorskip("dlib", reason="the extract extra is not installed: pip inst
 pytest.importorskip("skimage", reason="the test media need scikit-image (the test extra)")
 
 from emo.cli import main  # noqa: E402
+
 from media import face_video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,14 +114,25 @@ def test_a_corrupt_file_is_reported_and_skipped_and_a_rerun_resumes(clips, tmp_p
 def test_a_users_torchscript_model_embeds_the_face_crops(clips, tmp_path):
     import torch
 
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                              torch.nn.Linear(4, 6))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 6)
+    )
     torch.jit.save(torch.jit.script(net), tmp_path / "face.pt")
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "alice.mp4").write_bytes((clips / "alice.mp4").read_bytes())
-    result = cli("extract", "video", str(folder), str(tmp_path / "out"), "--extractor",
-                 f"torchscript:{tmp_path / 'face.pt'}", "--crop-size", "32", "--jobs", "1")
+    result = cli(
+        "extract",
+        "video",
+        str(folder),
+        str(tmp_path / "out"),
+        "--extractor",
+        f"torchscript:{tmp_path / 'face.pt'}",
+        "--crop-size",
+        "32",
+        "--jobs",
+        "1",
+    )
     assert result.exit_code == 0, result.output
     df = pd.read_parquet(tmp_path / "out" / "video.parquet")
     assert [c for c in df.columns if c.startswith("emb_")] == [f"emb_{j}" for j in range(6)] and len(df) == 18
@@ -164,8 +176,9 @@ def test_parts_of_an_older_emo_that_recorded_no_options_are_re_extracted(clips, 
 def test_a_rerun_with_another_fps_and_extractor_re_extracts_the_video(clips, extracted, tmp_path, caplog):
     folder, out = copies(clips, tmp_path / "media", "alice"), tmp_path / "out"
     (out / ".parts" / "video").mkdir(parents=True)  # alice's landmarks at 5 fps, as the first run made them
-    (out / ".parts" / "video" / "alice.parquet").write_bytes((extracted / ".parts" / "video" / "alice.parquet")
-                                                             .read_bytes())
+    (out / ".parts" / "video" / "alice.parquet").write_bytes(
+        (extracted / ".parts" / "video" / "alice.parquet").read_bytes()
+    )
     with caplog.at_level(logging.WARNING, logger="emo"):
         result = cli("extract", "video", str(folder), str(out), "--fps", "2", "--extractor", "embedding", "--jobs", "1")
     assert result.exit_code == 0, result.output
@@ -181,16 +194,28 @@ def test_a_changed_torchscript_model_file_re_extracts(clips, tmp_path, caplog):
     model, folder, out = tmp_path / "face.pt", copies(clips, tmp_path / "media", "alice"), tmp_path / "out"
     digests = []
     for outputs in (6, 3):  # a retrained model saved over the first, at the same path
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                  torch.nn.Linear(4, outputs))
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, outputs)
+        )
         torch.jit.save(torch.jit.script(net), model)
         digests.append(hashlib.sha256(model.read_bytes()).hexdigest()[:16])
         with caplog.at_level(logging.WARNING, logger="emo"):
-            result = cli("extract", "video", str(folder), str(out), "--fps", "2", "--extractor",
-                         f"torchscript:{model}", "--crop-size", "32", "--jobs", "1")
+            result = cli(
+                "extract",
+                "video",
+                str(folder),
+                str(out),
+                "--fps",
+                "2",
+                "--extractor",
+                f"torchscript:{model}",
+                "--crop-size",
+                "32",
+                "--jobs",
+                "1",
+            )
         assert result.exit_code == 0, result.output
-    assert (f"1 made with other options (model sha256:{digests[0]} → sha256:{digests[1]}): re-extracting"
-            in caplog.text)
+    assert f"1 made with other options (model sha256:{digests[0]} → sha256:{digests[1]}): re-extracting" in caplog.text
     df = pd.read_parquet(out / "video.parquet")
     assert [c for c in df.columns if c.startswith("emb_")] == ["emb_0", "emb_1", "emb_2"] and len(df) == 8
 
@@ -225,9 +250,12 @@ def reading(proc, folder: Path) -> bool:
 
 def test_killing_a_run_outright_ends_its_workers(clips, tmp_path):
     out = tmp_path / "out"
-    run = subprocess.Popen([sys.executable, "-m", "emo.cli", "extract", "video", str(clips), str(out), "--jobs", "2"],
-                           env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "emo.cli", "extract", "video", str(clips), str(out), "--jobs", "2"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     workers = []
     try:
         deadline = time.monotonic() + 120
@@ -254,16 +282,43 @@ def test_recordings_to_a_trained_model_through_import_csv(extracted, tmp_path):
     rows = []
     for k, vid in enumerate(["alice", "bob", "carol"]):
         t = np.arange(0, 4.01, 0.1)
-        rows.append(pd.DataFrame({"video_id": vid, "timestamp": t, "valence": np.sin(t + k) * 0.5,
-                                  "arousal": np.cos(t) * 0.5}))
+        rows.append(
+            pd.DataFrame({"video_id": vid, "timestamp": t, "valence": np.sin(t + k) * 0.5, "arousal": np.cos(t) * 0.5})
+        )
     pd.concat(rows).to_csv(tmp_path / "labels.csv", index=False)
-    result = cli("data", "import", "csv", "--labels", str(tmp_path / "labels.csv"), "--video",
-                 str(extracted / "video.parquet"), "--audio", f"{extracted / 'audio_1s.parquet'}:1",
-                 str(tmp_path / "ds"))
+    result = cli(
+        "data",
+        "import",
+        "csv",
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--video",
+        str(extracted / "video.parquet"),
+        "--audio",
+        f"{extracted / 'audio_1s.parquet'}:1",
+        str(tmp_path / "ds"),
+    )
     assert result.exit_code == 0, result.output
     assert "3 recordings" in result.output
     ds = tmp_path / "ds"
     assert (ds / "video.parquet").exists() and (ds / "audio_1s.parquet").exists()
-    train = cli("train", "fusion", "--data", str(ds), "--window", "1", "--d-model", "16", "--heads", "2",
-                "--ff", "16", "--depth", "1", "--epochs", "1", "--no-track")
+    train = cli(
+        "train",
+        "fusion",
+        "--data",
+        str(ds),
+        "--window",
+        "1",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--ff",
+        "16",
+        "--depth",
+        "1",
+        "--epochs",
+        "1",
+        "--no-track",
+    )
     assert train.exit_code == 0, train.output

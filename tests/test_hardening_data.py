@@ -15,6 +15,7 @@ from emo.data.inputs import build_inputs
 from emo.data.summary import summarize
 from emo.data.tables import read_table
 from emo.errors import DataError
+
 from tables import audio_frame, video_frame, write_dataset
 
 VIDEOS = {f"v{i}": 20 for i in range(6)}  # 4 s each at 5 fps
@@ -36,6 +37,7 @@ def message(fn) -> str:
 
 # --- item 6: fusion without audio ---------------------------------------------------------------------------
 
+
 def test_audio_on_another_clock_fails_fusion_and_the_check_naming_the_table_and_the_time_bases(tmp_path):
     folder = fusion_folder(tmp_path, {v: 100.0 for v in VIDEOS})
     msg = message(lambda: build_inputs(load_dataset(folder), "fusion", window_s=1))
@@ -52,14 +54,16 @@ def test_videos_without_audio_are_named_at_training_start_and_in_the_check(tmp_p
     ds = load_dataset(folder)
     with caplog.at_level(logging.WARNING, logger="emo"):
         build_inputs(ds, "fusion", window_s=1)
-    assert any("1 video(s) have no audio row inside any 1 s window" in r.message and "v3" in r.message
-               for r in caplog.records), caplog.text
+    assert any(
+        "1 video(s) have no audio row inside any 1 s window" in r.message and "v3" in r.message for r in caplog.records
+    ), caplog.text
     out = summarize(ds)
     assert "NO audio row inside any window of 1 video(s): v3" in out
     assert "v0" in out and "audio_1s 18/20" in out and "audio_1s 0/20 NO AUDIO" in out
 
 
 # --- item 7: duplicate column names ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("column", ["emb_6", "valence", "timestamp"])
 def test_a_duplicated_column_name_in_a_csv_is_an_error_naming_it(tmp_path, column):
@@ -72,9 +76,17 @@ def test_a_duplicated_column_name_in_a_csv_is_an_error_naming_it(tmp_path, colum
 
 
 def test_a_duplicated_column_name_in_a_parquet_file_is_an_error_naming_it(tmp_path):
-    table = pa.table([pa.array(["a", "a"]), pa.array([0.0, 0.2]), pa.array([0.1, 0.2]), pa.array([0.1, 0.2]),
-                      pa.array([1.0, 2.0]), pa.array([3.0, 4.0])],
-                     names=["video_id", "timestamp", "valence", "arousal", "emb_0", "emb_0"])
+    table = pa.table(
+        [
+            pa.array(["a", "a"]),
+            pa.array([0.0, 0.2]),
+            pa.array([0.1, 0.2]),
+            pa.array([0.1, 0.2]),
+            pa.array([1.0, 2.0]),
+            pa.array([3.0, 4.0]),
+        ],
+        names=["video_id", "timestamp", "valence", "arousal", "emb_0", "emb_0"],
+    )
     pq.write_table(table, tmp_path / "video.parquet")
     msg = message(lambda: read_table(tmp_path / "video.parquet"))
     assert "'emb_0' appears more than once" in msg and "video.parquet" in msg
@@ -82,16 +94,22 @@ def test_a_duplicated_column_name_in_a_parquet_file_is_an_error_naming_it(tmp_pa
 
 # --- item 9: odd meta.json and split.json values ---------------------------------------------------------------
 
-@pytest.mark.parametrize("meta, expected", [
-    ({"fps": 1e300}, "fps must be a positive number, got 1e+300"),
-    ({"fps": True}, "got true (a true/false value"),
-    ({"fps": "5"}, "got '5' (text: write the number without quotes)"),
-    ({"fps": 10 ** 400}, "fps must be a positive number"),
-    ({"fps": 5, "label_scale": float("inf")}, "label_scale must be a positive number, got inf"),
-    ({"fps": 5, "label_scale": False}, "label_scale must be a positive number, got false"),
-    ({"fps": 5, "synthetic": "false"}, '"synthetic" must be true or false (a JSON boolean, without quotes), '
-                                       'got "false"'),
-])
+
+@pytest.mark.parametrize(
+    "meta, expected",
+    [
+        ({"fps": 1e300}, "fps must be a positive number, got 1e+300"),
+        ({"fps": True}, "got true (a true/false value"),
+        ({"fps": "5"}, "got '5' (text: write the number without quotes)"),
+        ({"fps": 10**400}, "fps must be a positive number"),
+        ({"fps": 5, "label_scale": float("inf")}, "label_scale must be a positive number, got inf"),
+        ({"fps": 5, "label_scale": False}, "label_scale must be a positive number, got false"),
+        (
+            {"fps": 5, "synthetic": "false"},
+            '"synthetic" must be true or false (a JSON boolean, without quotes), got "false"',
+        ),
+    ],
+)
 def test_odd_meta_json_values_are_named_errors(tmp_path, meta, expected):
     folder = write_dataset(tmp_path / "ds", video_frame({"a": 5, "b": 5, "c": 5}, dim=2), meta=meta)
     msg = message(lambda: load_dataset(folder))
@@ -99,17 +117,21 @@ def test_odd_meta_json_values_are_named_errors(tmp_path, meta, expected):
 
 
 def test_a_boolean_synthetic_flag_is_read_as_it_is(tmp_path):
-    folder = write_dataset(tmp_path / "ds", video_frame({"a": 5, "b": 5, "c": 5}, dim=2),
-                           meta={"fps": 5, "synthetic": False})
+    folder = write_dataset(
+        tmp_path / "ds", video_frame({"a": 5, "b": 5, "c": 5}, dim=2), meta={"fps": 5, "synthetic": False}
+    )
     assert load_dataset(folder).synthetic is False
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({"train": "S0001", "dev": ["b"], "test": ["c"]}, '"train" must be a list of video ids in quotes'),
-    ({"train": ["S0001"], "dev": [7], "test": ["c"]}, '"dev" must be a list of video ids in quotes'),
-    ({"train": ["S0001", "S0001"], "dev": ["b"], "test": ["c"]}, "'S0001' is listed twice in train"),
-    (["S0001", "b", "c"], "not an object"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({"train": "S0001", "dev": ["b"], "test": ["c"]}, '"train" must be a list of video ids in quotes'),
+        ({"train": ["S0001"], "dev": [7], "test": ["c"]}, '"dev" must be a list of video ids in quotes'),
+        ({"train": ["S0001", "S0001"], "dev": ["b"], "test": ["c"]}, "'S0001' is listed twice in train"),
+        (["S0001", "b", "c"], "not an object"),
+    ],
+)
 def test_a_split_json_of_the_wrong_shape_is_a_named_error(tmp_path, body, expected):
     folder = write_dataset(tmp_path / "ds", video_frame({"S0001": 5, "b": 5, "c": 5}, dim=2))
     (folder / "split.json").write_text(json.dumps(body))
@@ -118,6 +140,7 @@ def test_a_split_json_of_the_wrong_shape_is_a_named_error(tmp_path, body, expect
 
 
 # --- item 11: messages that point the right way ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_a_semicolon_or_tab_separated_file_is_read(tmp_path, sep):
@@ -161,9 +184,13 @@ def test_ids_derived_from_paths_read_as_plain_text_in_messages(tmp_path):
 
 # --- item 13: no silent fallbacks ------------------------------------------------------------------------------
 
+
 def test_an_audio_table_that_is_there_but_unreadable_is_an_error_not_a_fallback(tmp_path):
-    folder = write_dataset(tmp_path / "ds", video_frame({"a": 10, "b": 10, "c": 10}, dim=2),
-                           audio={2: audio_frame({"a": 2, "b": 2, "c": 2})})
+    folder = write_dataset(
+        tmp_path / "ds",
+        video_frame({"a": 10, "b": 10, "c": 10}, dim=2),
+        audio={2: audio_frame({"a": 2, "b": 2, "c": 2})},
+    )
     (folder / "audio_1s.csv").symlink_to(tmp_path / "gone.csv")
     ds = load_dataset(folder)
     msg = message(lambda: build_inputs(ds, "fusion", window_s=1))
@@ -224,5 +251,6 @@ def test_a_window_longer_than_some_recordings_warns_with_their_count(tmp_path, c
     with caplog.at_level(logging.WARNING, logger="emo.data.inputs"):
         build_inputs(ds, "window", window_s=4, splits=("train",))
     short = sum(lengths[v] == 10 for v in ds.split.train)
-    assert f"{short} of {len(ds.split.train)} recordings of the train split are shorter than the 4 s window" in \
-        caplog.text
+    assert (
+        f"{short} of {len(ds.split.train)} recordings of the train split are shorter than the 4 s window" in caplog.text
+    )

@@ -29,8 +29,9 @@ def tiny(tmp_path_factory):
     """A very small corpus: these tests are about runs, not about learning."""
     from emo.data.synth import SynthConfig, synthesize
 
-    return synthesize(tmp_path_factory.mktemp("tiny") / "sewa",
-                      SynthConfig(videos=6, duration_s=10.0, dim=4, audio_dim=3, seed=3))
+    return synthesize(
+        tmp_path_factory.mktemp("tiny") / "sewa", SynthConfig(videos=6, duration_s=10.0, dim=4, audio_dim=3, seed=3)
+    )
 
 
 def quick(corpus, family="ffnn", **kw) -> Config:
@@ -53,6 +54,7 @@ class _RunsCode:
 
 
 # --- item 1: checkpoints are read as data only ------------------------------------------------------
+
 
 @pytest.mark.parametrize("where", ["server", "local"])
 def test_a_checkpoint_that_would_run_code_is_refused(tracking, tmp_path, where):
@@ -82,10 +84,21 @@ def test_a_checkpoint_holds_only_what_a_data_only_load_accepts(tmp_path):
 
     net = torch.nn.Linear(2, 2)
     optimizer = torch.optim.Adam(net.parameters())
-    state = TrainState(epoch=1, best_loss=np.float64(0.5), best_epoch=1,
-                       history=[{"epoch": 1, "dev/loss": np.float64(0.5), "improved": np.bool_(True)}])
-    body = checkpoint(state, net, optimizer, torch.Generator(), config={"extra": {"w": np.float32(2.0)}},
-                      dims={"input_dim": np.int64(2)}, model_name="ffnn")
+    state = TrainState(
+        epoch=1,
+        best_loss=np.float64(0.5),
+        best_epoch=1,
+        history=[{"epoch": 1, "dev/loss": np.float64(0.5), "improved": np.bool_(True)}],
+    )
+    body = checkpoint(
+        state,
+        net,
+        optimizer,
+        torch.Generator(),
+        config={"extra": {"w": np.float32(2.0)}},
+        dims={"input_dim": np.int64(2)},
+        model_name="ffnn",
+    )
     path = tmp_path / "checkpoint.pt"
     torch.save(body, path)
     loaded = torch.load(path, weights_only=True)
@@ -95,6 +108,7 @@ def test_a_checkpoint_holds_only_what_a_data_only_load_accepts(tmp_path):
 
 
 # --- item 2: a checkpoint cut short ---------------------------------------------------------------------
+
 
 def test_a_checkpoint_write_cut_short_leaves_the_previous_one_whole(tracking):
     real_save = torch.save
@@ -124,19 +138,29 @@ def test_a_truncated_local_checkpoint_falls_back_to_the_servers_copy(tiny, track
     with caplog.at_level(logging.WARNING, logger="emo"):
         resumed = run_experiment(quick(tiny, epochs=2), resume=first.run_id, progress=False)
     assert [h["epoch"] for h in resumed.history] == [1, 2]
-    assert any(str(local) in r.getMessage() and "using the checkpoint of run" in r.getMessage()
-               for r in caplog.records), caplog.text
+    assert any(
+        str(local) in r.getMessage() and "using the checkpoint of run" in r.getMessage() for r in caplog.records
+    ), caplog.text
     assert mlflow.MlflowClient().get_run(first.run_id).info.status == "FINISHED"
 
 
 # --- item 3: a new sqlite store used by several processes at once ----------------------------------------
 
+
 def test_three_trainings_started_at_once_in_a_new_folder_share_the_default_store(tiny, tmp_path):
     folder = tmp_path / "fresh"
     folder.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-m", "emo.cli", "train", "ffnn", "--data", str(tiny), "--epochs",
-                               "1"], cwd=folder, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "emo.cli", "train", "ffnn", "--data", str(tiny), "--epochs", "1"],
+            cwd=folder,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
@@ -161,6 +185,7 @@ def test_a_broken_sqlite_store_is_named_as_a_local_store(tmp_path, monkeypatch):
 
 
 # --- item 4: run states ------------------------------------------------------------------------------------
+
 
 def test_a_data_error_before_training_leaves_no_run_behind(tiny, tracking, tmp_path):
     import shutil
@@ -200,9 +225,26 @@ def test_sigterm_and_sigint_end_a_training_with_128_plus_the_signal_and_a_killed
         shutil.copy(tmp_path / "mlflow.db", folder / "mlflow.db")
         stores[sig], checkpoints[sig] = f"sqlite:///{folder / 'mlflow.db'}", folder / "ck"
         env = cli_env(MLFLOW_TRACKING_URI=stores[sig], EMO_CHECKPOINT_DIR=str(checkpoints[sig]))
-        procs[sig] = subprocess.Popen([sys.executable, "-m", "emo.cli", "train", "ffnn", "--data", str(tiny),
-                                       "--epochs", "100000", "--patience", "100000"],
-                                      cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs[sig] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "emo.cli",
+                "train",
+                "ffnn",
+                "--data",
+                str(tiny),
+                "--epochs",
+                "100000",
+                "--patience",
+                "100000",
+            ],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     deadline = time.monotonic() + 240
     pending = dict(procs)
     while pending and time.monotonic() < deadline:

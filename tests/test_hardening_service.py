@@ -14,8 +14,9 @@ import pytest
 from servers import post, private_store, served_model
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=1, d_model=16, heads=2, ff=32,
-            repeats=1)
+TINY = dict(
+    family="fusion", method=4, variant="v2", window=1, stride=2, epochs=1, d_model=16, heads=2, ff=32, repeats=1
+)
 MAX_BATCH = 16  # the served model's cap (EMO_MAX_BATCH), small so that a batch over it is cheap to send
 
 
@@ -38,9 +39,11 @@ def served(corpus, _migrated_store, tmp_path_factory):
 
 def valid(shapes: dict, batch: int, rng) -> dict:
     ta = shapes["audio_len"]
-    return {"video": rng.normal(size=(batch, shapes["frames"], shapes["dim"])).round(4).tolist(),
-            "audio": rng.normal(size=(batch, ta, shapes["audio_dim"])).round(4).tolist(),
-            "audio_mask": (rng.random((batch, ta)) < 0.7).tolist()}
+    return {
+        "video": rng.normal(size=(batch, shapes["frames"], shapes["dim"])).round(4).tolist(),
+        "audio": rng.normal(size=(batch, ta, shapes["audio_dim"])).round(4).tolist(),
+        "audio_mask": (rng.random((batch, ta)) < 0.7).tolist(),
+    }
 
 
 def test_the_served_model_takes_booleans_or_0_1_as_audio_mask_and_refuses_anything_else(served):
@@ -72,8 +75,10 @@ def test_a_batch_over_the_cap_is_refused_with_the_setting_to_change(served):
     assert status == 200 and len(answer["predictions"]) == MAX_BATCH
     status, refused = post(port, {"inputs": valid(shapes, MAX_BATCH + 1, rng)})
     assert status == 400, refused
-    assert f"holds {MAX_BATCH + 1} samples; this server takes at most {MAX_BATCH} per request (EMO_MAX_BATCH)" \
+    assert (
+        f"holds {MAX_BATCH + 1} samples; this server takes at most {MAX_BATCH} per request (EMO_MAX_BATCH)"
         in refused["message"]
+    )
 
     # without the setting, loading the model sets the cap at 4096 windows (in Python as in the server)
     from mlflow.exceptions import MlflowException
@@ -84,9 +89,11 @@ def test_a_batch_over_the_cap_is_refused_with_the_setting_to_change(served):
     finally:
         mlflow.set_tracking_uri(None)
     assert model.unwrap_python_model().max_batch == 4096
-    zeros = {"video": np.zeros((4097, shapes["frames"], shapes["dim"]), np.float32),
-             "audio": np.zeros((4097, shapes["audio_len"], shapes["audio_dim"]), np.float32),
-             "audio_mask": np.ones((4097, shapes["audio_len"]), bool)}
+    zeros = {
+        "video": np.zeros((4097, shapes["frames"], shapes["dim"]), np.float32),
+        "audio": np.zeros((4097, shapes["audio_len"], shapes["audio_dim"]), np.float32),
+        "audio_mask": np.ones((4097, shapes["audio_len"]), bool),
+    }
     with pytest.raises(MlflowException, match="at most 4096 per request"):
         model.predict(zeros)
     assert len(model.predict({k: v[:4096] for k, v in zeros.items()})) == 4096
@@ -105,8 +112,24 @@ def _malformed(rng, shapes: dict) -> dict:
     """One random request body: a valid one with one or two things broken."""
     batch = int(rng.integers(1, 4))
     inputs = valid(shapes, batch, rng)
-    odd_values = ["x", "", None, True, [], {}, {"a": 1}, [[1]], float("nan"), float("inf"), -float("inf"), 1e39,
-                  -1e300, 10 ** 40, "1e3", 1.5]
+    odd_values = [
+        "x",
+        "",
+        None,
+        True,
+        [],
+        {},
+        {"a": 1},
+        [[1]],
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        1e39,
+        -1e300,
+        10**40,
+        "1e3",
+        1.5,
+    ]
     for _ in range(int(rng.integers(1, 3))):
         name = str(rng.choice(["video", "audio", "audio_mask"]))
         kind = int(rng.integers(0, 11))

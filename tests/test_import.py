@@ -17,10 +17,21 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from corpus_files import (FIXTURES, affwild2_annotation, afew_clip, avec_features, avec_labels, muse_challenge,
-                          muse_features, muse_raw, opensmile_arff, recola_gold)
 from emo.cli import main
 from emo.data.dataset import load_dataset
+
+from corpus_files import (
+    FIXTURES,
+    afew_clip,
+    affwild2_annotation,
+    avec_features,
+    avec_labels,
+    muse_challenge,
+    muse_features,
+    muse_raw,
+    opensmile_arff,
+    recola_gold,
+)
 
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"the shared corpus fixtures are not at {FIXTURES}")
 
@@ -42,18 +53,28 @@ def run(args: list[str]):
 
 
 def imported(dest: Path) -> pd.DataFrame:
-    return pd.read_parquet(dest / "video.parquet") if (dest / "video.parquet").exists() else \
-        pd.read_csv(dest / "video.csv")
+    return (
+        pd.read_parquet(dest / "video.parquet")
+        if (dest / "video.parquet").exists()
+        else pd.read_csv(dest / "video.csv")
+    )
 
 
 # --- writers of one small corpus per format, features encoding time in emb_0 ---------------------------
+
 
 def _clock(rate: float, start: float = 0.0, span: float = SPAN) -> np.ndarray:
     return start + np.arange(int(round((span - start) * rate)) + 1) / rate
 
 
-def write_avec(root: Path, feature_rate: float = 10.0, label_rate: float = 10.0, n: int = 4,
-               culture: str = "DE_", label_header: bool = True) -> list[str]:
+def write_avec(
+    root: Path,
+    feature_rate: float = 10.0,
+    label_rate: float = 10.0,
+    n: int = 4,
+    culture: str = "DE_",
+    label_header: bool = True,
+) -> list[str]:
     for part in ("Train", "Devel"):
         for k in range(1, n + 1):
             name = f"{part}_{culture}{k:02d}"
@@ -65,8 +86,7 @@ def write_avec(root: Path, feature_rate: float = 10.0, label_rate: float = 10.0,
     ft = _clock(feature_rate)
     avec_features(root / "video" / "Test_DE_01.csv", "Test_DE_01", ft, np.column_stack([ft, np.cos(ft)]))
     avec_features(root / "audio" / "Test_DE_01.csv", "Test_DE_01", ft, np.column_stack([ft]), header=True)
-    return ["avec", "--labels", str(root / "labels"), "--video", str(root / "video"),
-            "--audio", f"{root / 'audio'}:4"]
+    return ["avec", "--labels", str(root / "labels"), "--video", str(root / "video"), "--audio", f"{root / 'audio'}:4"]
 
 
 def write_recola(root: Path, feature_rate: float = 25.0, label_rate: float = 25.0) -> list[str]:
@@ -93,14 +113,25 @@ def write_muse(root: Path, feature_rate: float = 10.0, label_rate: float = 2.0, 
         ft = _clock(feature_rate)
         muse_features(root / "video" / f"{vid}.csv", ft * 1000, np.column_stack([ft, np.sin(ft)]))
     (root / "partition.csv").write_text("Id,Partition\n11,train\n32,train\n47,train\n50,devel\n")
-    return ["muse", "--labels", str(root / "labels"), "--video", str(root / "video"),
-            "--partition", str(root / "partition.csv")]
+    return [
+        "muse",
+        "--labels",
+        str(root / "labels"),
+        "--video",
+        str(root / "video"),
+        "--partition",
+        str(root / "partition.csv"),
+    ]
 
 
 def write_affwild2(root: Path, fps: int = 30, unlabelled: slice = slice(0, 0)) -> list[str]:
     rows = []
-    for vid, part in (("1-30-1280x720", "Training_Set"), ("2-30-640x360_left", "Training_Set"),
-                      ("2-30-640x360_right", "Training_Set"), ("3-30-640x360", "Validation_Set")):
+    for vid, part in (
+        ("1-30-1280x720", "Training_Set"),
+        ("2-30-640x360_left", "Training_Set"),
+        ("2-30-640x360_right", "Training_Set"),
+        ("3-30-640x360", "Validation_Set"),
+    ):
         frames = int(SPAN * fps) + 1
         t = np.arange(frames) / fps
         v, a = ramp(t)
@@ -120,8 +151,11 @@ def write_afew(root: Path, source_fps: float = 25.0, frames: int | dict[str, int
         n = frames[clip] if isinstance(frames, dict) else frames
         t = np.arange(1, n + 1) / source_fps
         v, a = ramp(t)
-        afew_clip(root / "clips" / "01", clip, {k: (round(v[k - 1] * 10), round(a[k - 1] * 10),
-                                                     face * (1 + k / 100) + 300) for k in range(1, n + 1)})
+        afew_clip(
+            root / "clips" / "01",
+            clip,
+            {k: (round(v[k - 1] * 10), round(a[k - 1] * 10), face * (1 + k / 100) + 300) for k in range(1, n + 1)},
+        )
         rows.append(pd.DataFrame({"video_id": clip, "frame": np.arange(1, n + 1), "emb_0": t}))
     pd.concat(rows).to_csv(root / "embeddings.csv", index=False)
     return ["afew-va", "--clips", str(root / "clips"), "--video", str(root / "embeddings.csv")]
@@ -134,19 +168,25 @@ def write_csv(root: Path, label_unit: float = 1.0, feature_unit: float = 1.0) ->
         t = _clock(10.0)
         v, a = ramp(t)
         labels.append(pd.DataFrame({"video_id": vid, "timestamp": t * label_unit, "valence": v, "arousal": a}))
-        features.append(pd.DataFrame({"video_id": vid, "timestamp": t * feature_unit, "emb_0": t,
-                                      "emb_1": np.sin(t)}))
+        features.append(pd.DataFrame({"video_id": vid, "timestamp": t * feature_unit, "emb_0": t, "emb_1": np.sin(t)}))
     root.mkdir(parents=True, exist_ok=True)
     pd.concat(labels).to_csv(root / "labels.csv", index=False)
     pd.concat(features).to_parquet(root / "video.parquet")
     return ["csv", "--labels", str(root / "labels.csv"), "--video", str(root / "video.parquet")]
 
 
-WRITERS = {"avec": write_avec, "recola": write_recola, "muse": write_muse,
-           "muse-raw": lambda root: write_muse(root, raw=True), "affwild2": write_affwild2, "csv": write_csv}
+WRITERS = {
+    "avec": write_avec,
+    "recola": write_recola,
+    "muse": write_muse,
+    "muse-raw": lambda root: write_muse(root, raw=True),
+    "affwild2": write_affwild2,
+    "csv": write_csv,
+}
 
 
 # --- alignment, for every format -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
 def test_labels_and_features_meet_on_the_grid_for_every_format(fmt, tmp_path):
@@ -193,6 +233,7 @@ def test_features_sparser_than_the_grid_are_refused_with_the_rate_to_use(tmp_pat
 
 
 # --- what each importer keeps --------------------------------------------------------------------------
+
 
 def test_avec_partitions_cultures_and_unlabelled_test_recordings(tmp_path):
     args = write_avec(tmp_path / "src")
@@ -286,12 +327,14 @@ def test_imported_short_clips_train_a_video_model_on_padded_windows(tmp_path):
     batch = inputs.samples["train"].__getitems__([padded])
     assert batch.video.shape[1] == 20 and batch.video_mask.sum().item() == 7  # frames 1-30 span 7 steps
     assert inputs.dims["video_mask"] == 1 and inputs.notes["padded_windows"] == 1
-    result = CliRunner().invoke(main, ["train", "video", "--data", str(tmp_path / "ds"), "--window", "4",
-                                       "--epochs", "1", "--no-track"])
+    result = CliRunner().invoke(
+        main, ["train", "video", "--data", str(tmp_path / "ds"), "--window", "4", "--epochs", "1", "--no-track"]
+    )
     assert result.exit_code == 0, result.output
 
 
 # --- the real example files ------------------------------------------------------------------------------
+
 
 @needs_fixtures
 def test_fixture_afew_va_clips_import_with_their_missing_frames_as_gaps(tmp_path):
@@ -306,7 +349,7 @@ def test_fixture_afew_va_clips_import_with_their_missing_frames_as_gaps(tmp_path
     assert first["valence"] == body["frames"]["00003"]["valence"] == 2.0  # the step's middle frame
     # landmarks are free of the face's position and size: centred, unit RMS radius
     xy = first[[f"emb_{j}" for j in range(136)]].to_numpy(float).reshape(68, 2)
-    assert np.abs(xy.mean(axis=0)).max() < 1e-5 and np.sqrt((xy ** 2).sum(axis=1).mean()) == pytest.approx(1, abs=1e-3)
+    assert np.abs(xy.mean(axis=0)).max() < 1e-5 and np.sqrt((xy**2).sum(axis=1).mean()) == pytest.approx(1, abs=1e-3)
     check = run(["data", "check", str(tmp_path / "ds")])
     assert check.exit_code == 0 and "video4" in check.output
 
@@ -329,10 +372,13 @@ def test_fixture_sewa_labels_import_as_avec_with_their_partition_and_culture(tmp
     rec = df[df["video_id"] == "Devel_DE_01"]
     assert len(rec) == int(np.ceil(len(raw) / 2))  # 10 Hz rows averaged into 5 fps steps
     # a step's label is the label at the mean time of its two feature rows: the mean of the two labels
-    np.testing.assert_allclose(rec["arousal"].to_numpy()[:50], raw["arousal"].to_numpy()[:100].reshape(50, 2)
-                               .mean(axis=1), atol=1e-5)
-    assert "partition dev" in result.output and "culture" in json.loads((tmp_path / "ds" / "meta.json")
-                                                                         .read_text())["groups"]
+    np.testing.assert_allclose(
+        rec["arousal"].to_numpy()[:50], raw["arousal"].to_numpy()[:100].reshape(50, 2).mean(axis=1), atol=1e-5
+    )
+    assert (
+        "partition dev" in result.output
+        and "culture" in json.loads((tmp_path / "ds" / "meta.json").read_text())["groups"]
+    )
 
 
 @needs_fixtures
@@ -347,8 +393,20 @@ def test_fixture_muse_processed_and_raw_arousal_share_one_time_axis(tmp_path):
         t = np.arange(0, 310, 0.1)
         for vid in ("11", "32", "47"):
             muse_features(tmp_path / shape / "video" / f"{vid}.csv", t * 1000, np.column_stack([t]))
-        result = run(["data", "import", "muse", "--labels", str(labels), "--video", str(tmp_path / shape / "video"),
-                      "--partition", str(src / "metadata" / "partition.csv"), str(tmp_path / f"ds-{shape}")])
+        result = run(
+            [
+                "data",
+                "import",
+                "muse",
+                "--labels",
+                str(labels),
+                "--video",
+                str(tmp_path / shape / "video"),
+                "--partition",
+                str(src / "metadata" / "partition.csv"),
+                str(tmp_path / f"ds-{shape}"),
+            ]
+        )
         assert result.exit_code == 0, result.output
     proc, raw = imported(tmp_path / "ds-processed"), imported(tmp_path / "ds-raw")
     for df, first, last in ((proc, 0.0, 308.5), (raw, 0.5, 309.0)):  # processed starts 0.5 s before raw
@@ -369,8 +427,9 @@ def test_fixture_recola_gold_standard_imports_at_five_fps(tmp_path):
     t = np.arange(0, 300.01, 0.04)
     for name in ("train_1", "train_2", "train_3", "dev_1"):
         opensmile_arff(tmp_path / "video" / f"{name}.arff", t, np.column_stack([t]))
-    result = run(["data", "import", "recola", "--labels", str(gs), "--video", str(tmp_path / "video"),
-                  str(tmp_path / "ds")])
+    result = run(
+        ["data", "import", "recola", "--labels", str(gs), "--video", str(tmp_path / "video"), str(tmp_path / "ds")]
+    )
     assert result.exit_code == 0, result.output
     df = imported(tmp_path / "ds")
     rec = df[df["video_id"] == "dev_1"]
@@ -391,12 +450,14 @@ def test_fixture_opensmile_outputs_read_as_feature_files():
     np.testing.assert_allclose(csv.values, arff, rtol=1e-6)
     lld, lld_names = feature_series(gen / "opensmile_eGeMAPSv02_lld.csv", timestamp_unit="s")
     assert lld.values.shape == (200, 25) and lld.step == pytest.approx(0.01) and lld_names[0] == "Loudness_sma3"
-    compare, _ = feature_series(FIXTURES / "opensmile" / "compare2016_lld_csv" /
-                                "Healthy_H57_04_2SL_4DN4KOLO_lld.csv", timestamp_unit="s")
+    compare, _ = feature_series(
+        FIXTURES / "opensmile" / "compare2016_lld_csv" / "Healthy_H57_04_2SL_4DN4KOLO_lld.csv", timestamp_unit="s"
+    )
     assert compare.values.shape[1] == 130 and np.all(np.diff(compare.times) > 0)  # the repeated last time dropped
 
 
 # --- bad input: one line naming the file, exit code 2, nothing half-written ---------------------------------
+
 
 def _fails(args: list[str], dest: Path, *needles: str) -> str:
     result = CliRunner().invoke(main, ["data", "import", *args, str(dest)])
@@ -491,6 +552,7 @@ def test_csv_tables_and_check_report_coverage(tmp_path):
 
 # --- time units: labels and features of a recording are checked against each other ------------------------
 
+
 @pytest.mark.parametrize("fmt", ["avec", "csv"])
 def test_label_timestamps_in_milliseconds_are_refused_naming_the_likely_unit(fmt, tmp_path):
     if fmt == "avec":
@@ -502,15 +564,27 @@ def test_label_timestamps_in_milliseconds_are_refused_naming_the_likely_unit(fmt
     else:
         args = write_csv(tmp_path / "src", label_unit=1000)
         where = "labels.csv (video 0041)"
-    message = _fails(args, tmp_path / "ds", where, "the labels span 0–20000 s, one row every 100 s (column 'timestamp', "
-                     "read as seconds)", "features in", "span 0–20 s", "are the labels' timestamps in milliseconds?")
+    message = _fails(
+        args,
+        tmp_path / "ds",
+        where,
+        "the labels span 0–20000 s, one row every 100 s (column 'timestamp', read as seconds)",
+        "features in",
+        "span 0–20 s",
+        "are the labels' timestamps in milliseconds?",
+    )
     assert "convert the column" in message
 
 
 def test_feature_timestamps_in_milliseconds_are_named_not_called_too_sparse(tmp_path):
     args = write_csv(tmp_path / "src", feature_unit=1000)
-    message = _fails(args, tmp_path / "ds", "video.parquet (video 0041)", "span 0–20000 s",
-                     "are the features' timestamps in milliseconds?")
+    message = _fails(
+        args,
+        tmp_path / "ds",
+        "video.parquet (video 0041)",
+        "span 0–20000 s",
+        "are the features' timestamps in milliseconds?",
+    )
     assert "--fps" not in message
 
 
@@ -528,6 +602,7 @@ def test_labels_that_cover_part_of_the_features_at_another_rate_still_import(tmp
 
 
 # --- damaged label files: the same checks for the AVEC reader and `import csv` ------------------------------
+
 
 def _edit_label_file(args: list[str], fmt: str, edit) -> Path:
     """Apply `edit(lines)` to the label file of the first recording (the AVEC file, or the csv table)."""
@@ -548,21 +623,29 @@ def _time_of(line: str) -> str:
 
 
 def _cut_last_field(line: str) -> str:
-    return line[:line.rindex(";" if ";" in line else ",")]
+    return line[: line.rindex(";" if ";" in line else ",")]
 
 
 DAMAGE = {  # what is done to the label file -> what the one-line error says
-    "a truncated last line": (lambda lines: lines[:-1] + [_cut_last_field(lines[-1])],
-                              ["the last line (202) holds 4 of the 5 fields (liking missing)", "looks cut short",
-                               "Export or copy it again"]),
-    "a negative timestamp": (lambda lines: [lines[0], _set_time(lines[1], "-0.100000")] + lines[2:],
-                             ["column 'timestamp' holds a negative time, -0.1 s, at line 2", "shift them"]),
-    "unsorted timestamps": (lambda lines: lines[:5] + [lines[6], lines[5]] + lines[7:],
-                            ["column 'timestamp' is not increasing: 0.5 s at line 6 is followed by 0.4 s at line 7",
-                             "Sort the file by time"]),
-    "a duplicate timestamp": (lambda lines: lines[:6] + [_set_time(lines[6], _time_of(lines[5]))] + lines[7:],
-                              ["column 'timestamp' repeats 0.4 s at line 7 (also at line 6",
-                               "delete the repeated rows"]),
+    "a truncated last line": (
+        lambda lines: lines[:-1] + [_cut_last_field(lines[-1])],
+        ["the last line (202) holds 4 of the 5 fields (liking missing)", "looks cut short", "Export or copy it again"],
+    ),
+    "a negative timestamp": (
+        lambda lines: [lines[0], _set_time(lines[1], "-0.100000")] + lines[2:],
+        ["column 'timestamp' holds a negative time, -0.1 s, at line 2", "shift them"],
+    ),
+    "unsorted timestamps": (
+        lambda lines: lines[:5] + [lines[6], lines[5]] + lines[7:],
+        [
+            "column 'timestamp' is not increasing: 0.5 s at line 6 is followed by 0.4 s at line 7",
+            "Sort the file by time",
+        ],
+    ),
+    "a duplicate timestamp": (
+        lambda lines: lines[:6] + [_set_time(lines[6], _time_of(lines[5]))] + lines[7:],
+        ["column 'timestamp' repeats 0.4 s at line 7 (also at line 6", "delete the repeated rows"],
+    ),
 }
 
 
@@ -581,16 +664,22 @@ def test_a_cut_short_arff_gold_standard_is_refused_naming_the_line(tmp_path):
     args = write_recola(tmp_path / "src")
     path = tmp_path / "src" / "gs" / "arousal" / "dev_1.arff"
     body = path.read_bytes()
-    path.write_bytes(body[:body.rstrip().rindex(b",")])  # the last row loses its GoldStandard value
-    _fails(args, tmp_path / "ds", "dev_1.arff: the last line (510) holds 2 of the 3 fields (GoldStandard missing)",
-           "looks cut short")
+    path.write_bytes(body[: body.rstrip().rindex(b",")])  # the last row loses its GoldStandard value
+    _fails(
+        args,
+        tmp_path / "ds",
+        "dev_1.arff: the last line (510) holds 2 of the 3 fields (GoldStandard missing)",
+        "looks cut short",
+    )
 
 
 # --- DEST: where an import may write, and how it fails there -------------------------------------------------
 
+
 @pytest.mark.parametrize("relation, dest", [("contains", "."), ("is", "labels"), ("lies inside", "video/ds")])
-def test_a_dest_that_is_contains_or_lies_inside_a_source_is_refused_before_anything_is_deleted(relation, dest,
-                                                                                              tmp_path):
+def test_a_dest_that_is_contains_or_lies_inside_a_source_is_refused_before_anything_is_deleted(
+    relation, dest, tmp_path
+):
     src = tmp_path / "src"
     write_avec(src, n=3)
     before = sorted(p.relative_to(src) for p in src.rglob("*"))
@@ -673,8 +762,12 @@ def test_a_killed_import_leaves_no_temporary_folders_piling_up(tmp_path):
     args[args.index("--video") + 1] = str(video)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     dest = tmp_path / "ds"
-    proc = subprocess.Popen([sys.executable, "-m", "emo.cli", "data", "import", *args, str(dest)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emo.cli", "data", "import", *args, str(dest)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while not list(tmp_path.glob(".ds.import-*")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -691,6 +784,7 @@ def test_a_killed_import_leaves_no_temporary_folders_piling_up(tmp_path):
 
 # --- learnability: the delay is applied in the right direction ---------------------------------------------
 
+
 def write_lagged_avec(root: Path, lag: float = 2.0, recordings: int = 14, seconds: float = 60.0) -> list[str]:
     """Features carry an emotion e(t) that changes within ~0.3 s; the raters report it `lag` seconds late."""
     rng = np.random.default_rng(7)
@@ -703,7 +797,7 @@ def write_lagged_avec(root: Path, lag: float = 2.0, recordings: int = 14, second
         now = t >= 0
         shift = int(round(lag * 10))
         label = e[:-shift] if shift else e  # the label at t is e(t - lag)
-        avec_labels(root / "labels" / f"{name}.csv", name, t[now], label[-now.sum():], label[-now.sum():] * 0.5)
+        avec_labels(root / "labels" / f"{name}.csv", name, t[now], label[-now.sum() :], label[-now.sum() :] * 0.5)
         x = np.column_stack([e, rng.normal(size=(len(t), 3)) * 0.3])[now]
         avec_features(root / "video" / f"{name}.csv", name, t[now], x)
     return ["avec", "--labels", str(root / "labels"), "--video", str(root / "video")]
@@ -718,8 +812,9 @@ def test_a_lagged_corpus_is_learnt_only_with_the_right_label_delay(tmp_path):
     for delay in (0.0, 2.0, 4.0):
         config = Config(family="ffnn", data=str(tmp_path / "ds"), epochs=25, patience=5, label_delay=delay, seed=0)
         result = run_experiment(config, track=False, progress=False)
-        scores[delay] = result.objective / ((result.mean_predictor_dev["dev/rmse_valence"]
-                                             + result.mean_predictor_dev["dev/rmse_arousal"]) / 2)
+        scores[delay] = result.objective / (
+            (result.mean_predictor_dev["dev/rmse_valence"] + result.mean_predictor_dev["dev/rmse_arousal"]) / 2
+        )
     assert scores[2.0] < 0.5, scores  # features at t explain the label written 2 s later
     assert scores[0.0] > 0.85 and scores[4.0] > 0.85, scores  # no better than the mean
 
@@ -730,16 +825,35 @@ def test_fusion_trains_on_an_import_with_recordings_shorter_than_the_window(tmp_
         path = tmp_path / "src" / folder / "Train_DE_02.csv"
         lines = path.read_text().splitlines()
         header = 1 if lines[0].startswith("name") else 0
-        path.write_text("\n".join(lines[:header + 21]) + "\n")
+        path.write_text("\n".join(lines[: header + 21]) + "\n")
     assert run(["data", "import", *args, str(tmp_path / "ds")]).exit_code == 0
     from emo.data.inputs import build_inputs
 
     inputs = build_inputs(load_dataset(tmp_path / "ds"), "fusion", window_s=4.0, label="last")
     assert inputs.notes["padded_windows"] == 1 and inputs.dims["video_mask"] == 1
     assert inputs.samples["train"].__getitems__([0]).video_mask is not None  # every batch carries the mask
-    result = CliRunner().invoke(main, ["train", "fusion", "--data", str(tmp_path / "ds"), "--window", "4",
-                                       "--d-model", "16", "--heads", "2", "--ff", "16", "--depth", "1",
-                                       "--epochs", "1", "--no-track"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "fusion",
+            "--data",
+            str(tmp_path / "ds"),
+            "--window",
+            "4",
+            "--d-model",
+            "16",
+            "--heads",
+            "2",
+            "--ff",
+            "16",
+            "--depth",
+            "1",
+            "--epochs",
+            "1",
+            "--no-track",
+        ],
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -751,13 +865,35 @@ def test_a_model_predicts_the_unlabelled_test_recordings_of_an_import(tmp_path, 
     import mlflow
 
     uri = mlflow.search_runs(search_all_experiments=True).iloc[0]["tags.emo.model_uri"]
-    result = run(["predict", "--model", uri, "--data", str(tmp_path / "ds" / "unlabelled"), "--split", "all",
-                  "--out", str(tmp_path / "test.csv")])
+    result = run(
+        [
+            "predict",
+            "--model",
+            uri,
+            "--data",
+            str(tmp_path / "ds" / "unlabelled"),
+            "--split",
+            "all",
+            "--out",
+            str(tmp_path / "test.csv"),
+        ]
+    )
     assert result.exit_code == 0, result.output
     assert "no sample has labels" in result.output
     pred = pd.read_csv(tmp_path / "test.csv")
     assert set(pred["video_id"]) == {"Test_DE_01"} and len(pred) == 101 - 5 + 1  # every 1 s window of 20 s
     assert pred["valence"].between(-1, 1).all() and pred["true_valence"].isna().all()
-    scored = run(["predict", "--model", uri, "--data", str(tmp_path / "ds"), "--split", "test",
-                  "--out", str(tmp_path / "dev.csv")])
+    scored = run(
+        [
+            "predict",
+            "--model",
+            uri,
+            "--data",
+            str(tmp_path / "ds"),
+            "--split",
+            "test",
+            "--out",
+            str(tmp_path / "dev.csv"),
+        ]
+    )
     assert scored.exit_code == 0 and "RMSE V" in scored.output

@@ -15,9 +15,10 @@ from servers import private_store
 
 ROOT = Path(__file__).resolve().parents[1]
 PLACEHOLDER = '"models:/m-…"'
-TINY = {"fusion": dict(family="fusion", method=4, variant="v2", window=1, stride=2, d_model=16, heads=2, ff=32,
-                       repeats=1),
-        "ffnn": dict(family="ffnn", hidden=8)}
+TINY = {
+    "fusion": dict(family="fusion", method=4, variant="v2", window=1, stride=2, d_model=16, heads=2, ff=32, repeats=1),
+    "ffnn": dict(family="ffnn", hidden=8),
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,10 @@ def logged(corpus, _migrated_store, tmp_path_factory):
     from emo.experiment import run_experiment
 
     with private_store(tmp_path_factory.mktemp("logged"), _migrated_store):
-        yield {family: run_experiment(Config(data=str(corpus), epochs=1, seed=0, **kw), progress=False).model_uri
-               for family, kw in TINY.items()}
+        yield {
+            family: run_experiment(Config(data=str(corpus), epochs=1, seed=0, **kw), progress=False).model_uri
+            for family, kw in TINY.items()
+        }
 
 
 def readme_snippet() -> str:
@@ -102,8 +105,7 @@ def test_served_a_wrong_shape_gets_a_400_with_the_same_line(logged, family):
     shape = model.input_example["video"].shape[1:]
     bad = np.zeros((2, *wrong(shape))).tolist()
     with pytest.raises(MlflowException) as refused:
-        scoring_server.invocations(json.dumps({"inputs": {**inputs, "video": bad}}), "application/json", model,
-                                   schema)
+        scoring_server.invocations(json.dumps({"inputs": {**inputs, "video": bad}}), "application/json", model, schema)
     assert refused.value.get_http_status_code() == 400
     message = json.loads(refused.value.serialize_as_json())["message"]  # the body the server sends
     expected = f"input 'video' has shape {(2, *wrong(shape))}; expected (batch, {', '.join(map(str, shape))})."

@@ -46,7 +46,11 @@ def inputs_for(model: nn.Module, audio_dim: int = DA) -> dict[str, Tensor]:
         return {model.modality: torch.randn(B, audio_dim if model.modality == "audio" else DV, generator=g)}
     if model.input_kind == "window":
         return {"video": torch.randn(B, T, DV, generator=g)}
-    return {"video": torch.randn(B, T, DV, generator=g), "audio": torch.randn(B, TA, DA, generator=g), "audio_mask": audio_mask()}
+    return {
+        "video": torch.randn(B, T, DV, generator=g),
+        "audio": torch.randn(B, TA, DA, generator=g),
+        "audio_mask": audio_mask(),
+    }
 
 
 def build(name: str, **kwargs: object) -> nn.Module:
@@ -282,8 +286,7 @@ def test_padded_video_steps_do_not_change_the_output(name: str, kwargs: dict) ->
         assert torch.allclose(model(**{**batch, "video": nan_padded}), ref, atol=1e-5)
         # a full window with a mask of all True is the unmasked model
         full = {k: v[:1] for k, v in batch.items()}
-        assert torch.allclose(model(**full), model(**{k: v for k, v in full.items() if k != "video_mask"}),
-                              atol=1e-5)
+        assert torch.allclose(model(**full), model(**{k: v for k, v in full.items() if k != "video_mask"}), atol=1e-5)
 
 
 @pytest.mark.parametrize("pooling", ["avg", "max"])
@@ -368,8 +371,9 @@ def test_thesis_width_that_heads_do_not_divide_is_a_config_error_suggesting_head
 
 
 @pytest.mark.parametrize(("variant", "thesis_blocks", "emo_blocks"), [("v1", 1, 2), ("v2", 2, 2), ("v3", 2, 2)])
-def test_fusion4_second_blocks_thesis_repeats_only_the_cross_attention(variant: str, thesis_blocks: int,
-                                                                       emo_blocks: int) -> None:
+def test_fusion4_second_blocks_thesis_repeats_only_the_cross_attention(
+    variant: str, thesis_blocks: int, emo_blocks: int
+) -> None:
     assert len(build("fusion4", **SMALL, variant=variant, repeats=2, arch="thesis").blocks) == thesis_blocks
     assert len(build("fusion4", **SMALL, variant=variant, repeats=2).blocks) == emo_blocks
 
@@ -428,8 +432,18 @@ def _fit_last_step(readout: str) -> float:
     n = 64
     video, audio = torch.randn(2 * n, T, 4), torch.randn(2 * n, 3, 3)
     target = 0.5 * video[:, -1, :1].clamp(-1.8, 1.8).expand(-1, 2)  # the last (labelled) step, in (-1, 1)
-    model = create_model("fusion4", video_dim=4, audio_dim=3, d_model=8, heads=2, ff=16, repeats=1, dropout=0.0,
-                         kernel_size=1, readout=readout)
+    model = create_model(
+        "fusion4",
+        video_dim=4,
+        audio_dim=3,
+        d_model=8,
+        heads=2,
+        ff=16,
+        repeats=1,
+        dropout=0.0,
+        kernel_size=1,
+        readout=readout,
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
         opt.zero_grad()

@@ -14,9 +14,18 @@ def _history(n: int = 20) -> list[dict]:
     out, best = [], np.inf
     for e in range(1, n + 1):
         dev = 1 / e + 0.01 * e  # falls, then rises: best epoch 10
-        out.append({"epoch": e, "train/loss": 1 / e, "dev/loss": dev, "improved": dev < best,
-                    "dev/rmse_valence": dev / 2, "dev/rmse_arousal": dev / 2 + 0.05,
-                    "dev/ccc_valence": 1 - dev, "dev/ccc_arousal": 0.9 - dev})
+        out.append(
+            {
+                "epoch": e,
+                "train/loss": 1 / e,
+                "dev/loss": dev,
+                "improved": dev < best,
+                "dev/rmse_valence": dev / 2,
+                "dev/rmse_arousal": dev / 2 + 0.05,
+                "dev/ccc_valence": 1 - dev,
+                "dev/ccc_arousal": 0.9 - dev,
+            }
+        )
         best = min(best, dev)
     return out
 
@@ -106,8 +115,11 @@ def test_predicted_vs_true_has_identity_equal_axes_split_and_pooled_metrics(seri
 
 def test_every_text_is_at_least_10_pt(series):
     ids, t, y_true, y_pred = series
-    for fig in (plots.learning_curves(_history()), plots.traces(ids, t, y_true, y_pred),
-                plots.predicted_vs_true(y_true, y_pred)):
+    for fig in (
+        plots.learning_curves(_history()),
+        plots.traces(ids, t, y_true, y_pred),
+        plots.predicted_vs_true(y_true, y_pred),
+    ):
         fig.canvas.draw()
         sizes = [text.get_fontsize() for text in fig.findobj(plots.plt.Text) if text.get_text()]
         assert sizes and min(sizes) >= 10

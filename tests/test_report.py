@@ -30,19 +30,38 @@ from emo.report_page import write
 from emo.report_plots import metric_vs_window
 from emo.results import build, collect, matrix_runs
 
-METRICS = [f"{split}_{m}_{t}" for split in ("dev", "test") for m in ("mae", "rmse", "ccc", "ccc_per_recording")
-           for t in ("valence", "arousal")]
+METRICS = [
+    f"{split}_{m}_{t}"
+    for split in ("dev", "test")
+    for m in ("mae", "rmse", "ccc", "ccc_per_recording")
+    for t in ("valence", "arousal")
+]
 LOGGED = {"dev": "best_dev/", "test": "test/"}  # a frame column's split -> the prefix of the metric a run logs
 
 
 def _frame(cells, seeds=(0, 1), seed: int = 0) -> pd.DataFrame:
     """Rows as `collect` makes them, one per (cell, seed), every metric a different random number."""
     rng = np.random.default_rng(seed)
-    rows = [{"cell": c.name, "table": c.table, "row": c.row, "arch": c.arch, "seed": s, "window": c.window,
-             "label": c.settings.get("label", FAMILIES[c.family].label), "run_id": f"{c.name}#{s}",
-             "source_run": f"{c.name}#{s}", "published_key": c.published_key, "data_source": "synthetic",
-             "data_fingerprint": "f1", "split_hash": "h1", **dict(zip(METRICS, rng.uniform(0.05, 0.3, len(METRICS))))}
-            for c in cells for s in seeds]
+    rows = [
+        {
+            "cell": c.name,
+            "table": c.table,
+            "row": c.row,
+            "arch": c.arch,
+            "seed": s,
+            "window": c.window,
+            "label": c.settings.get("label", FAMILIES[c.family].label),
+            "run_id": f"{c.name}#{s}",
+            "source_run": f"{c.name}#{s}",
+            "published_key": c.published_key,
+            "data_source": "synthetic",
+            "data_fingerprint": "f1",
+            "split_hash": "h1",
+            **dict(zip(METRICS, rng.uniform(0.05, 0.3, len(METRICS)))),
+        }
+        for c in cells
+        for s in seeds
+    ]
     return pd.DataFrame(rows)
 
 
@@ -92,8 +111,15 @@ def _log_matrix(cells: list[str], seeds: int, *, absent=(), failed=(), elsewhere
     home, other = (client.create_experiment(name) for name in ("emo-reproduce", "elsewhere"))
     parent = client.create_run(home, run_name="reproduce-m", tags={"emo.kind": "reproduce", "emo.matrix": "m"})
     parent_id = parent.info.run_id
-    client.log_batch(parent_id, params=[Param("seeds", str(seeds)), Param("cells", str(len(cells))),
-                                        Param("data_fingerprint", FINGERPRINT), Param("split_hash", SPLIT)])
+    client.log_batch(
+        parent_id,
+        params=[
+            Param("seeds", str(seeds)),
+            Param("cells", str(len(cells))),
+            Param("data_fingerprint", FINGERPRINT),
+            Param("split_hash", SPLIT),
+        ],
+    )
     client.log_text(parent_id, "\n".join(cells), "cells.txt")
     rng, logged = np.random.default_rng(1), {}
     for name in cells:
@@ -101,18 +127,38 @@ def _log_matrix(cells: list[str], seeds: int, *, absent=(), failed=(), elsewhere
         for seed in range(seeds):
             if (name, seed) in absent:
                 continue
-            run = client.create_run(other if (name, seed) in elsewhere else home, run_name=f"{name}-seed{seed}", tags={
-                "mlflow.parentRunId": parent_id, "emo.cell": name, "emo.seed": str(seed), "emo.table": cell.table,
-                "emo.row": cell.row, "emo.arch": cell.arch, "emo.family": cell.family,
-                "epochs_run": str(epochs_run)})
+            run = client.create_run(
+                other if (name, seed) in elsewhere else home,
+                run_name=f"{name}-seed{seed}",
+                tags={
+                    "mlflow.parentRunId": parent_id,
+                    "emo.cell": name,
+                    "emo.seed": str(seed),
+                    "emo.table": cell.table,
+                    "emo.row": cell.row,
+                    "emo.arch": cell.arch,
+                    "emo.family": cell.family,
+                    "epochs_run": str(epochs_run),
+                },
+            )
             values = dict(zip(METRICS, rng.uniform(0.05, 0.3, len(METRICS))))
             logged[name, seed] = values["test_rmse_valence"]
-            params = {"window": f"{cell.window:g}", "label": cell.settings.get("label", FAMILIES[cell.family].label),
-                      "data_name": "sewa-small", "data_fingerprint": FINGERPRINT, "data_source": "synthetic",
-                      "split_hash": SPLIT, "epochs": "3", "patience": "5", "emo_version": "0.0.9"}
-            client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()],
-                             metrics=[Metric(LOGGED[k.split("_")[0]] + k.split("_", 1)[1], v, 0, 0)
-                                      for k, v in values.items()])
+            params = {
+                "window": f"{cell.window:g}",
+                "label": cell.settings.get("label", FAMILIES[cell.family].label),
+                "data_name": "sewa-small",
+                "data_fingerprint": FINGERPRINT,
+                "data_source": "synthetic",
+                "split_hash": SPLIT,
+                "epochs": "3",
+                "patience": "5",
+                "emo_version": "0.0.9",
+            }
+            client.log_batch(
+                run.info.run_id,
+                params=[Param(k, v) for k, v in params.items()],
+                metrics=[Metric(LOGGED[k.split("_")[0]] + k.split("_", 1)[1], v, 0, 0) for k, v in values.items()],
+            )
             client.set_terminated(run.info.run_id, "FAILED" if (name, seed) in failed else "FINISHED")
     return parent_id, logged
 
@@ -123,17 +169,26 @@ def test_the_report_says_which_runs_data_budget_versions_and_dates_its_numbers_c
     written = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
     paths = write(build(collect(matrix.runs), matrix=matrix, written=written), tmp_path, "report")
 
-    runs = mlflow.MlflowClient().search_runs([mlflow.get_experiment_by_name("emo-reproduce").experiment_id],
-                                             f"tags.mlflow.parentRunId = '{parent}'")
+    runs = mlflow.MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name("emo-reproduce").experiment_id], f"tags.mlflow.parentRunId = '{parent}'"
+    )
+
     def utc(ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
     first, last = utc(min(r.info.start_time for r in runs)), utc(max(r.info.end_time for r in runs))
-    expected = {"parent run": parent, "data": "sewa-small", "data fingerprint": FINGERPRINT, "split hash": SPLIT,
-                "epochs": "at most 3 per cell; 2 ran", "patience": "5",
-                "seeds": "0, 1 (2 per cell)", "emo version": "0.0.9 (the runs); 0.1.0 (this report)",
-                "cell runs": "4 of 4 expected (cells × seeds) finished",
-                "date": f"runs from {first} to {last} UTC; report written 2030-01-02 03:04 UTC"}
+    expected = {
+        "parent run": parent,
+        "data": "sewa-small",
+        "data fingerprint": FINGERPRINT,
+        "split hash": SPLIT,
+        "epochs": "at most 3 per cell; 2 ran",
+        "patience": "5",
+        "seeds": "0, 1 (2 per cell)",
+        "emo version": "0.0.9 (the runs); 0.1.0 (this report)",
+        "cell runs": "4 of 4 expected (cells × seeds) finished",
+        "date": f"runs from {first} to {last} UTC; report written 2030-01-02 03:04 UTC",
+    }
     experiment = mlflow.get_experiment_by_name("emo-reproduce")
     expected["experiment"] = f"'emo-reproduce' (id {experiment.experiment_id})"
     expected["tracking URI"] = tracking
@@ -210,14 +265,29 @@ def _layout_in_chromium(page, tmp_path, width: int = 1400) -> dict:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
-    probe = ("<script>document.body.dataset.layout = JSON.stringify({width: document.documentElement.clientWidth, "
-             "tables: [...document.querySelectorAll('table')].map(t => ({id: t.id, right: t.getBoundingClientRect()"
-             ".right, scrolls: t.parentElement.scrollWidth > t.parentElement.clientWidth}))});</script>")
+    probe = (
+        "<script>document.body.dataset.layout = JSON.stringify({width: document.documentElement.clientWidth, "
+        "tables: [...document.querySelectorAll('table')].map(t => ({id: t.id, right: t.getBoundingClientRect()"
+        ".right, scrolls: t.parentElement.scrollWidth > t.parentElement.clientWidth}))});</script>"
+    )
     probed = tmp_path / "probed.html"
     probed.write_text(page.read_text().replace("</body>", probe + "</body>"))
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                          f"--window-size={width},1000", "--dump-dom", probed.as_uri()],
-                         check=False, capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--window-size={width},1000",
+            "--dump-dom",
+            probed.as_uri(),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     return json.loads(html.unescape(re.search(r'data-layout="([^"]*)"', dom).group(1)))
 
 
@@ -232,16 +302,26 @@ def _predictions(truth: np.ndarray, noise: float, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     keys = {"video_id": np.repeat([f"v{i}" for i in range(8)], 25), "start": np.tile(np.arange(25.0), 8)}
     guess = truth + rng.normal(0, noise, truth.shape)
-    return pd.DataFrame({**keys, "valence": guess[:, 0], "arousal": guess[:, 1], "true_valence": truth[:, 0],
-                         "true_arousal": truth[:, 1]})
+    return pd.DataFrame(
+        {
+            **keys,
+            "valence": guess[:, 0],
+            "arousal": guess[:, 1],
+            "true_valence": truth[:, 0],
+            "true_arousal": truth[:, 1],
+        }
+    )
 
 
 def test_like_for_like_names_its_metric_and_compares_each_seed_and_the_pool(tmp_path):
     fusion, partner, video = CELLS["fusion1-1s/emo"], CELLS["video-1s-avg-last/emo"], CELLS["video-1s-avg/emo"]
     frame = _frame([fusion, partner, video])
     truth = np.random.default_rng(0).uniform(-1, 1, (200, 2))
-    tables = {f"{c.name}#{s}": _predictions(truth, noise, 10 * s + k) for k, (c, noise) in
-              enumerate([(fusion, 0.2), (partner, 0.3)]) for s in (0, 1)}
+    tables = {
+        f"{c.name}#{s}": _predictions(truth, noise, 10 * s + k)
+        for k, (c, noise) in enumerate([(fusion, 0.2), (partner, 0.3)])
+        for s in (0, 1)
+    }
     report = build(frame, predictions=tables.__getitem__, resamples=300)
     paths = write(report, tmp_path, "report")
 
@@ -295,15 +375,21 @@ def test_report_says_where_it_looked_when_it_finds_no_matrix_run(tracking, tmp_p
 
 def test_report_counts_the_expected_cells_names_the_missing_and_finds_cells_in_other_experiments(tracking, tmp_path):
     cells = ["audio-1s/emo", "video-1s-avg/emo"]
-    parent, logged = _log_matrix(cells, seeds=2, absent={("audio-1s/emo", 1)}, failed={("audio-1s/emo", 0)},
-                                 elsewhere={("video-1s-avg/emo", 1)})
+    parent, logged = _log_matrix(
+        cells, seeds=2, absent={("audio-1s/emo", 1)}, failed={("audio-1s/emo", 0)}, elsewhere={("video-1s-avg/emo", 1)}
+    )
     result = CliRunner().invoke(main, ["report", parent, "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    counted = ("2 of 4 expected (cells × seeds) finished; missing 2: audio-1s/emo seed 0 (FAILED), "
-               "audio-1s/emo seed 1 (no run found)")
+    counted = (
+        "2 of 4 expected (cells × seeds) finished; missing 2: audio-1s/emo seed 0 (FAILED), "
+        "audio-1s/emo seed 1 (no run found)"
+    )
     assert f"cell runs: {counted}" in result.output.splitlines()
-    notes = [n for n in " ".join((tmp_path / "r" / "report.md").read_text().split()).split("> ")
-             if n.startswith("Incomplete matrix")]
+    notes = [
+        n
+        for n in " ".join((tmp_path / "r" / "report.md").read_text().split()).split("> ")
+        if n.startswith("Incomplete matrix")
+    ]
     assert len(notes) == 1 and counted in notes[0]
     video = pd.read_csv(tmp_path / "r" / "tables" / "video.csv")  # both seeds, one from the other experiment
     both = [logged["video-1s-avg/emo", s] for s in (0, 1)]

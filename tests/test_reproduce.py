@@ -29,29 +29,33 @@ SMALL = dict(epochs=2, stride=3, batch_size=128, d_model=16, heads=2, ff=32, hid
 def matrix_corpus(tmp_path_factory):
     from emo.data.synth import SynthConfig, synthesize
 
-    return synthesize(tmp_path_factory.mktemp("matrix") / "sewa",
-                      SynthConfig(videos=14, duration_s=16.0, dim=8, audio_dim=4, seed=3))
+    return synthesize(
+        tmp_path_factory.mktemp("matrix") / "sewa", SynthConfig(videos=14, duration_s=16.0, dim=8, audio_dim=4, seed=3)
+    )
 
 
 def _children(parent: str) -> pd.DataFrame:
     return mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent}'")
 
 
-def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_thesis_tables(matrix_corpus, tracking,
-                                                                                          tmp_path):
+def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_thesis_tables(
+    matrix_corpus, tracking, tmp_path
+):
     cells = select(windows="1")  # every table, both archs, the 1 s cells
     storage = f"sqlite:///{tmp_path}/optuna.db"
     first = reproduce(cells, seeds=2, storage=storage, progress=False, data=str(matrix_corpus), **SMALL)
     assert first.ran == first.total == first.finished == 2 * len(cells) and first.reused == 0
     runs = _children(first.parent_run_id)
     assert sorted(zip(runs["tags.emo.cell"], runs["tags.emo.seed"].astype(int))) == sorted(
-        (c.name, s) for c in cells for s in (0, 1))
+        (c.name, s) for c in cells for s in (0, 1)
+    )
     assert (runs["status"] == "FINISHED").all()
 
     again = reproduce(cells, seeds=2, storage=storage, progress=False, data=str(matrix_corpus), **SMALL)
     assert again.parent_run_id == first.parent_run_id and again.ran == again.reused == 0
-    elsewhere = reproduce(cells, seeds=2, storage=storage, study_name="another", progress=False,
-                          data=str(matrix_corpus), **SMALL)
+    elsewhere = reproduce(
+        cells, seeds=2, storage=storage, study_name="another", progress=False, data=str(matrix_corpus), **SMALL
+    )
     assert elsewhere.ran == 0 and elsewhere.reused == 2 * len(cells)  # same data and settings: nothing retrained
     copies = _children(elsewhere.parent_run_id)
     assert set(copies["tags.emo.reused_from"]) == set(runs["run_id"])
@@ -63,8 +67,9 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert len(whole) == len(frame) and set(whole["source_run"]) == set(frame["source_run"])
     experiment_id = mlflow.get_experiment_by_name("emo-reproduce").experiment_id
     assert len(collect(matrix_runs(experiment_id).runs)) == len(frame)
-    report = build(frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), matrix=matrix,
-                   resamples=500)
+    report = build(
+        frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), matrix=matrix, resamples=500
+    )
     # what the report reads from the runs is what reproduce logged: every cell counted, the budget shown
     assert report.expected == 2 * len(cells) and report.missing.empty
     assert report.provenance["epochs"].startswith("at most 2 per cell; ")
@@ -75,11 +80,22 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert list(tables["baseline"]["model"]) == ["bayesian_ridge", "svr", "tree"]
     assert len(tables["video"]) == 3 * 2 + 1 and len(tables["fusion"]) == 6 * 2 + 1 and len(tables["audio"]) == 2
     assert list(tables["best"]["family"]) == ["baseline", "ffnn", "video", "audio", "fusion"]
-    metric_columns = [f"{s} {m} {t}" for s, m in [(s, {"mae": "MAE", "rmse": "RMSE", "ccc": "CCC",
-                                                      "ccc_per_recording": "CCC/rec"}[m]) for s, m in COLUMNS]
-                      for t in ("V", "A")]
-    assert list(tables["video"].columns) == ["model", "window (s)", "label", "arch", "seeds", *metric_columns,
-                                             "thesis test RMSE V / A"]
+    metric_columns = [
+        f"{s} {m} {t}"
+        for s, m in [
+            (s, {"mae": "MAE", "rmse": "RMSE", "ccc": "CCC", "ccc_per_recording": "CCC/rec"}[m]) for s, m in COLUMNS
+        ]
+        for t in ("V", "A")
+    ]
+    assert list(tables["video"].columns) == [
+        "model",
+        "window (s)",
+        "label",
+        "arch",
+        "seeds",
+        *metric_columns,
+        "thesis test RMSE V / A",
+    ]
     assert set(tables["fusion"]["thesis test RMSE V / A"]) == {"synthetic data: not comparable"}
 
     # a value in the table is the mean ± std of the two seeds' logged metrics
@@ -105,12 +121,20 @@ def _check_in_browser(page, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--allow-file-access-from-files"]
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--allow-file-access-from-files",
+    ]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert dom.count("<table") == 7 and 'id="table-fusion"' in dom and dom.count('id="plot-') == 2
     shot = tmp_path / "page.png"
-    subprocess.run([*flags, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()], capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()], capture_output=True, timeout=120
+    )
     from matplotlib.image import imread
 
     pixels = imread(shot)[..., :3]
@@ -122,8 +146,15 @@ def test_the_paired_bootstrap_interval_resamples_recordings_and_holds_the_observ
     rng = np.random.default_rng(0)
     truth = rng.normal(size=(200, 2))
     keys = {"video_id": np.repeat([f"v{i}" for i in range(10)], 20), "start": np.tile(np.arange(20.0), 10)}
-    a = pd.DataFrame({**keys, "valence": truth[:, 0] + 0.1, "arousal": truth[:, 1],
-                      "true_valence": truth[:, 0], "true_arousal": truth[:, 1]})
+    a = pd.DataFrame(
+        {
+            **keys,
+            "valence": truth[:, 0] + 0.1,
+            "arousal": truth[:, 1],
+            "true_valence": truth[:, 0],
+            "true_arousal": truth[:, 1],
+        }
+    )
     b = a.assign(valence=truth[:, 0] + rng.normal(0, 0.5, 200), arousal=truth[:, 1] + rng.normal(0, 0.5, 200))
     result = paired_bootstrap(a, b, resamples=1000)
     assert result["recordings"] == 10 and result["windows"] == 200
@@ -133,21 +164,49 @@ def test_the_paired_bootstrap_interval_resamples_recordings_and_holds_the_observ
 
 
 def _reproduce_cmd(corpus, storage, *extra):
-    return [sys.executable, "-m", "emo.cli", "reproduce", "--data", str(corpus), "--only", "video", "--windows", "1",
-            "--arch", "emo", "--storage", storage, "--study-name", "shared", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "emo.cli",
+        "reproduce",
+        "--data",
+        str(corpus),
+        "--only",
+        "video",
+        "--windows",
+        "1",
+        "--arch",
+        "emo",
+        "--storage",
+        storage,
+        "--study-name",
+        "shared",
+        *extra,
+    ]
 
 
-def test_two_workers_share_one_postgres_matrix_and_run_each_cell_once(matrix_corpus, tracking, postgres_url,
-                                                                      tmp_path):
+def test_two_workers_share_one_postgres_matrix_and_run_each_cell_once(matrix_corpus, tracking, postgres_url, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     cmd = _reproduce_cmd(matrix_corpus, postgres_url, "--seeds", "2", "--epochs", "2")
-    workers = [subprocess.Popen([*cmd, "--threads", str(threads)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True) for threads in (1, 2)]  # each its own
+    workers = [
+        subprocess.Popen(
+            [*cmd, "--threads", str(threads)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for threads in (1, 2)
+    ]  # each its own
     outputs = [w.communicate(timeout=400)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
     study = optuna.load_study(study_name="shared", storage=postgres_url)
-    done = [(t.user_attrs["cell"], t.user_attrs["seed"]) for t in study.trials
-            if t.state == optuna.trial.TrialState.COMPLETE]
+    done = [
+        (t.user_attrs["cell"], t.user_attrs["seed"])
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    ]
     assert sorted(done) == sorted((c.name, s) for c in select("video", "1", "emo") for s in (0, 1))
     parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
     runs = _children(parent.info.run_id)
@@ -168,8 +227,9 @@ def test_the_threads_of_a_worker_do_not_change_which_matrix_it_joins():
 def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus, tracking, postgres_url, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     cmd = _reproduce_cmd(matrix_corpus, postgres_url, "--seeds", "1", "--epochs", "30", "--heartbeat", "1")
-    doomed = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    doomed = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline, victim = time.monotonic() + 120, None
     while victim is None and time.monotonic() < deadline:
         time.sleep(0.3)
@@ -177,8 +237,11 @@ def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus,
             study = optuna.load_study(study_name="shared", storage=postgres_url)
         except KeyError:
             continue
-        running = [t for t in study.get_trials(deepcopy=False)
-                   if t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs]
+        running = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.RUNNING and "mlflow_run_id" in t.user_attrs
+        ]
         victim = running[0] if running else None
     assert victim is not None, "the first worker never started a cell"
     os.killpg(doomed.pid, signal.SIGKILL)  # no goodbye: no run closed, no trial failed
@@ -200,10 +263,32 @@ def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus,
 
 
 def test_a_matrix_shows_one_progress_bar_with_log_lines_above_it(matrix_corpus, tracking, tmp_path):
-    cmd = [sys.executable, "-m", "emo.cli", "reproduce", "--data", str(matrix_corpus), "--only", "video", "--windows",
-           "1", "--arch", "emo", "--epochs", "1", "--storage", f"sqlite:///{tmp_path}/optuna.db"]
-    proc = subprocess.run(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "emo.cli",
+        "reproduce",
+        "--data",
+        str(matrix_corpus),
+        "--only",
+        "video",
+        "--windows",
+        "1",
+        "--arch",
+        "emo",
+        "--epochs",
+        "1",
+        "--storage",
+        f"sqlite:///{tmp_path}/optuna.db",
+    ]
+    proc = subprocess.run(
+        cmd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Downloading artifacts" not in proc.stderr  # MLflow's own bars stay off while the matrix's runs
     pieces = re.split(r"[\r\n]", proc.stderr)

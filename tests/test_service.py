@@ -21,8 +21,22 @@ import yaml
 from servers import MlflowServer, RefusingProxy
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--window", "1", "--stride", "2", "--d-model", "16", "--heads", "2", "--ff", "32", "--depth", "1",
-        "--batch-size", "64"]
+TINY = [
+    "--window",
+    "1",
+    "--stride",
+    "2",
+    "--d-model",
+    "16",
+    "--heads",
+    "2",
+    "--ff",
+    "32",
+    "--depth",
+    "1",
+    "--batch-size",
+    "64",
+]
 
 
 @pytest.fixture
@@ -36,13 +50,25 @@ def server(module_postgres_url, tmp_path_factory):
 def emo(*args, server_url: str, cwd: Path, experiment: str, **popen) -> subprocess.Popen:
     """`emo ARGS` in a subprocess against the server; its output goes to a file (a pipe nobody reads
     while waiting for another worker would fill up and block it)."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": server_url, "MLFLOW_EXPERIMENT_NAME": experiment,
-           "EMO_CHECKPOINT_DIR": str(cwd / "checkpoints"), **popen.pop("env_extra", {})}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": server_url,
+        "MLFLOW_EXPERIMENT_NAME": experiment,
+        "EMO_CHECKPOINT_DIR": str(cwd / "checkpoints"),
+        **popen.pop("env_extra", {}),
+    }
     env.pop("MLFLOW_RUN_ID", None)
     log = cwd / f"emo-{time.monotonic_ns()}.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "emo.cli", *args], env=env, cwd=cwd, stdout=out,
-                                stderr=subprocess.STDOUT, text=True, **popen)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emo.cli", *args],
+            env=env,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **popen,
+        )
     proc.log = log
     return proc
 
@@ -63,8 +89,21 @@ def runs_of(server: MlflowServer, experiment: str) -> list[dict]:
 
 
 def test_a_training_against_the_server_is_readable_through_the_rest_api(server, corpus, tmp_path):
-    proc = emo("train", "video", "--data", str(corpus), "--window", "1", "--epochs", "3", "--patience", "5",
-               server_url=server.url, cwd=tmp_path, experiment="rest")
+    proc = emo(
+        "train",
+        "video",
+        "--data",
+        str(corpus),
+        "--window",
+        "1",
+        "--epochs",
+        "3",
+        "--patience",
+        "5",
+        server_url=server.url,
+        cwd=tmp_path,
+        experiment="rest",
+    )
     out = finish(proc)
     assert proc.returncode == 0, out[-3000:]
     (run,) = runs_of(server, "rest")
@@ -85,22 +124,50 @@ def test_a_training_against_the_server_is_readable_through_the_rest_api(server, 
         mlflow.set_tracking_uri(None)
 
 
-def test_workers_share_a_postgres_study_and_a_killed_workers_trial_is_retried(server, corpus, tmp_path,
-                                                                              postgres_url):
-    args = ["tune", "--family", "video", "--data", str(corpus), "--trials", "4", "--storage", postgres_url,
-            "--study-name", "crash", "--pruner", "none", "--heartbeat", "1", "--epochs", "40", "--patience", "40",
-            "--window", "1", "--stride", "2", "--space", str(ROOT / "tests" / "tiny_video_space.json")]
-    workers = [emo(*args, server_url=server.url, cwd=tmp_path, experiment="crash", start_new_session=True)
-               for _ in range(3)]
+def test_workers_share_a_postgres_study_and_a_killed_workers_trial_is_retried(server, corpus, tmp_path, postgres_url):
+    args = [
+        "tune",
+        "--family",
+        "video",
+        "--data",
+        str(corpus),
+        "--trials",
+        "4",
+        "--storage",
+        postgres_url,
+        "--study-name",
+        "crash",
+        "--pruner",
+        "none",
+        "--heartbeat",
+        "1",
+        "--epochs",
+        "40",
+        "--patience",
+        "40",
+        "--window",
+        "1",
+        "--stride",
+        "2",
+        "--space",
+        str(ROOT / "tests" / "tiny_video_space.json"),
+    ]
+    workers = [
+        emo(*args, server_url=server.url, cwd=tmp_path, experiment="crash", start_new_session=True) for _ in range(3)
+    ]
     victim = workers[0]
     deadline = time.time() + 180
     study, busy = None, []
     while time.time() < deadline and not busy and victim.poll() is None:
         try:  # wait until the victim is in the middle of a trial
             study = study or optuna.load_study(study_name="crash", storage=postgres_url)
-            busy = [t for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-                    if t.user_attrs.get("worker", "").endswith(f":{victim.pid}") and t.params
-                    and "mlflow_run_id" in t.user_attrs]
+            busy = [
+                t
+                for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                if t.user_attrs.get("worker", "").endswith(f":{victim.pid}")
+                and t.params
+                and "mlflow_run_id" in t.user_attrs
+            ]
         except KeyError:
             time.sleep(0.2)
     assert busy, "the first worker never started a trial"
@@ -125,15 +192,33 @@ def test_workers_share_a_postgres_study_and_a_killed_workers_trial_is_retried(se
 
 
 def test_a_server_that_dies_mid_training_fails_the_training_fast_and_keeps_the_checkpoint(server, corpus, tmp_path):
-    proc = emo("train", "ffnn", "--data", str(corpus), "--epochs", "500", "--patience", "500",
-               server_url=server.url, cwd=tmp_path, experiment="dies")
+    proc = emo(
+        "train",
+        "ffnn",
+        "--data",
+        str(corpus),
+        "--epochs",
+        "500",
+        "--patience",
+        "500",
+        server_url=server.url,
+        cwd=tmp_path,
+        experiment="dies",
+    )
     deadline = time.time() + 120
     run_id = None
     while time.time() < deadline and run_id is None:
         try:
             runs = runs_of(server, "dies")
-            if runs and len(server.get("metrics/get-history", run_id=runs[0]["info"]["run_id"],
-                                       metric_key="dev/loss")["metrics"]) >= 2:
+            if (
+                runs
+                and len(
+                    server.get("metrics/get-history", run_id=runs[0]["info"]["run_id"], metric_key="dev/loss")[
+                        "metrics"
+                    ]
+                )
+                >= 2
+            ):
                 run_id = runs[0]["info"]["run_id"]
         except Exception:
             pass
@@ -150,12 +235,30 @@ def test_a_server_that_dies_mid_training_fails_the_training_fast_and_keeps_the_c
 
 
 def test_after_a_restart_runs_metrics_and_registered_models_are_all_there(server, corpus, tmp_path):
-    proc = emo("train", "fusion", "--data", str(corpus), "--epochs", "2", *TINY,
-               server_url=server.url, cwd=tmp_path, experiment="restart")
+    proc = emo(
+        "train",
+        "fusion",
+        "--data",
+        str(corpus),
+        "--epochs",
+        "2",
+        *TINY,
+        server_url=server.url,
+        cwd=tmp_path,
+        experiment="restart",
+    )
     out = finish(proc)
     assert proc.returncode == 0, out[-3000:]
-    reg = emo("register", "--experiment", "restart", "--name", "emo-fusion4-restart", server_url=server.url,
-              cwd=tmp_path, experiment="restart")
+    reg = emo(
+        "register",
+        "--experiment",
+        "restart",
+        "--name",
+        "emo-fusion4-restart",
+        server_url=server.url,
+        cwd=tmp_path,
+        experiment="restart",
+    )
     out = finish(reg, timeout=120)
     assert reg.returncode == 0, out[-3000:]
     (before,) = runs_of(server, "restart")
@@ -172,18 +275,36 @@ def test_after_a_restart_runs_metrics_and_registered_models_are_all_there(server
 
 
 def test_a_champion_that_cannot_be_read_keeps_its_alias_and_nothing_is_registered(server, corpus, tmp_path):
-    proc = emo("train", "fusion", "--data", str(corpus), "--epochs", "1", *TINY,
-               server_url=server.url, cwd=tmp_path, experiment="unread")
+    proc = emo(
+        "train",
+        "fusion",
+        "--data",
+        str(corpus),
+        "--epochs",
+        "1",
+        *TINY,
+        server_url=server.url,
+        cwd=tmp_path,
+        experiment="unread",
+    )
     assert proc.wait(timeout=300) == 0, finish(proc)[-3000:]
     for status in (403, 500):  # an access rule's refusal, a broken server
         name = f"emo-fusion4-unread-{status}"
         first = emo("register", "--name", name, server_url=server.url, cwd=tmp_path, experiment="unread")
         assert finish(first, timeout=120) and first.returncode == 0
         # every read of the registered model (and of its alias) refused; runs, writes and the rest answered
-        with RefusingProxy(server.url, ("registered-models/get", "registered-models/alias", "model-versions/get"),
-                           status=status) as proxy:
-            again = emo("register", "--name", name, server_url=proxy.url, cwd=tmp_path, experiment="unread",
-                        env_extra={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+        with RefusingProxy(
+            server.url, ("registered-models/get", "registered-models/alias", "model-versions/get"), status=status
+        ) as proxy:
+            again = emo(
+                "register",
+                "--name",
+                name,
+                server_url=proxy.url,
+                cwd=tmp_path,
+                experiment="unread",
+                env_extra={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+            )
             out = finish(again, timeout=120)
         assert proxy.refused, "the proxy was never asked for the champion"
         assert again.returncode == 2 and "Traceback" not in out, out[-3000:]
@@ -194,6 +315,7 @@ def test_a_champion_that_cannot_be_read_keeps_its_alias_and_nothing_is_registere
 
 
 # --- the compose file ------------------------------------------------------------------------------
+
 
 def _interpolate(node, env: dict):
     """What docker compose does to the parsed file (values, not comments or keys). In every string:
@@ -220,6 +342,7 @@ def _interpolate(node, env: dict):
         if op and op.endswith("+"):
             return arg if given else ""
         return value or ""
+
     return re.sub(r"\$(?:(\$)|\{(\w+)(?:(:?[-?+])([^}]*))?\}|(\w+))", sub, node)
 
 
@@ -251,8 +374,12 @@ def test_compose_interpolation_follows_composes_rules():
 
 # Secrets as a .env would hold them; the database password has every character that breaks a URL
 DB_PASSWORD = "p@ss#w/rd:%x y+1"
-SECRETS = {"POSTGRES_PASSWORD": DB_PASSWORD, "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret-0123",
-           "MLFLOW_FLASK_SERVER_SECRET_KEY": "form-key-secret", "MLFLOW_TRACKING_PASSWORD": "worker-secret-0123"}
+SECRETS = {
+    "POSTGRES_PASSWORD": DB_PASSWORD,
+    "MLFLOW_AUTH_ADMIN_PASSWORD": "admin-secret-0123",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "form-key-secret",
+    "MLFLOW_TRACKING_PASSWORD": "worker-secret-0123",
+}
 
 
 def _stack_env() -> dict:
@@ -309,10 +436,13 @@ def test_the_stack_signs_in_with_mlflows_basic_auth_and_the_workers_have_an_acco
     assert worker["MLFLOW_TRACKING_USERNAME"] == "emo-worker"
     assert worker["MLFLOW_TRACKING_PASSWORD"] == SECRETS["MLFLOW_TRACKING_PASSWORD"]
     migrate = services["migrate"]["environment"]  # it creates that account, and checks the secrets first
-    assert {k: migrate[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")} == \
-        {k: worker[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    assert "MLFLOW_AUTH_ADMIN_PASSWORD" not in worker and "MLFLOW_AUTH_ADMIN_PASSWORD" not in \
-        services["optuna-dashboard"]["environment"]
+    assert {k: migrate[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")} == {
+        k: worker[k] for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    }
+    assert (
+        "MLFLOW_AUTH_ADMIN_PASSWORD" not in worker
+        and "MLFLOW_AUTH_ADMIN_PASSWORD" not in services["optuna-dashboard"]["environment"]
+    )
 
     # the server script writes MLflow's auth config as MLflow reads it: the users' database, the
     # encoded password surviving configparser's `%`, the file readable by its owner only
@@ -326,8 +456,9 @@ def test_the_stack_signs_in_with_mlflows_basic_auth_and_the_workers_have_an_acco
     from sqlalchemy.engine import make_url
 
     # MLflow's own reader, loaded alone: its package needs mlflow[auth], which the image has
-    spec = importlib.util.spec_from_file_location("auth_config", Path(mlflow.__file__).parent / "server" / "auth" /
-                                                  "config.py")
+    spec = importlib.util.spec_from_file_location(
+        "auth_config", Path(mlflow.__file__).parent / "server" / "auth" / "config.py"
+    )
     auth_config = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(auth_config)
     config = auth_config.read_auth_config()
@@ -341,11 +472,22 @@ def test_the_stack_signs_in_with_mlflows_basic_auth_and_the_workers_have_an_acco
 
 @pytest.mark.parametrize("password", ["", "password1234", "short"])
 def test_the_stack_refuses_a_missing_default_or_short_admin_password_before_it_opens_anything(password, tmp_path):
-    env = {**os.environ, **{k: str(v) for k, v in _compose(_stack_env())["services"]["migrate"]["environment"].items()},
-           "MLFLOW_AUTH_ADMIN_PASSWORD": password, "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1"}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in _compose(_stack_env())["services"]["migrate"]["environment"].items()},
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": "1",
+    }
     for script in (["docker/migrate.py"], ["docker/mlflow_server.py", "--app-name", "basic-auth"]):
-        done = subprocess.run([sys.executable, str(ROOT / script[0]), *script[1:]], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / script[0]), *script[1:]],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 1, (script, done.stderr[-2000:])
         (line,) = done.stderr.strip().splitlines()  # one line, no traceback, and no connection attempted
         assert line.startswith("error: MLFLOW_AUTH_ADMIN_PASSWORD"), line
@@ -363,16 +505,25 @@ def test_passwords_reach_the_services_by_environment_only_and_urls_keep_every_ch
     # reads back exactly that password, that host and that database
     stack = _docker_module("stack")
     expected = {"mlflow_db": "mlflow", "optuna_db": "optuna", "auth_db": "mlflow_auth"}
-    for name, builders in {"migrate": expected, "mlflow": expected, "optuna-dashboard": ["optuna_db"],
-                           "worker": ["optuna_db"]}.items():
+    for name, builders in {
+        "migrate": expected,
+        "mlflow": expected,
+        "optuna-dashboard": ["optuna_db"],
+        "worker": ["optuna_db"],
+    }.items():
         env = services[name]["environment"]
         assert env["POSTGRES_PASSWORD"] == DB_PASSWORD, name
         for key, value in env.items():
             monkeypatch.setenv(key, str(value))
         for builder in builders:
             url = make_url(getattr(stack, builder)())
-            assert (url.username, url.password, url.host, url.port, url.database) == \
-                ("emo", DB_PASSWORD, "postgres", 5432, expected[builder]), (name, builder)
+            assert (url.username, url.password, url.host, url.port, url.database) == (
+                "emo",
+                DB_PASSWORD,
+                "postgres",
+                5432,
+                expected[builder],
+            ), (name, builder)
             assert url.get_dialect().driver == "psycopg"
 
     assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
@@ -402,8 +553,9 @@ def test_postgres_is_published_only_with_the_opt_in_override_on_the_address_chos
     override = ROOT / "docker-compose.postgres-port.yml"
     spec = yaml.safe_load(override.read_text())
     assert set(spec["services"]) == {"postgres"}
-    assert _interpolate(spec, {**_stack_env(), "POSTGRES_BIND": "10.0.0.5"})["services"]["postgres"]["ports"] == \
-        ["10.0.0.5:5432:5432"]
+    assert _interpolate(spec, {**_stack_env(), "POSTGRES_BIND": "10.0.0.5"})["services"]["postgres"]["ports"] == [
+        "10.0.0.5:5432:5432"
+    ]
     with pytest.raises(KeyError, match="POSTGRES_BIND"):  # no default address: never every interface by accident
         _interpolate(spec, _stack_env())
     readme = (ROOT / "README.md").read_text()
@@ -424,19 +576,32 @@ def test_the_migrate_step_prepares_every_database_and_the_server_signs_in_its_ac
     from sqlalchemy.engine import make_url
 
     from emo.tuning import make_storage
+
     from servers import free_port
 
     name = make_url(postgres_url).database
-    env = {**os.environ, **{k: str(v) for k, v in _compose(_stack_env())["services"]["migrate"]["environment"].items()},
-           "POSTGRES_HOST": "127.0.0.1", "POSTGRES_USER": "postgres", "MLFLOW_DB": name,
-           "OPTUNA_DB": f"{name}_optuna", "MLFLOW_AUTH_DB": f"{name}_auth"}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in _compose(_stack_env())["services"]["migrate"]["environment"].items()},
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_USER": "postgres",
+        "MLFLOW_DB": name,
+        "OPTUNA_DB": f"{name}_optuna",
+        "MLFLOW_AUTH_DB": f"{name}_auth",
+    }
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
         env.pop(key, None)
     server, port = None, free_port()
     try:
         for _ in range(2):  # empty databases (two of them missing), then up-to-date ones
-            done = subprocess.run([sys.executable, str(ROOT / "docker" / "migrate.py")], env=env, cwd=tmp_path,
-                                  capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                [sys.executable, str(ROOT / "docker" / "migrate.py")],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
             assert DB_PASSWORD not in done.stdout + done.stderr
         assert "This storage is up-to-date" in done.stderr
@@ -451,15 +616,37 @@ def test_the_migrate_step_prepares_every_database_and_the_server_signs_in_its_ac
 
         options = _command(_compose(_stack_env())["services"]["mlflow"])[2:]
         options = [o for o in options if o not in ("0.0.0.0", "5000", "/mlartifacts")]
-        assert options == ["--app-name", "basic-auth", "--artifacts-destination", "--serve-artifacts", "--host",
-                           "--port"]
+        assert options == [
+            "--app-name",
+            "basic-auth",
+            "--artifacts-destination",
+            "--serve-artifacts",
+            "--host",
+            "--port",
+        ]
         with open(tmp_path / "server.log", "w") as out:
-            server = subprocess.Popen([sys.executable, str(ROOT / "docker" / "mlflow_server.py"), "--app-name",
-                                       "basic-auth", "--artifacts-destination", str(tmp_path / "artifacts"),
-                                       "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port),
-                                       "--workers", "1"],
-                                      env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "docker" / "mlflow_server.py"),
+                    "--app-name",
+                    "basic-auth",
+                    "--artifacts-destination",
+                    str(tmp_path / "artifacts"),
+                    "--serve-artifacts",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                ],
+                env=env,
+                cwd=tmp_path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 180
         while time.time() < deadline:
@@ -485,11 +672,26 @@ def test_the_migrate_step_prepares_every_database_and_the_server_signs_in_its_ac
         assert search(None) == 401 and search("emo-worker", "wrong-password-1") == 401
         assert search("admin", SECRETS["MLFLOW_AUTH_ADMIN_PASSWORD"]) == 200
         # a worker logs a run as compose's workers do: the account from its environment
-        worker_env = {**env, **{k: str(v) for k, v in _compose(_stack_env())["services"]["worker"]["environment"].items()
-                                if k.startswith("MLFLOW_TRACKING_")}, "MLFLOW_TRACKING_URI": url}
-        logged = subprocess.run([sys.executable, "-c", "import mlflow\nwith mlflow.start_run() as r: "
-                                 "mlflow.log_metric('m', 1.0)\nprint(r.info.run_id)"],
-                                env=worker_env, capture_output=True, text=True, timeout=120)
+        worker_env = {
+            **env,
+            **{
+                k: str(v)
+                for k, v in _compose(_stack_env())["services"]["worker"]["environment"].items()
+                if k.startswith("MLFLOW_TRACKING_")
+            },
+            "MLFLOW_TRACKING_URI": url,
+        }
+        logged = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import mlflow\nwith mlflow.start_run() as r: mlflow.log_metric('m', 1.0)\nprint(r.info.run_id)",
+            ],
+            env=worker_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert logged.returncode == 0, logged.stderr[-2000:]
         run = mlflow.MlflowClient(postgres_url).get_run(logged.stdout.split()[-1])
         assert run.data.metrics == {"m": 1.0} and run.info.user_id == "emo-worker"
@@ -520,12 +722,23 @@ def test_every_compose_command_is_one_that_its_tool_accepts_with_the_url_from_th
     # password
     worker = _command(services["worker"])
     assert worker[:3] == ["python", "docker/worker.py", "tune"]
-    env = {**os.environ, **{k: str(v) for k, v in services["worker"]["environment"].items()},
-           "POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": "1", "EMO_DATA_HOME": str(tmp_path),
-           "EMO_STORAGE_RETRY_SECONDS": "1"}
+    env = {
+        **os.environ,
+        **{k: str(v) for k, v in services["worker"]["environment"].items()},
+        "POSTGRES_HOST": "127.0.0.1",
+        "POSTGRES_PORT": "1",
+        "EMO_DATA_HOME": str(tmp_path),
+        "EMO_STORAGE_RETRY_SECONDS": "1",
+    }
     env.pop("MLFLOW_TRACKING_URI")
-    done = subprocess.run([sys.executable, str(ROOT / worker[1]), *worker[2:]], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / worker[1]), *worker[2:]],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     assert "the Optuna storage postgresql+psycopg://emo:***@127.0.0.1:1/optuna has been unreachable" in done.stderr
     assert DB_PASSWORD not in done.stdout + done.stderr and "p%40ss" not in done.stdout + done.stderr
@@ -591,14 +804,16 @@ def test_conda_yaml_installs_pyprojects_dependencies_with_the_images_torch():
 def test_a_logged_model_conda_yaml_and_the_image_install_the_same_cpu_torch():
     from emo.tracking import _requirements
 
-    (image_torch,) = re.findall(r'--index-url https://download.pytorch.org/whl/cpu "torch==([^"]+)"',
-                                (ROOT / "Dockerfile").read_text())
+    (image_torch,) = re.findall(
+        r'--index-url https://download.pytorch.org/whl/cpu "torch==([^"]+)"', (ROOT / "Dockerfile").read_text()
+    )
     reqs, conda = _requirements(), _conda_pip()
     assert CPU_INDEX in reqs and CPU_INDEX in conda  # else pip takes PyPI's CUDA build on Linux
     assert f"torch=={image_torch}" in reqs and f"torch=={image_torch}" in conda
 
 
 # --- PostgreSQL URLs: the driver named, not left to SQLAlchemy ------------------------------------------
+
 
 def test_a_postgres_url_names_the_psycopg_driver_and_others_are_kept():
     from sqlalchemy.engine import make_url
@@ -607,8 +822,12 @@ def test_a_postgres_url_names_the_psycopg_driver_and_others_are_kept():
 
     assert sqlalchemy_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
     assert sqlalchemy_url("postgres://u:pw@h:5432/db") == "postgresql+psycopg://u:pw@h:5432/db"
-    for kept in ("postgresql+psycopg2://u@h/db", "postgresql+psycopg://u@h/db", "sqlite:///optuna.db",
-                 "mysql+pymysql://u@h/db"):
+    for kept in (
+        "postgresql+psycopg2://u@h/db",
+        "postgresql+psycopg://u@h/db",
+        "sqlite:///optuna.db",
+        "mysql+pymysql://u@h/db",
+    ):
         assert sqlalchemy_url(kept) == kept
     assert make_url(sqlalchemy_url("postgresql://u@h/db")).get_dialect().driver == "psycopg"
 
@@ -638,8 +857,10 @@ def test_a_plain_postgresql_url_opens_a_study_where_sqlalchemy_would_pick_psycop
 
 # --- CI: the PostgreSQL tests run or fail, never skip ------------------------------------------------
 
+
 def test_an_unreachable_postgres_skips_on_a_laptop_and_fails_in_ci(monkeypatch):
     from conftest import fresh_database
+
     from servers import free_port
 
     port = free_port()  # nothing listens there

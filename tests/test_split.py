@@ -7,6 +7,7 @@ import pytest
 from emo.data.dataset import load_dataset
 from emo.data.split import make_split
 from emo.errors import DataError
+
 from tables import video_frame, write_dataset
 
 IDS = [f"v{i:03d}" for i in range(100)]

@@ -18,11 +18,23 @@ from sklearn.preprocessing import StandardScaler
 from emo.data.synth import SCALES, SynthConfig, synthesize
 from emo.errors import ConfigError
 
-RESERVED = {"video_id", "filename", "path", "timestamp", "name", "frameTime", "end", "frame",
-            "valence", "arousal", "split"}
+RESERVED = {
+    "video_id",
+    "filename",
+    "path",
+    "timestamp",
+    "name",
+    "frameTime",
+    "end",
+    "frame",
+    "valence",
+    "arousal",
+    "split",
+}
 
 
 # ---------------------------------------------------------------- helpers
+
 
 def folder_id(paths: pd.Series) -> pd.Series:
     """The contract's default id for a frame path: the name of the folder holding the file."""
@@ -99,6 +111,7 @@ def with_window_labels(audio: pd.DataFrame, video: pd.DataFrame, window_s: float
 
 # ---------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="module")
 def sewa(tmp_path_factory) -> Path:
     return synthesize(tmp_path_factory.mktemp("sewa") / "ds", SynthConfig())
@@ -116,9 +129,16 @@ def afew(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- layout
 
+
 def test_sewa_folder_has_the_video_table_four_audio_tables_and_meta(sewa, tmp_path):
     assert sorted(p.name for p in sewa.iterdir()) == [
-        "audio_1s.csv", "audio_2s.csv", "audio_3s.csv", "audio_4s.csv", "meta.json", "video.csv"]
+        "audio_1s.csv",
+        "audio_2s.csv",
+        "audio_3s.csv",
+        "audio_4s.csv",
+        "meta.json",
+        "video.csv",
+    ]
     meta = json.loads((sewa / "meta.json").read_text())
     assert meta["name"] == "synthetic-sewa"
     assert meta["synthetic"] is True
@@ -190,8 +210,13 @@ def test_afew_folder_is_video_only_with_labels_on_the_ten_point_scale(afew):
 def test_parquet_tables_hold_float32_features(tmp_path):
     folder = synthesize(tmp_path / "pq", SynthConfig(videos=3, duration_s=8.0, fmt="parquet"))
     assert sorted(p.name for p in folder.iterdir()) == [
-        "audio_1s.parquet", "audio_2s.parquet", "audio_3s.parquet", "audio_4s.parquet",
-        "meta.json", "video.parquet"]
+        "audio_1s.parquet",
+        "audio_2s.parquet",
+        "audio_3s.parquet",
+        "audio_4s.parquet",
+        "meta.json",
+        "video.parquet",
+    ]
     video = pd.read_parquet(folder / "video.parquet")
     assert len(video) == 3 * 40
     assert (video.filter(like="emb_").dtypes == np.float32).all()
@@ -222,6 +247,7 @@ def test_presets_and_invalid_configs():
 
 # ---------------------------------------------------------------- determinism
 
+
 def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path):
     small = {"videos": 4, "duration_s": 10.0}
     for fmt in ("csv", "parquet"):
@@ -238,6 +264,7 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path
 
 
 # ---------------------------------------------------------------- the science
+
 
 def test_labels_carry_the_declared_rater_noise(sewa, sewa_video):
     declared = json.loads((sewa / "meta.json").read_text())["noise_floor"]  # what the folder promises

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -11,6 +10,7 @@ from emo.cli import main
 from emo.data.dataset import load_dataset
 from emo.data.tables import read_table
 from emo.errors import DataError
+
 from tables import audio_frame, video_frame, write_dataset
 
 
@@ -83,24 +83,31 @@ def test_a_label_outside_the_scale_names_the_row_and_the_option(tmp_path):
     assert "'arousal'" in msg and "row 3 (line 5" in msg and "--label-scale 8" in msg and "video.csv" in msg
 
 
-@pytest.mark.parametrize("defect, expected", [
-    (lambda df: df.drop(columns="emb_1"), ["emb_1", "missing"]),
-    (lambda df: df.drop(columns=[c for c in df.columns if c.startswith("emb_")]), ["no feature columns", "emb_0"]),
-    (lambda df: df.drop(columns="arousal"), ["'arousal' is missing"]),
-    (lambda df: df.drop(columns=["valence", "arousal"]), ["'valence' and 'arousal' are missing"]),
-    (lambda df: df.drop(columns=["timestamp"]), ["no time column"]),
-    (lambda df: df.drop(columns=["video_id"]), ["no 'video_id' column", "'path'"]),
-    (lambda df: df.assign(emb_2=df["emb_2"].where(df.index != 4, np.nan)), ["'emb_2'", "row 4", "NaN"]),
-    (lambda df: df.assign(emb_0=df["emb_0"].where(df.index != 2, np.inf)), ["'emb_0'", "row 2", "inf"]),
-    (lambda df: df.assign(emb_1=df["emb_1"].astype(object).where(df.index != 6, "oops")),
-     ["'emb_1'", "text 'oops'", "row 6 (line 8"]),
-    (lambda df: df.assign(valence=df["valence"].where(df.index != 1, np.nan)), ["'valence' is missing", "row 1"]),
-    (lambda df: df.assign(timestamp=df["timestamp"].where(df.index != 5, df["timestamp"][4])),
-     ["two rows at time", "video 'a'", "Remove the duplicate"]),
-    (lambda df: df.assign(split=["train"] * 4 + ["test"] * 4), ["video 'a'", "several splits"]),
-    (lambda df: df.assign(split="validation"), ["'split'", "'validation'", "train, dev, test"]),
-    (lambda df: df.iloc[:0], ["no rows"]),
-])
+@pytest.mark.parametrize(
+    "defect, expected",
+    [
+        (lambda df: df.drop(columns="emb_1"), ["emb_1", "missing"]),
+        (lambda df: df.drop(columns=[c for c in df.columns if c.startswith("emb_")]), ["no feature columns", "emb_0"]),
+        (lambda df: df.drop(columns="arousal"), ["'arousal' is missing"]),
+        (lambda df: df.drop(columns=["valence", "arousal"]), ["'valence' and 'arousal' are missing"]),
+        (lambda df: df.drop(columns=["timestamp"]), ["no time column"]),
+        (lambda df: df.drop(columns=["video_id"]), ["no 'video_id' column", "'path'"]),
+        (lambda df: df.assign(emb_2=df["emb_2"].where(df.index != 4, np.nan)), ["'emb_2'", "row 4", "NaN"]),
+        (lambda df: df.assign(emb_0=df["emb_0"].where(df.index != 2, np.inf)), ["'emb_0'", "row 2", "inf"]),
+        (
+            lambda df: df.assign(emb_1=df["emb_1"].astype(object).where(df.index != 6, "oops")),
+            ["'emb_1'", "text 'oops'", "row 6 (line 8"],
+        ),
+        (lambda df: df.assign(valence=df["valence"].where(df.index != 1, np.nan)), ["'valence' is missing", "row 1"]),
+        (
+            lambda df: df.assign(timestamp=df["timestamp"].where(df.index != 5, df["timestamp"][4])),
+            ["two rows at time", "video 'a'", "Remove the duplicate"],
+        ),
+        (lambda df: df.assign(split=["train"] * 4 + ["test"] * 4), ["video 'a'", "several splits"]),
+        (lambda df: df.assign(split="validation"), ["'split'", "'validation'", "train, dev, test"]),
+        (lambda df: df.iloc[:0], ["no rows"]),
+    ],
+)
 def test_each_contract_defect_gives_a_message_naming_what_and_where(tmp_path, defect, expected):
     df = video_frame({"a": 8}, dim=3, shuffle=False)
     msg = error_of(tmp_path, defect(df))
@@ -127,8 +134,11 @@ def test_an_unmatched_id_pattern_names_the_row_and_the_option(tmp_path):
 
 
 def test_videos_in_only_one_modality_are_reported_by_name(tmp_path):
-    folder = write_dataset(tmp_path / "ds", video_frame({"a": 10, "b": 10, "c": 10}, dim=2),
-                           audio={1: audio_frame({"a": 2, "b": 2, "zz": 2})})
+    folder = write_dataset(
+        tmp_path / "ds",
+        video_frame({"a": 10, "b": 10, "c": 10}, dim=2),
+        audio={1: audio_frame({"a": 2, "b": 2, "zz": 2})},
+    )
     ds = load_dataset(folder)
     with pytest.raises(DataError) as exc:
         ds.audio(1)
@@ -154,8 +164,11 @@ def test_the_cli_prints_the_message_without_a_traceback_and_exits_nonzero(tmp_pa
 
 
 def test_data_check_summarises_a_valid_dataset(tmp_path):
-    folder = write_dataset(tmp_path / "ds", video_frame({f"v{i}": 10 + i for i in range(10)}, dim=4),
-                           audio={2: audio_frame({f"v{i}": 2 for i in range(10)})})
+    folder = write_dataset(
+        tmp_path / "ds",
+        video_frame({f"v{i}": 10 + i for i in range(10)}, dim=4),
+        audio={2: audio_frame({f"v{i}": 2 for i in range(10)})},
+    )
     result = CliRunner().invoke(main, ["data", "check", str(folder), "--window", "3"])
     assert result.exit_code == 0, result.output
     out = result.output
@@ -186,8 +199,13 @@ def test_an_audio_split_column_must_agree_with_the_dataset_split(tmp_path):
         load_dataset(folder).audio(1)
 
 
-@pytest.mark.parametrize("meta, message", [({"fps": "5 fps"}, "fps must be a positive number, got '5 fps'"),
-                                           ({"fps": 5, "label_scale": 0}, "label_scale must be a positive number")])
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"fps": "5 fps"}, "fps must be a positive number, got '5 fps'"),
+        ({"fps": 5, "label_scale": 0}, "label_scale must be a positive number"),
+    ],
+)
 def test_a_meta_json_value_that_is_not_a_positive_number_is_named(tmp_path, meta, message):
     folder = write_dataset(tmp_path / "ds", video_frame({"a": 5, "b": 5, "c": 5}, dim=2), meta=meta)
     with pytest.raises(DataError, match=message):

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from emo.cli import main
 from emo.config import Config
+from emo.errors import DataError
 from emo.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +28,16 @@ def quick(corpus, family, **kw) -> Config:
 
 # dev RMSE must be below margin × the mean predictor's; the face carries mostly valence and the
 # voice mostly arousal (by design of the synthetic corpus), so the weak side gets a looser margin
-@pytest.mark.parametrize("family, kw, margins", [
-    ("ffnn", {}, {"valence": 0.6, "arousal": 0.9}),
-    ("audio", {"window": 2}, {"arousal": 0.85}),
-    ("video", {"window": 2, "pooling": "avg"}, {"valence": 0.5, "arousal": 0.9}),
-    ("video", {"window": 1, "pooling": "max"}, {"valence": 0.6, "arousal": 0.9}),
-    ("video", {"window": 2, "pooling": "conv1d"}, {"valence": 0.6, "arousal": 0.95}),
-])
+@pytest.mark.parametrize(
+    "family, kw, margins",
+    [
+        ("ffnn", {}, {"valence": 0.6, "arousal": 0.9}),
+        ("audio", {"window": 2}, {"arousal": 0.85}),
+        ("video", {"window": 2, "pooling": "avg"}, {"valence": 0.5, "arousal": 0.9}),
+        ("video", {"window": 1, "pooling": "max"}, {"valence": 0.6, "arousal": 0.9}),
+        ("video", {"window": 2, "pooling": "conv1d"}, {"valence": 0.6, "arousal": 0.95}),
+    ],
+)
 def test_each_family_beats_the_training_mean_on_dev(corpus, family, kw, margins):
     result = run_experiment(quick(corpus, family, **kw), track=False, progress=False)
     for target, margin in margins.items():
@@ -104,8 +108,14 @@ def scrambled_test_set(corpus, tmp_path_factory):
     return other
 
 
-@pytest.mark.parametrize("family, kw", [("ffnn", {}), ("video", {"window": 1}),
-                                        ("fusion", {"window": 1, "d_model": 16, "heads": 2, "ff": 32, "repeats": 1})])
+@pytest.mark.parametrize(
+    "family, kw",
+    [
+        ("ffnn", {}),
+        ("video", {"window": 1}),
+        ("fusion", {"window": 1, "d_model": 16, "heads": 2, "ff": 32, "repeats": 1}),
+    ],
+)
 def test_the_test_set_never_influences_training_or_model_selection(corpus, scrambled_test_set, family, kw):
     a = run_experiment(quick(corpus, family, epochs=3, **kw), track=False, progress=False)
     b = run_experiment(quick(scrambled_test_set, family, epochs=3, **kw), track=False, progress=False)
@@ -127,8 +137,9 @@ def test_resuming_an_early_stopped_run_with_more_patience_trains_on(corpus, trac
     first = run_experiment(quick(corpus, "ffnn", epochs=40, patience=1, lr=0.05), progress=False)
     stopped = len(first.history)
     assert stopped < 40
-    result = CliRunner().invoke(main, ["train", "ffnn", "--resume", first.run_id, "--patience", "20",
-                                       "--epochs", str(stopped + 3)])
+    result = CliRunner().invoke(
+        main, ["train", "ffnn", "--resume", first.run_id, "--patience", "20", "--epochs", str(stopped + 3)]
+    )
     assert result.exit_code == 0, result.output
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first.run_id, "dev/loss")]
     assert steps == list(range(1, stopped + 4))
@@ -142,7 +153,9 @@ def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_a
     p = run.data.params
     assert p["family"] == "video" and p["pooling"] == "avg" and p["hidden"] == "128" and p["lr"] == "0.001"
     assert p["data_synthetic"] == "True" and len(p["data_fingerprint"]) == 12 and len(p["split_hash"]) == 12
-    assert p["fps"] == "auto" and p["data_fps"] == "5.0" and p["window"] == "2" and p["seed"] == "0" and "emo_version" in p
+    assert (
+        p["fps"] == "auto" and p["data_fps"] == "5.0" and p["window"] == "2" and p["seed"] == "0" and "emo_version" in p
+    )
     history = client.get_metric_history(result.run_id, "dev/loss")
     assert [m.step for m in history] == [1, 2, 3]
     assert len(client.get_metric_history(result.run_id, "dev/ccc_arousal")) == 3
@@ -173,16 +186,19 @@ def test_a_tracked_run_holds_params_epoch_curves_checkpoint_test_metrics_plots_a
 def test_resume_continues_from_the_checkpoint_epoch_exactly(corpus, tracking):
     # the video model has dropout: resuming must restore the random state too
     first = run_experiment(quick(corpus, "video", window=1, dropout=0.3, epochs=2, patience=10), progress=False)
-    resumed = run_experiment(quick(corpus, "video", window=1, dropout=0.3, epochs=4, patience=10),
-                             resume=first.run_id, progress=False)
+    resumed = run_experiment(
+        quick(corpus, "video", window=1, dropout=0.3, epochs=4, patience=10), resume=first.run_id, progress=False
+    )
     assert resumed.run_id == first.run_id
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(first.run_id, "dev/loss")]
     assert steps == [1, 2, 3, 4]
-    straight = run_experiment(quick(corpus, "video", window=1, dropout=0.3, epochs=4, patience=10), track=False,
-                              progress=False)
-    assert [h["dev/loss"] for h in straight.history] == pytest.approx([h["dev/loss"] for h in resumed.history],
-                                                                      rel=1e-6)
+    straight = run_experiment(
+        quick(corpus, "video", window=1, dropout=0.3, epochs=4, patience=10), track=False, progress=False
+    )
+    assert [h["dev/loss"] for h in straight.history] == pytest.approx(
+        [h["dev/loss"] for h in resumed.history], rel=1e-6
+    )
     run = mlflow.MlflowClient().get_run(first.run_id)
     assert run.data.params["epochs"] == "2" and run.data.params["resumed_epochs"] == "4"
 
@@ -213,30 +229,36 @@ def test_a_data_error_under_mlflow_run_fails_the_run_it_was_given(corpus, tracki
     (broken / "audio_2s.csv").write_text("filename,timestamp,f\nS0000.wav,0,text\n")
     given = mlflow.MlflowClient().create_run("0").info.run_id  # what `mlflow run` makes before emo starts
     monkeypatch.setenv("MLFLOW_RUN_ID", given)
-    with pytest.raises(Exception):
+    with pytest.raises(DataError):
         run_experiment(quick(broken, "audio", window=2), progress=False)
     run = mlflow.MlflowClient().get_run(given)
     assert run.info.status == "FAILED" and "audio_2s.csv" in run.data.tags["failure_reason"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["video", "--pooling", "median"], "'median' is not one of avg, max, conv1d"),
-    (["video", "--window", "0"], "window must be a positive number of seconds"),
-    (["audio", "--window", "7"], "window must be 1, 2, 3 or 4"),
-    (["fusion", "--method", "5"], "'5' is not one of 1, 2, 3, 4"),
-    (["fusion", "--dropout", "1.5"], "dropout must be in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["video", "--pooling", "median"], "'median' is not one of avg, max, conv1d"),
+        (["video", "--window", "0"], "window must be a positive number of seconds"),
+        (["audio", "--window", "7"], "window must be 1, 2, 3 or 4"),
+        (["fusion", "--method", "5"], "'5' is not one of 1, 2, 3, 4"),
+        (["fusion", "--dropout", "1.5"], "dropout must be in [0, 1)"),
+    ],
+)
 def test_parameter_errors_stop_before_any_training(args, message, tracking):
     result = CliRunner().invoke(main, ["train", *args, "--data", "nowhere"])
     assert result.exit_code == 2 and message in result.output, result.output
     assert mlflow.search_runs(search_all_experiments=True).empty
 
 
-@pytest.mark.parametrize("args", [["video", "--pooling", "median"], ["fusion", "--dropout", "2"],
-                                  ["fusion", "--epochs", "many"]])
+@pytest.mark.parametrize(
+    "args", [["video", "--pooling", "median"], ["fusion", "--dropout", "2"], ["fusion", "--epochs", "many"]]
+)
 def test_a_bad_option_is_refused_before_torch_is_loaded(args):
-    code = ("import sys\nfrom emo.cli import main\ntry:\n    main.main(sys.argv[1:], standalone_mode=False)\n"
-            "finally:\n    print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    code = (
+        "import sys\nfrom emo.cli import main\ntry:\n    main.main(sys.argv[1:], standalone_mode=False)\n"
+        "finally:\n    print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')"
+    )
     out = subprocess.run([sys.executable, "-c", code, "train", *args], capture_output=True, text=True)
     assert "torch not loaded" in out.stdout, out.stdout + out.stderr
 
@@ -251,9 +273,31 @@ def test_audio_on_a_video_only_dataset_says_it_needs_audio_tables(tmp_path):
 
 def test_mlflow_run_of_an_entry_point_completes_one_run(corpus, tracking, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
-    proc = subprocess.run([sys.executable, "-m", "mlflow", "run", str(ROOT), "-e", "video", "-P", f"data={corpus}",
-                           "-P", "window=1", "-P", "pooling=max", "-P", "epochs=2", "--env-manager", "local"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(ROOT),
+            "-e",
+            "video",
+            "-P",
+            f"data={corpus}",
+            "-P",
+            "window=1",
+            "-P",
+            "pooling=max",
+            "-P",
+            "epochs=2",
+            "--env-manager",
+            "local",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = mlflow.search_runs(search_all_experiments=True)
     assert len(runs) == 1  # the script reused the run `mlflow run` created

@@ -6,8 +6,8 @@ import logging
 import os
 import re
 import subprocess
-import time
 import sys
+import time
 
 import mlflow
 import optuna
@@ -22,16 +22,42 @@ from emo.errors import ConfigError
 from emo.experiment import run_experiment
 from emo.tuning import search_space, suggest, tune
 
-TINY = dict(family="fusion", method=4, variant="v2", window=1, stride=2, epochs=3, d_model=16, heads=2, ff=32,
-            repeats=1, batch_size=64)
-SPACE = {"window": None, "patience": None, "batch_size": None, "label_delay": None, "d_model": {"choices": [16, 32]},
-         "ff": {"choices": [32]}, "repeats": {"low": 1, "high": 2}}
+TINY = dict(
+    family="fusion",
+    method=4,
+    variant="v2",
+    window=1,
+    stride=2,
+    epochs=3,
+    d_model=16,
+    heads=2,
+    ff=32,
+    repeats=1,
+    batch_size=64,
+)
+SPACE = {
+    "window": None,
+    "patience": None,
+    "batch_size": None,
+    "label_delay": None,
+    "d_model": {"choices": [16, 32]},
+    "ff": {"choices": [32]},
+    "repeats": {"low": 1, "high": 2},
+}
 
 
 def test_a_study_has_a_parent_run_a_nested_run_per_trial_prunes_and_registers_a_champion(fusion_corpus, tracking):
     base = Config(data=str(fusion_corpus), **TINY)
-    result = tune(base, trials=4, storage=f"sqlite:///{os.getcwd()}/optuna.db", study_name="s1", space=SPACE,
-                  pruner="percentile:1", sampler_seed=0, progress=False)
+    result = tune(
+        base,
+        trials=4,
+        storage=f"sqlite:///{os.getcwd()}/optuna.db",
+        study_name="s1",
+        space=SPACE,
+        pruner="percentile:1",
+        sampler_seed=0,
+        progress=False,
+    )
     states = [t.state for t in result.study.trials]
     assert len(states) == 4 and states.count(optuna.trial.TrialState.PRUNED) >= 1
     assert optuna.trial.TrialState.COMPLETE in states
@@ -42,8 +68,9 @@ def test_a_study_has_a_parent_run_a_nested_run_per_trial_prunes_and_registers_a_
     assert json.loads(parent.data.params["search_space"])["d_model"] == {"choices": [16, 32]}
     assert [m.step for m in client.get_metric_history(parent.info.run_id, "best_value")] == [0, 1, 2, 3]
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "plots")} >= {"plots/optimization_history.png"}
-    children = mlflow.search_runs(search_all_experiments=True,
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = mlflow.search_runs(
+        search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
     assert len(children) == 4
     by_trial = {int(r["tags.optuna.trial_number"]): r for _, r in children.iterrows()}
     for t in result.study.trials:
@@ -91,8 +118,10 @@ def test_the_champion_alias_moves_only_to_a_better_model(fusion_corpus, tracking
 def test_emo_predict_writes_per_window_predictions_and_prints_metrics(fusion_corpus, tracking, tmp_path):
     result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False)
     out = tmp_path / "pred.parquet"
-    cli = CliRunner().invoke(main, ["predict", "--model", result.model_uri, "--data", str(fusion_corpus),
-                                    "--split", "dev", "--out", str(out)])
+    cli = CliRunner().invoke(
+        main,
+        ["predict", "--model", result.model_uri, "--data", str(fusion_corpus), "--split", "dev", "--out", str(out)],
+    )
     assert cli.exit_code == 0, cli.output
     import pandas as pd
 
@@ -106,8 +135,16 @@ def test_emo_predict_writes_per_window_predictions_and_prints_metrics(fusion_cor
 
 def test_a_worker_that_leaves_early_leaves_the_studys_parent_run_open(fusion_corpus, tracking):
     base = Config(data=str(fusion_corpus), **{**TINY, "epochs": 1})
-    result = tune(base, trials=50, timeout=3, storage=f"sqlite:///{os.getcwd()}/optuna.db", study_name="early",
-                  space=SPACE, pruner="none", progress=False)
+    result = tune(
+        base,
+        trials=50,
+        timeout=3,
+        storage=f"sqlite:///{os.getcwd()}/optuna.db",
+        study_name="early",
+        space=SPACE,
+        pruner="none",
+        progress=False,
+    )
     assert len(result.study.trials) < 50
     assert mlflow.MlflowClient().get_run(result.parent_run_id).info.status == "RUNNING"
     # the study is not complete: this worker neither tests a winner nor registers one
@@ -115,7 +152,8 @@ def test_a_worker_that_leaves_early_leaves_the_studys_parent_run_open(fusion_cor
 
 
 def test_the_champion_is_compared_like_for_like_on_the_candidates_dev_windows_by_the_studys_metric(
-        fusion_corpus, tracking):
+    fusion_corpus, tracking
+):
     def trained(**kw):
         result = run_experiment(Config(data=str(fusion_corpus), **{**TINY, **kw}), progress=False)
         return mlflow.MlflowClient().get_run(result.run_id)
@@ -126,10 +164,12 @@ def test_the_champion_is_compared_like_for_like_on_the_candidates_dev_windows_by
     second = champion.register(one_second, metric="ccc")
     assert "both scored on the candidate's dev targets" in second.reason and "dev CCC" in second.reason
     version = mlflow.MlflowClient().get_model_version("emo-fusion4", second.version)
-    ours = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=one_second.info.run_id,
-                                                               artifact_path="predictions/dev.parquet"))
-    theirs = pd.read_parquet(mlflow.artifacts.download_artifacts(run_id=two_seconds.info.run_id,
-                                                                 artifact_path="predictions/dev.parquet"))
+    ours = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=one_second.info.run_id, artifact_path="predictions/dev.parquet")
+    )
+    theirs = pd.read_parquet(
+        mlflow.artifacts.download_artifacts(run_id=two_seconds.info.run_id, artifact_path="predictions/dev.parquet")
+    )
     n = int(second.reason.split("(")[-1].split()[0])
     assert 0 < n <= len(ours) and len(theirs) > 0  # on the candidate's windows that the champion can read
     # the champion's number is its CCC on the candidate's targets, not its own logged one
@@ -140,13 +180,19 @@ def test_the_champion_is_compared_like_for_like_on_the_candidates_dev_windows_by
 
 def _study_with_one_finished_trial(storage_url: str, run) -> None:
     study = optuna.create_study(storage=storage_url, study_name="race")
-    study.add_trial(optuna.trial.create_trial(
-        value=run.data.metrics["best_dev/rmse_mean"], params={}, distributions={},
-        user_attrs={"mlflow_run_id": run.info.run_id, "model_uri": run.data.tags["emo.model_uri"]}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=run.data.metrics["best_dev/rmse_mean"],
+            params={},
+            distributions={},
+            user_attrs={"mlflow_run_id": run.info.run_id, "model_uri": run.data.tags["emo.model_uri"]},
+        )
+    )
 
 
 def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_register_it_once(
-        fusion_corpus, tracking, postgres_url):
+    fusion_corpus, tracking, postgres_url
+):
     import threading
 
     from emo.tracking import NullTracker
@@ -163,8 +209,20 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
         parent, _ = _parent_run(study, storage, lambda: created.append(1) or f"run-{threading.get_ident()}")
         barrier.wait()
         best = study.best_trial
-        outcomes.append((parent, _finish(study, storage, best, Config(data=str(fusion_corpus), **TINY),
-                                         NullTracker(), metric="rmse", register=True)))
+        outcomes.append(
+            (
+                parent,
+                _finish(
+                    study,
+                    storage,
+                    best,
+                    Config(data=str(fusion_corpus), **TINY),
+                    NullTracker(),
+                    metric="rmse",
+                    register=True,
+                ),
+            )
+        )
 
     threads = [threading.Thread(target=worker) for _ in range(workers)]
     for t in threads:
@@ -182,9 +240,22 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
 def test_search_spaces_are_defined_once_and_overridable():
     space = search_space("fusion", {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "window": None})
     assert "window" not in space and space["lr"]["low"] == 1e-3 and "heads" in space
-    params = suggest(optuna.trial.FixedTrial({"d_model": 64, "heads": 4, "ff": 128, "repeats": 2, "dropout": 0.1,
-                                              "lr": 0.002, "batch_size": 32, "patience": 3, "label_delay": 2.0}),
-                     space)
+    params = suggest(
+        optuna.trial.FixedTrial(
+            {
+                "d_model": 64,
+                "heads": 4,
+                "ff": 128,
+                "repeats": 2,
+                "dropout": 0.1,
+                "lr": 0.002,
+                "batch_size": 32,
+                "patience": 3,
+                "label_delay": 2.0,
+            }
+        ),
+        space,
+    )
     assert params["repeats"] == 2 and params["lr"] == 0.002 and params["label_delay"] == 2.0
     with pytest.raises(ConfigError, match="'colour' is not a setting"):
         search_space("fusion", {"colour": {"choices": [1]}})
@@ -192,17 +263,53 @@ def test_search_spaces_are_defined_once_and_overridable():
         search_space("baseline")
 
 
-def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_trials(fusion_corpus, tracking,
-                                                                                   postgres_url, tmp_path):
-    cmd = [sys.executable, "-m", "emo.cli", "tune", "--data", str(fusion_corpus), "--trials", "5",
-           "--storage", postgres_url, "--study-name", "shared", "--pruner", "none",
-           "--window", "1", "--stride", "2", "--epochs", "2", "--d-model", "16", "--heads", "2", "--ff", "32",
-           "--batch-size", "64"]
+def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_trials(
+    fusion_corpus, tracking, postgres_url, tmp_path
+):
+    cmd = [
+        sys.executable,
+        "-m",
+        "emo.cli",
+        "tune",
+        "--data",
+        str(fusion_corpus),
+        "--trials",
+        "5",
+        "--storage",
+        postgres_url,
+        "--study-name",
+        "shared",
+        "--pruner",
+        "none",
+        "--window",
+        "1",
+        "--stride",
+        "2",
+        "--epochs",
+        "2",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--ff",
+        "32",
+        "--batch-size",
+        "64",
+    ]
     space = tmp_path / "space.json"
     space.write_text(json.dumps({k: v for k, v in SPACE.items() if v is not None}))
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
-    workers = [subprocess.Popen([*cmd, "--space", str(space)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            [*cmd, "--space", str(space)],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=400)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), outputs[0][-2000:] + outputs[1][-2000:]
     study = optuna.load_study(study_name="shared", storage=postgres_url)
@@ -236,6 +343,7 @@ def test_a_claim_is_taken_once_and_a_dead_holders_claim_is_taken_over(tmp_path):
 
 # --- the storage: outages waited out, passwords never logged -------------------------------------------
 
+
 @contextlib.contextmanager
 def database_down(url: str):
     """The database of `url` refuses connections: new ones are turned away and open ones are cut.
@@ -247,8 +355,11 @@ def database_down(url: str):
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as admin:
         admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         try:
-            cut = admin.execute("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = %s AND pid <> pg_backend_pid()) AS t", (name,)).fetchone()[0]
+            cut = admin.execute(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()) AS t",
+                (name,),
+            ).fetchone()[0]
             yield cut
         finally:
             admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
@@ -265,8 +376,9 @@ def _epochs_reported(url: str) -> int:
         return 0
 
 
-def test_a_worker_waits_out_a_short_database_outage_and_the_study_completes(fusion_corpus, tracking, postgres_url,
-                                                                            caplog):
+def test_a_worker_waits_out_a_short_database_outage_and_the_study_completes(
+    fusion_corpus, tracking, postgres_url, caplog
+):
     import threading
 
     hit = {}
@@ -283,8 +395,15 @@ def test_a_worker_waits_out_a_short_database_outage_and_the_study_completes(fusi
     thread.start()
     try:
         with caplog.at_level(logging.INFO, logger="emo.tuning"):
-            result = tune(Config(data=str(fusion_corpus), **{**TINY, "epochs": 6, "patience": 6}), trials=3,
-                          storage=postgres_url, study_name="outage", space=SPACE, pruner="none", progress=False)
+            result = tune(
+                Config(data=str(fusion_corpus), **{**TINY, "epochs": 6, "patience": 6}),
+                trials=3,
+                storage=postgres_url,
+                study_name="outage",
+                space=SPACE,
+                pruner="none",
+                progress=False,
+            )
     finally:
         thread.join()
     assert hit["cut"] >= 1  # the worker's connections were cut
@@ -295,14 +414,47 @@ def test_a_worker_waits_out_a_short_database_outage_and_the_study_completes(fusi
     assert result.test  # the winner was tested once the study was complete
 
 
-def test_a_longer_outage_ends_the_worker_with_one_line_and_a_restart_retries_its_trial(fusion_corpus, tracking,
-                                                                                     postgres_url, tmp_path):
+def test_a_longer_outage_ends_the_worker_with_one_line_and_a_restart_retries_its_trial(
+    fusion_corpus, tracking, postgres_url, tmp_path
+):
     space = tmp_path / "space.json"
     space.write_text(json.dumps({k: v for k, v in SPACE.items() if v is not None}))
-    cmd = [sys.executable, "-m", "emo.cli", "tune", "--data", str(fusion_corpus), "--trials", "2", "--storage",
-           postgres_url, "--study-name", "down", "--pruner", "none", "--heartbeat", "1", "--space", str(space),
-           "--window", "1", "--stride", "2", "--epochs", "6", "--patience", "6", "--d-model", "16", "--heads", "2",
-           "--ff", "32", "--batch-size", "64"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "emo.cli",
+        "tune",
+        "--data",
+        str(fusion_corpus),
+        "--trials",
+        "2",
+        "--storage",
+        postgres_url,
+        "--study-name",
+        "down",
+        "--pruner",
+        "none",
+        "--heartbeat",
+        "1",
+        "--space",
+        str(space),
+        "--window",
+        "1",
+        "--stride",
+        "2",
+        "--epochs",
+        "6",
+        "--patience",
+        "6",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--ff",
+        "32",
+        "--batch-size",
+        "64",
+    ]
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "EMO_STORAGE_RETRY_SECONDS": "3"}
     worker = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -412,17 +564,20 @@ def test_a_storage_url_is_shown_without_its_password_in_every_form():
     from emo.tuning import _safe
 
     shown = {form: _safe(url.format(pw=PASSWORD, db="optuna")) for form, url in FORMS.items()}
-    assert shown == {"user part": "postgresql+psycopg://postgres:***@127.0.0.1:5432/optuna",
-                     "query": "postgresql+psycopg://postgres@127.0.0.1:5432/optuna?password=***",
-                     "@ in the query": "postgresql+psycopg://postgres:***@127.0.0.1:5432/optuna?application_name=emo%40test"}
+    assert shown == {
+        "user part": "postgresql+psycopg://postgres:***@127.0.0.1:5432/optuna",
+        "query": "postgresql+psycopg://postgres@127.0.0.1:5432/optuna?password=***",
+        "@ in the query": "postgresql+psycopg://postgres:***@127.0.0.1:5432/optuna?application_name=emo%40test",
+    }
     assert all(has_password(url) for url in FORMS.values())
     assert not has_password("postgresql+psycopg://postgres@127.0.0.1/optuna?application_name=a@b")
     encoded = "postgresql+psycopg://u:p%40ss%3Aw@h/db?sslpassword=x"  # an encoded `@` in the password
     assert _safe(encoded) == "postgresql+psycopg://u:***@h/db?sslpassword=***"
 
 
-def test_under_mlflow_run_a_storage_password_comes_from_emo_storage_and_is_never_logged(fusion_corpus, tracking,
-                                                                                       postgres_url, monkeypatch):
+def test_under_mlflow_run_a_storage_password_comes_from_emo_storage_and_is_never_logged(
+    fusion_corpus, tracking, postgres_url, monkeypatch
+):
     from sqlalchemy.engine import make_url
 
     db = make_url(postgres_url).database
@@ -433,8 +588,7 @@ def test_under_mlflow_run_a_storage_password_comes_from_emo_storage_and_is_never
     base = Config(data=str(fusion_corpus), **{**TINY, "epochs": 1})
     for form, url in FORMS.items():  # -P storage=URL-with-password: MLflow has logged and printed it already
         with pytest.raises(ConfigError) as refused:
-            tune(base, trials=1, storage=url.format(pw=PASSWORD, db=db), study_name="env", space=SPACE,
-                 progress=False)
+            tune(base, trials=1, storage=url.format(pw=PASSWORD, db=db), study_name="env", space=SPACE, progress=False)
         message = str(refused.value)
         assert PASSWORD not in message and "EMO_STORAGE" in message and run.info.run_id in message, form
     assert not mlflow.search_runs(search_all_experiments=True, filter_string="tags.emo.study = 'env'").shape[0]
@@ -442,29 +596,80 @@ def test_under_mlflow_run_a_storage_password_comes_from_emo_storage_and_is_never
     # the same URLs from the environment, where neither MLflow nor `ps` sees them
     for i, (form, url) in enumerate(FORMS.items()):
         monkeypatch.setenv("EMO_STORAGE", url.format(pw=PASSWORD, db=db))
-        result = tune(base, trials=i + 1, storage=None, study_name="env", space=SPACE, pruner="none",
-                      progress=False)
+        result = tune(base, trials=i + 1, storage=None, study_name="env", space=SPACE, pruner="none", progress=False)
         assert result.parent_run_id == run.info.run_id and len(result.study.trials) == i + 1, form
     logged = mlflow.MlflowClient().get_run(run.info.run_id).data
     everything = json.dumps({"params": logged.params, "tags": logged.tags, "metrics": logged.metrics})
     assert PASSWORD not in everything
     assert logged.params["storage"] == "auto"
-    assert logged.tags["emo.storage"] == f"postgresql+psycopg://postgres:***@127.0.0.1:5432/{db}" \
-                                         "?application_name=emo%40test"  # the last worker's URL, whole
+    assert (
+        logged.tags["emo.storage"] == f"postgresql+psycopg://postgres:***@127.0.0.1:5432/{db}"
+        "?application_name=emo%40test"
+    )  # the last worker's URL, whole
 
 
 def test_a_sigterm_mid_trial_ends_the_worker_with_143_and_its_run_says_killed(fusion_corpus, tracking, tmp_path):
     import signal
 
     storage = f"sqlite:///{tmp_path}/sigterm.db"
-    cmd = [sys.executable, "-m", "emo.cli", "tune", "--data", str(fusion_corpus), "--trials", "1", "--epochs", "500",
-           "--patience", "500", "--window", "1", "--stride", "2", "--d-model", "16", "--heads", "2", "--ff", "32",
-           "--storage", storage, "--study-name", "stopped", "--pruner", "none", "--space", str(tmp_path / "s.json")]
-    (tmp_path / "s.json").write_text(json.dumps({k: None for k in ("window", "patience", "batch_size", "label_delay",
-                                                                     "d_model", "heads", "ff", "repeats", "dropout",
-                                                                     "lr")}))
-    proc = subprocess.Popen(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": tracking}, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = [
+        sys.executable,
+        "-m",
+        "emo.cli",
+        "tune",
+        "--data",
+        str(fusion_corpus),
+        "--trials",
+        "1",
+        "--epochs",
+        "500",
+        "--patience",
+        "500",
+        "--window",
+        "1",
+        "--stride",
+        "2",
+        "--d-model",
+        "16",
+        "--heads",
+        "2",
+        "--ff",
+        "32",
+        "--storage",
+        storage,
+        "--study-name",
+        "stopped",
+        "--pruner",
+        "none",
+        "--space",
+        str(tmp_path / "s.json"),
+    ]
+    (tmp_path / "s.json").write_text(
+        json.dumps(
+            {
+                k: None
+                for k in (
+                    "window",
+                    "patience",
+                    "batch_size",
+                    "label_delay",
+                    "d_model",
+                    "heads",
+                    "ff",
+                    "repeats",
+                    "dropout",
+                    "lr",
+                )
+            }
+        )
+    )
+    proc = subprocess.Popen(
+        cmd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking},
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline, run_id = time.monotonic() + 120, None
     while run_id is None and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -7,6 +7,7 @@ import pytest
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, loader
 from emo.data.tables import read_table
 from emo.data.windows import audio_row_labels, make_windows, sync_audio, window_frames, window_labels
+
 from tables import audio_frame, video_frame
 
 FPS = 5.0
@@ -20,8 +21,8 @@ def reference_windows(df: pd.DataFrame, length: int, stride: int, label: str):
         g = df[df["video_id"] == vid].sort_values("timestamp")
         x, y, t = g[emb].to_numpy(np.float32), g[["valence", "arousal"]].to_numpy(), g["timestamp"].to_numpy()
         for s in range(0, len(g) - length + 1, stride):
-            lab = y[s:s + length].mean(axis=0) if label == "mean" else y[s + length - 1]
-            out.append((vid, t[s], t[s + length - 1] + 1 / FPS, x[s:s + length], lab))
+            lab = y[s : s + length].mean(axis=0) if label == "mean" else y[s + length - 1]
+            out.append((vid, t[s], t[s + length - 1] + 1 / FPS, x[s : s + length], lab))
     return out
 
 
@@ -30,7 +31,7 @@ def reference_audio(audio: pd.DataFrame, vid: str, start: float, end: float, max
     g = audio[audio["filename"] == f"{vid}.wav"].sort_values("timestamp")
     inside = g[(g["timestamp"] >= start) & (g["timestamp"] < end)][feats].to_numpy(np.float32)[:max_len]
     padded = np.zeros((max_len, len(feats)), np.float32)
-    padded[:len(inside)] = inside
+    padded[: len(inside)] = inside
     return padded, np.arange(max_len) < len(inside)
 
 
@@ -38,8 +39,12 @@ def random_case(seed: int):
     rng = np.random.default_rng(seed)
     lengths = {f"v{i:02d}": int(rng.integers(1, 40)) for i in range(int(rng.integers(2, 7)))}
     df = video_frame(lengths, dim=int(rng.integers(1, 5)), fps=FPS, seed=seed)
-    audio = audio_frame({v: n / FPS for v, n in lengths.items()}, hop=float(rng.choice([0.2, 0.5, 0.7])),
-                        dim=int(rng.integers(1, 4)), seed=seed)
+    audio = audio_frame(
+        {v: n / FPS for v, n in lengths.items()},
+        hop=float(rng.choice([0.2, 0.5, 0.7])),
+        dim=int(rng.integers(1, 4)),
+        seed=seed,
+    )
     return df, audio
 
 

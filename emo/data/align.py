@@ -61,8 +61,18 @@ class Series:
         return f"column {self.column!r}, read as {UNIT_NAMES[self.unit]}" if self.column else "times"
 
 
-def series(times, values, *, unit: str, source: str, first_line: int = 2, what: str = "time", column: str = "",
-           at=None, repeats: str = "refuse") -> Series:
+def series(
+    times,
+    values,
+    *,
+    unit: str,
+    source: str,
+    first_line: int = 2,
+    what: str = "time",
+    column: str = "",
+    at=None,
+    repeats: str = "refuse",
+) -> Series:
     """A `Series` from raw times in `unit`, checked: finite, not negative, increasing.
 
     A repeated time is refused, or with `repeats="drop"` (feature files: openSMILE writes its last
@@ -79,27 +89,40 @@ def series(times, values, *, unit: str, source: str, first_line: int = 2, what: 
     bad = ~np.isfinite(t)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{source}: the {what} is missing or not a number at {at(row)}"
-                        f"{f' (column {column!r})' if column else ''}. Every row needs a {what}.")
+        raise DataError(
+            f"{source}: the {what} is missing or not a number at {at(row)}"
+            f"{f' (column {column!r})' if column else ''}. Every row needs a {what}."
+        )
     if (t < 0).any():
         row = int(np.flatnonzero(t < 0)[0])
-        raise DataError(f"{source}: {col} holds a negative time, {t[row]:g} s, at {at(row)}. Times count from the "
-                        f"recording's start: shift them so that it starts at 0, or drop the rows before it.")
+        raise DataError(
+            f"{source}: {col} holds a negative time, {t[row]:g} s, at {at(row)}. Times count from the "
+            f"recording's start: shift them so that it starts at 0, or drop the rows before it."
+        )
     step = np.diff(t)
     if (step < 0).any():
         row = int(np.flatnonzero(step < 0)[0]) + 1
-        raise DataError(f"{source}: {col} is not increasing: {t[row - 1]:g} s at {at(row - 1)} is followed by "
-                        f"{t[row]:g} s at {at(row)}. Sort the file by time (or check that it holds one recording "
-                        f"only).")
+        raise DataError(
+            f"{source}: {col} is not increasing: {t[row - 1]:g} s at {at(row - 1)} is followed by "
+            f"{t[row]:g} s at {at(row)}. Sort the file by time (or check that it holds one recording "
+            f"only)."
+        )
     repeat = np.flatnonzero(step == 0) + 1
     if len(repeat) and repeats != "drop":
         row = int(repeat[0])
-        raise DataError(f"{source}: {col} repeats {t[row]:g} s at {at(row)} (also at {at(row - 1)}; {len(repeat)} "
-                        f"repeated time(s) in all). A recording has one row per time: delete the repeated rows, or "
-                        f"check that the file holds one recording only.")
+        raise DataError(
+            f"{source}: {col} repeats {t[row]:g} s at {at(row)} (also at {at(row - 1)}; {len(repeat)} "
+            f"repeated time(s) in all). A recording has one row per time: delete the repeated rows, or "
+            f"check that the file holds one recording only."
+        )
     if len(repeat):
-        log.info("%s: %d row(s) repeat the previous %s (first at %s); the repeats are dropped.", source,
-                 len(repeat), what, at(int(repeat[0])))
+        log.info(
+            "%s: %d row(s) repeat the previous %s (first at %s); the repeats are dropped.",
+            source,
+            len(repeat),
+            what,
+            at(int(repeat[0])),
+        )
         keep = np.ones(len(t), bool)
         keep[repeat] = False
         t, v = t[keep], v[keep]
@@ -132,8 +155,10 @@ def to_grid(features: Series, fps: float, *, keep_sparse: bool = False) -> tuple
         if keep_sparse:
             return features.times, features.values, features.times
         rate = 1.0 / features.step
-        raise DataError(f"{features.source}: the features come at {rate:.3g} per second, sparser than the "
-                        f"{fps:g} fps grid, so most grid steps would have none. Pass --fps {_nice(rate)} or lower.")
+        raise DataError(
+            f"{features.source}: the features come at {rate:.3g} per second, sparser than the "
+            f"{fps:g} fps grid, so most grid steps would have none. Pass --fps {_nice(rate)} or lower."
+        )
     k = np.floor(features.times * fps + _EPS).astype(np.int64)
     first = np.flatnonzero(np.r_[True, np.diff(k) != 0])
     count = np.diff(np.r_[first, len(k)]).astype(np.float64)
@@ -186,17 +211,22 @@ def check_times(features: Series, labels: Series) -> None:
     span = labels.times[-1] / features.times[-1]
     rate = labels.step / features.step
     if (span > SPAN_FACTOR and rate > SPAN_FACTOR) or (span < 1 / SPAN_FACTOR and rate < 1 / SPAN_FACTOR):
-        big, small = (("labels", labels), ("features", features)) if span > 1 else \
-            (("features", features), ("labels", labels))
-        raise DataError(f"{labels.source}: the labels span {_span(labels)} while the features in {features.source} "
-                        f"span {_span(features)}: {_unit_hint(big, small, max(span, 1 / span))} Times are read in the "
-                        f"unit the format declares, never guessed from their size: convert the column in the "
-                        f"wrong unit and import again.")
+        big, small = (
+            (("labels", labels), ("features", features)) if span > 1 else (("features", features), ("labels", labels))
+        )
+        raise DataError(
+            f"{labels.source}: the labels span {_span(labels)} while the features in {features.source} "
+            f"span {_span(features)}: {_unit_hint(big, small, max(span, 1 / span))} Times are read in the "
+            f"unit the format declares, never guessed from their size: convert the column in the "
+            f"wrong unit and import again."
+        )
     if features.times[-1] < labels.times[0] or features.times[0] > labels.times[-1]:
-        raise DataError(f"{features.source}: its time span [{features.times[0]:g}, {features.times[-1]:g}] s "
-                        f"does not overlap the labels' [{labels.times[0]:g}, {labels.times[-1]:g}] s in "
-                        f"{labels.source}. Check that both files belong to the same recording and use the "
-                        f"same time origin and unit.")
+        raise DataError(
+            f"{features.source}: its time span [{features.times[0]:g}, {features.times[-1]:g}] s "
+            f"does not overlap the labels' [{labels.times[0]:g}, {labels.times[-1]:g}] s in "
+            f"{labels.source}. Check that both files belong to the same recording and use the "
+            f"same time origin and unit."
+        )
 
 
 def _span(s: Series) -> str:
@@ -207,8 +237,9 @@ def _unit_hint(big: tuple[str, Series], small: tuple[str, Series], factor: float
     """The likely unit mistake when `big` reaches `factor` times as far as `small`, in the declared units."""
     (big_name, b), (small_name, s) = big, small
     if 300 <= factor <= 3000:  # a thousand: milliseconds
-        guesses = [f"the {big_name}' timestamps in milliseconds"] * (b.unit == "s") + \
-                  [f"the {small_name}' timestamps in seconds"] * (s.unit == "ms")
+        guesses = [f"the {big_name}' timestamps in milliseconds"] * (b.unit == "s") + [
+            f"the {small_name}' timestamps in seconds"
+        ] * (s.unit == "ms")
         if guesses:
             return f"are {' or '.join(guesses)}?"
     if factor < 300 and b.unit == "s":
@@ -225,8 +256,9 @@ def align(features: Series, labels: Series | None, fps: float) -> Aligned:
     return Aligned(times, x.astype(np.float32), y, mean_t)
 
 
-def shift_labels(video_ids: np.ndarray, offsets: np.ndarray, times: np.ndarray, labels: np.ndarray,
-                 delay: float, fps: float) -> np.ndarray:
+def shift_labels(
+    video_ids: np.ndarray, offsets: np.ndarray, times: np.ndarray, labels: np.ndarray, delay: float, fps: float
+) -> np.ndarray:
     """Labels for annotator lag: the row at time t of a video gets that video's label at t + `delay`
     (interpolated between labelled rows at most 1.5 frames apart; NaN where there is none).
 

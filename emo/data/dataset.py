@@ -33,23 +33,29 @@ def find_table(folder: Path, stem: str) -> Path | None:
     """
     found = [folder / f"{stem}{ext}" for ext in (".csv", ".parquet") if (folder / f"{stem}{ext}").exists()]
     if len(found) > 1:
-        raise DataError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one of them so it is clear "
-                        f"which {stem} table emo reads.")
+        raise DataError(
+            f"{folder}: both {found[0].name} and {found[1].name} exist; keep one of them so it is clear "
+            f"which {stem} table emo reads."
+        )
     if found:
         return found[0]
     for ext in (".csv", ".parquet"):
         link = folder / f"{stem}{ext}"
         if link.is_symlink():
-            raise DataError(f"{link}: a link to {os.readlink(link)}, which does not exist, so the {stem} table "
-                            f"cannot be read. Restore the file it points to, or remove the link.")
+            raise DataError(
+                f"{link}: a link to {os.readlink(link)}, which does not exist, so the {stem} table "
+                f"cannot be read. Restore the file it points to, or remove the link."
+            )
     try:
         names = sorted(n for n in os.listdir(folder) if n.lower().startswith(f"{stem.lower()}."))
     except OSError:
         names = []
     if names:
-        raise DataError(f"{folder}: {', '.join(names[:3])} look{'s' if len(names) == 1 else ''} like the {stem} "
-                        f"table, but emo reads only {stem}.csv or {stem}.parquet (lower-case, uncompressed). "
-                        f"Convert or rename it, or move it out of the dataset folder.")
+        raise DataError(
+            f"{folder}: {', '.join(names[:3])} look{'s' if len(names) == 1 else ''} like the {stem} "
+            f"table, but emo reads only {stem}.csv or {stem}.parquet (lower-case, uncompressed). "
+            f"Convert or rename it, or move it out of the dataset folder."
+        )
     return None
 
 
@@ -61,17 +67,23 @@ def read_meta(folder: Path) -> dict:
     try:
         meta = json.loads(path.read_bytes())
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} (character "
-                        f"{exc.pos}). Fix it, or delete it and pass --fps / --label-scale.") from None
+        raise DataError(
+            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} (character "
+            f"{exc.pos}). Fix it, or delete it and pass --fps / --label-scale."
+        ) from None
     except (OSError, ValueError) as exc:  # a folder, no permission, a dead link, not UTF-8 text
-        raise DataError(f"{path}: cannot be read ({type(exc).__name__}: {exc}). Fix it, or delete it and pass "
-                        f"--fps / --label-scale.") from None
+        raise DataError(
+            f"{path}: cannot be read ({type(exc).__name__}: {exc}). Fix it, or delete it and pass "
+            f"--fps / --label-scale."
+        ) from None
     if not isinstance(meta, dict):
-        raise DataError(f"{path}: must hold a JSON object like {{\"name\": ..., \"fps\": 5, \"label_scale\": 1}}.")
+        raise DataError(f'{path}: must hold a JSON object like {{"name": ..., "fps": 5, "label_scale": 1}}.')
     if "synthetic" in meta and not isinstance(meta["synthetic"], bool):
         # "false" in quotes is a non-empty string: truthy, so a real corpus would be labelled synthetic
-        raise DataError(f"{path}: \"synthetic\" must be true or false (a JSON boolean, without quotes), got "
-                        f"{json.dumps(meta['synthetic'])}.")
+        raise DataError(
+            f'{path}: "synthetic" must be true or false (a JSON boolean, without quotes), got '
+            f"{json.dumps(meta['synthetic'])}."
+        )
     return meta
 
 
@@ -87,16 +99,21 @@ def resolve_data(data: str | Path) -> Path:
     if key not in SYNTHETIC:
         folder = Path(data)
         if not folder.is_dir():
-            raise DataError(f"{folder}: no such dataset folder. Pass a folder holding video.csv or video.parquet "
-                            f"(see the data contract), or `synthetic` for a generated corpus.")
+            raise DataError(
+                f"{folder}: no such dataset folder. Pass a folder holding video.csv or video.parquet "
+                f"(see the data contract), or `synthetic` for a generated corpus."
+            )
         return folder
     from emo.data.synth import SCALES, SynthConfig, synthesize  # only needed for the embedded default
 
     kind = SYNTHETIC[key]
     folder = data_home() / f"synthetic-{kind}"
     if not (folder / "meta.json").exists():
-        log.info("generating a small synthetic %s-like corpus in %s (synthetic data, not the real corpus)",
-                 kind.upper(), folder)
+        log.info(
+            "generating a small synthetic %s-like corpus in %s (synthetic data, not the real corpus)",
+            kind.upper(),
+            folder,
+        )
         # written aside and moved in whole: workers started together never read a half-written table
         tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
         synthesize(tmp, SynthConfig(kind=kind, **SCALES["demo"]))
@@ -139,29 +156,42 @@ class Dataset:
         path = find_table(self.folder, f"audio_{window_s}s")
         if path is None:
             have = self.audio_windows()
-            raise DataError(f"{self.folder}: no audio_{window_s}s.csv or .parquet. "
-                            + (f"Audio tables exist for windows {have} s: pick one of those."
-                               if have else "This dataset has no audio tables (like AFEW-VA): audio and fusion "
-                                            "models need audio_1s … audio_4s tables; use a video model instead."))
+            raise DataError(
+                f"{self.folder}: no audio_{window_s}s.csv or .parquet. "
+                + (
+                    f"Audio tables exist for windows {have} s: pick one of those."
+                    if have
+                    else "This dataset has no audio tables (like AFEW-VA): audio and fusion "
+                    "models need audio_1s … audio_4s tables; use a video model instead."
+                )
+            )
         table = read_table(path, modality="audio", label_scale=self.label_scale, id_pattern=self.audio_id_pattern)
         only_audio = np.setdiff1d(table.video_ids, self.video.video_ids)
         only_video = np.setdiff1d(self.video.video_ids, table.video_ids)
         if len(only_audio) or len(only_video):
             parts = []
-            for ids, here, there in ((only_audio, path.name, self.video.source.name),
-                                     (only_video, self.video.source.name, path.name)):
+            for ids, here, there in (
+                (only_audio, path.name, self.video.source.name),
+                (only_video, self.video.source.name, path.name),
+            ):
                 if len(ids):
-                    parts.append(f"{len(ids)} video(s) in {here} but not in {there} "
-                                 f"({', '.join(ids[:5].tolist())}{' …' if len(ids) > 5 else ''})")
-            raise DataError(f"{path}: the audio and video tables disagree on the videos: {'; '.join(parts)}. "
-                            f"Check that both derive the same ids (pass --audio-id-pattern if the file names differ), "
-                            f"or remove those videos from both tables.")
+                    parts.append(
+                        f"{len(ids)} video(s) in {here} but not in {there} "
+                        f"({', '.join(ids[:5].tolist())}{' …' if len(ids) > 5 else ''})"
+                    )
+            raise DataError(
+                f"{path}: the audio and video tables disagree on the videos: {'; '.join(parts)}. "
+                f"Check that both derive the same ids (pass --audio-id-pattern if the file names differ), "
+                f"or remove those videos from both tables."
+            )
         if table.split is not None:
             moved = sorted(v for v, name in table.split.items() if v not in self.split.of(name))
             if moved:
-                raise DataError(f"{path}: column 'split' puts {len(moved)} video(s) in another split than the "
-                                f"dataset's ({self.split.source}), e.g. {str(moved[0])!r}. Both modalities must share "
-                                f"one split: drop the audio table's split column or make it agree.")
+                raise DataError(
+                    f"{path}: column 'split' puts {len(moved)} video(s) in another split than the "
+                    f"dataset's ({self.split.source}), e.g. {str(moved[0])!r}. Both modalities must share "
+                    f"one split: drop the audio table's split column or make it agree."
+                )
         self._audio[window_s] = table
         return table
 
@@ -178,9 +208,17 @@ class Dataset:
         return h.hexdigest()[:12]
 
 
-def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: float | None = None,
-                 id_pattern: str | None = None, audio_id_pattern: str | None = None,
-                 split_seed: int = 0, label_delay: float = 0.0, whole: bool = False) -> Dataset:
+def load_dataset(
+    data: str | Path,
+    *,
+    fps: float | None = None,
+    label_scale: float | None = None,
+    id_pattern: str | None = None,
+    audio_id_pattern: str | None = None,
+    split_seed: int = 0,
+    label_delay: float = 0.0,
+    whole: bool = False,
+) -> Dataset:
     """Load a dataset folder: meta.json, the validated video table, and its split (made on first use).
 
     `whole=True` reads recordings to predict: labels may be absent, and every video is in one split,
@@ -192,35 +230,58 @@ def load_dataset(data: str | Path, *, fps: float | None = None, label_scale: flo
     folder = resolve_data(data)
     meta = read_meta(folder)
     meta_path = folder / "meta.json"
-    fps = _positive(fps, "fps", "--fps") if fps is not None else \
-        _positive(meta.get("fps"), "fps", str(meta_path), strict=True)
-    scale = _positive(label_scale, "label_scale", "--label-scale") if label_scale is not None else \
-        _positive(meta.get("label_scale", 1.0), "label_scale", str(meta_path), strict=True) or 1.0
+    fps = (
+        _positive(fps, "fps", "--fps")
+        if fps is not None
+        else _positive(meta.get("fps"), "fps", str(meta_path), strict=True)
+    )
+    scale = (
+        _positive(label_scale, "label_scale", "--label-scale")
+        if label_scale is not None
+        else _positive(meta.get("label_scale", 1.0), "label_scale", str(meta_path), strict=True) or 1.0
+    )
     path = find_table(folder, "video")
     if path is None:
-        raise DataError(f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
-                        f"(see the data contract).")
-    video = read_table(path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern,
-                       require_labels=not whole)
+        raise DataError(
+            f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
+            f"(see the data contract)."
+        )
+    video = read_table(
+        path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern, require_labels=not whole
+    )
     if fps is None:
         fps = _infer_fps(video)
     if label_delay:
         before = int(video.labelled.sum())
-        video = dataclasses.replace(video, labels=shift_labels(video.video_ids, video.offsets, video.times,
-                                                               video.labels, label_delay, fps))
-        log.info("labels delayed by %g s: %d of %d labelled frames keep a label.", label_delay,
-                 int(video.labelled.sum()), before)
+        video = dataclasses.replace(
+            video, labels=shift_labels(video.video_ids, video.offsets, video.times, video.labels, label_delay, fps)
+        )
+        log.info(
+            "labels delayed by %g s: %d of %d labelled frames keep a label.",
+            label_delay,
+            int(video.labelled.sum()),
+            before,
+        )
     if whole:
         split = Split(train=(), dev=(), test=tuple(video.video_ids.tolist()), seed=None, source="every recording")
     else:
         split = load_or_create_split(folder, video.video_ids, seed=split_seed, column=video.split)
-    return Dataset(folder=folder, meta=meta, fps=fps, label_scale=scale, video=video, split=split,
-                   audio_id_pattern=audio_id_pattern)
+    return Dataset(
+        folder=folder,
+        meta=meta,
+        fps=fps,
+        label_scale=scale,
+        video=video,
+        split=split,
+        audio_id_pattern=audio_id_pattern,
+    )
 
 
 MAX_FPS = 1000.0  # no face-video corpus comes close; a larger value is a typo or a unit mix-up
-_RULES = {"fps": f"fps is frames per second: a number above 0 and below {MAX_FPS:g} (SEWA and AFEW-VA use 5).",
-          "label_scale": "label_scale is the bound S of labels in [-S, S]: a number above 0 (SEWA 1, AFEW-VA 10)."}
+_RULES = {
+    "fps": f"fps is frames per second: a number above 0 and below {MAX_FPS:g} (SEWA and AFEW-VA use 5).",
+    "label_scale": "label_scale is the bound S of labels in [-S, S]: a number above 0 (SEWA 1, AFEW-VA 10).",
+}
 
 
 def _positive(value, name: str, where: str, *, strict: bool = False) -> float | None:
@@ -245,8 +306,10 @@ def _positive(value, name: str, where: str, *, strict: bool = False) -> float | 
         elif isinstance(value, str):
             shown, kind = repr(value), " (text: write the number without quotes)" if strict else ""
         else:
-            shown, kind = repr(value), "" if isinstance(value, (int, float, np.integer, np.floating)) else \
-                " (not a number)"
+            shown, kind = (
+                repr(value),
+                "" if isinstance(value, (int, float, np.integer, np.floating)) else " (not a number)",
+            )
         raise DataError(f"{name} must be a positive number, got {shown}{kind} (from {where}). {_RULES[name]}")
     return number
 
@@ -257,8 +320,10 @@ def _infer_fps(video: FrameTable) -> float:
     steps = np.diff(video.times)[same_video]
     steps = steps[steps > 0]
     if not len(steps):
-        raise DataError(f"{video.source}: cannot tell the frame rate (no video has two frames). Set \"fps\" in "
-                        f"meta.json or pass --fps.")
+        raise DataError(
+            f'{video.source}: cannot tell the frame rate (no video has two frames). Set "fps" in '
+            f"meta.json or pass --fps."
+        )
     fps = float(np.round(1.0 / np.median(steps), 3))
     log.info("%s: no fps in meta.json; %g fps inferred from the timestamps.", video.source, fps)
     return fps

@@ -33,7 +33,6 @@ from emo.errors import DataError
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class Recording:
     """One recording as a corpus ships it: features and labels in seconds, not yet on the grid."""
@@ -55,8 +54,7 @@ def table_schema(names: list[str], labels: bool) -> pa.Schema:
     return pa.schema(fields + [pa.field(n, pa.float32()) for n in names])
 
 
-def rows_table(schema: pa.Schema, vid: str, times: np.ndarray, x: np.ndarray,
-               y: np.ndarray | None = None) -> pa.Table:
+def rows_table(schema: pa.Schema, vid: str, times: np.ndarray, x: np.ndarray, y: np.ndarray | None = None) -> pa.Table:
     """One recording's rows in `schema`; NaN labels become empty cells."""
     cols = [pa.array(np.full(len(times), vid, dtype=object), pa.string()), pa.array(np.asarray(times, np.float64))]
     if y is not None:
@@ -95,8 +93,11 @@ class _TableWriter:
         if self.writer is None:
             # our own file handle: pyarrow's CSV writer keeps a failed file open until it is garbage-collected
             self.sink = pa.OSFile(str(self.path), "wb")
-            self.writer = (pq.ParquetWriter(self.sink, self.schema, write_statistics=False)
-                           if self.path.suffix == ".parquet" else pacsv.CSVWriter(self.sink, self.schema))
+            self.writer = (
+                pq.ParquetWriter(self.sink, self.schema, write_statistics=False)
+                if self.path.suffix == ".parquet"
+                else pacsv.CSVWriter(self.sink, self.schema)
+            )
         self.writer.write_table(pa.concat_tables(self.pending))
         self.pending, self.pending_rows = [], 0
 
@@ -147,8 +148,10 @@ class ImportSummary:
     audio: dict[int, int]
 
     def __str__(self) -> str:
-        lines = [f"imported {self.fmt} into {self.dest} on a {self.fps:g} fps grid (labels in "
-                 f"[-{self.label_scale:g}, {self.label_scale:g}])"]
+        lines = [
+            f"imported {self.fmt} into {self.dest} on a {self.fps:g} fps grid (labels in "
+            f"[-{self.label_scale:g}, {self.label_scale:g}])"
+        ]
         by_part: dict[str, list[RecordingStats]] = {}
         for r in self.recordings:
             by_part.setdefault(r.partition or "-", []).append(r)
@@ -161,13 +164,17 @@ class ImportSummary:
             else:
                 span = "no label on the grid"
             name = "no official partition" if part == "-" else f"partition {part}"
-            lines.append(f"  {name:22s} {_n(len(recs), 'recording')}, {lab} labelled frames, {steps - lab} "
-                         f"unlabelled, {sum(r.gaps for r in recs)} gaps; {span}")
+            lines.append(
+                f"  {name:22s} {_n(len(recs), 'recording')}, {lab} labelled frames, {steps - lab} "
+                f"unlabelled, {sum(r.gaps for r in recs)} gaps; {span}"
+            )
         if self.unlabelled:
             ids = [r.id for r in self.unlabelled]
-            lines.append(f"  without labels         {_n(len(ids), 'recording')} ({', '.join(ids[:4])}"
-                         f"{' …' if len(ids) > 4 else ''}): written to {self.dest / 'unlabelled'} for prediction, "
-                         f"never used for training or evaluation")
+            lines.append(
+                f"  without labels         {_n(len(ids), 'recording')} ({', '.join(ids[:4])}"
+                f"{' …' if len(ids) > 4 else ''}): written to {self.dest / 'unlabelled'} for prediction, "
+                f"never used for training or evaluation"
+            )
         for w, rows in sorted(self.audio.items()):
             lines.append(f"  audio_{w}s               {rows} rows")
         lines.append(f"  split: {self.split_rule}")
@@ -188,8 +195,9 @@ def _stats(rec: Recording, times: np.ndarray, y: np.ndarray | None, fps: float) 
     return RecordingStats(rec.id, rec.partition, len(times), int(labelled.sum()), gaps, lo, hi)
 
 
-def official_split(partition: dict[str, str | None], groups: dict[str, dict[str, str]], seed: int,
-                   dev_share: float = 0.15) -> tuple[Split | None, str]:
+def official_split(
+    partition: dict[str, str | None], groups: dict[str, dict[str, str]], seed: int, dev_share: float = 0.15
+) -> tuple[Split | None, str]:
     """The split the corpus's official partitions give, and the rule, in words.
 
     All three partitions labelled: they are the split. Otherwise the set emo reports on is the
@@ -203,14 +211,18 @@ def official_split(partition: dict[str, str | None], groups: dict[str, dict[str,
     if not any(parts.values()):
         return None, "no official partitions: emo splits the recordings 70/15/15 by video on first use (split.json)"
     if all(parts.values()):
-        return (Split(*(tuple(parts[p]) for p in PARTITIONS), seed=None, ratios=(0, 0, 0), source="official"),
-                "the corpus's official partitions (train / dev / test)")
+        return (
+            Split(*(tuple(parts[p]) for p in PARTITIONS), seed=None, ratios=(0, 0, 0), source="official"),
+            "the corpus's official partitions (train / dev / test)",
+        )
     held = "test" if parts["test"] else "dev"
     if not (parts["train"] and parts[held]) or len(parts["train"]) < 2:
         have = ", ".join(f"{p} {len(v)}" for p, v in parts.items())
-        raise DataError(f"the official partitions hold too few labelled recordings ({have}): emo needs at least 2 "
-                        f"labelled training recordings and a labelled dev or test partition to build its split from "
-                        f"them. Import without the partition information to let emo split by video.")
+        raise DataError(
+            f"the official partitions hold too few labelled recordings ({have}): emo needs at least 2 "
+            f"labelled training recordings and a labelled dev or test partition to build its split from "
+            f"them. Import without the partition information to let emo split by video."
+        )
     group = next(iter(groups.values()), {})
     rng = np.random.default_rng(seed)
     dev: list[str] = []
@@ -222,12 +234,15 @@ def official_split(partition: dict[str, str | None], groups: dict[str, dict[str,
         dev = rng.permutation(parts["train"])[:1].tolist()
     train = sorted(set(parts["train"]) - set(dev))
     why = "the official dev partition" if held == "dev" else "the official test partition"
-    rule = (f"{why} ({_n(len(parts[held]), 'recording', 0)}) is emo's test set"
-            + (", as the official test partition has no labels" if held == "dev" else "")
-            + f"; emo's dev set is {len(dev)} of the {len(parts['train'])} official training recordings "
-              f"(seed {seed}{', per ' + next(iter(groups)) if groups else ''})")
-    return Split(tuple(train), tuple(sorted(dev)), tuple(parts[held]), seed=seed, ratios=(0, 0, 0),
-                 source="official"), rule
+    rule = (
+        f"{why} ({_n(len(parts[held]), 'recording', 0)}) is emo's test set"
+        + (", as the official test partition has no labels" if held == "dev" else "")
+        + f"; emo's dev set is {len(dev)} of the {len(parts['train'])} official training recordings "
+        f"(seed {seed}{', per ' + next(iter(groups)) if groups else ''})"
+    )
+    return Split(
+        tuple(train), tuple(sorted(dev)), tuple(parts[held]), seed=seed, ratios=(0, 0, 0), source="official"
+    ), rule
 
 
 def check_dest(dest: Path, sources: Iterable[tuple[str, str | Path]] = ()) -> Path:
@@ -237,17 +252,28 @@ def check_dest(dest: Path, sources: Iterable[tuple[str, str | Path]] = ()) -> Pa
     target = Path(dest).resolve()  # symlinks resolved on both sides: a link to a source is that source
     here = Path.cwd().resolve()
     if target == here or target in here.parents:
-        raise DataError(f"{dest}: DEST is {'the current folder' if target == here else 'above the current folder'}, "
-                        f"and an import replaces its DEST whole. Name a new folder, e.g. "
-                        f"{Path(dest) / 'dataset'}.")
+        raise DataError(
+            f"{dest}: DEST is {'the current folder' if target == here else 'above the current folder'}, "
+            f"and an import replaces its DEST whole. Name a new folder, e.g. "
+            f"{Path(dest) / 'dataset'}."
+        )
     for option, source in sources:
         src = Path(source).resolve()
-        relation = ("is" if target == src else "contains" if target in src.parents
-                    else "lies inside" if src in target.parents else None)
+        relation = (
+            "is"
+            if target == src
+            else "contains"
+            if target in src.parents
+            else "lies inside"
+            if src in target.parents
+            else None
+        )
         if relation:
-            raise DataError(f"DEST {dest} {relation} the source {source} ({option}); an import replaces DEST "
-                            f"whole, and must never touch its sources. Write the dataset to a folder apart from "
-                            f"them.")
+            raise DataError(
+                f"DEST {dest} {relation} the source {source} ({option}); an import replaces DEST "
+                f"whole, and must never touch its sources. Write the dataset to a folder apart from "
+                f"them."
+            )
     return target
 
 
@@ -281,8 +307,12 @@ def remove_stale(dest: Path) -> list[Path]:
             shutil.rmtree(path, ignore_errors=True)
             stale.append(path)
     if stale:
-        log.info("removed %d temporary folder(s) of killed imports to %s: %s", len(stale), dest,
-                 ", ".join(p.name for p in stale))
+        log.info(
+            "removed %d temporary folder(s) of killed imports to %s: %s",
+            len(stale),
+            dest,
+            ", ".join(p.name for p in stale),
+        )
     return stale
 
 
@@ -321,10 +351,20 @@ def os_error(dest: Path, exc: OSError) -> DataError:
     return DataError(f"{where}: {what}: {todo}; nothing of this import was left behind.")
 
 
-def write_dataset(recordings: Iterable[Recording], dest: str | Path, *, fps: float, label_scale: float,
-                  source_format: str, options: dict | None = None, force: bool = False, fmt: str = "parquet",
-                  seed: int = 0, progress: bool = True, sources: Iterable[tuple[str, str | Path]] = ()
-                  ) -> ImportSummary:
+def write_dataset(
+    recordings: Iterable[Recording],
+    dest: str | Path,
+    *,
+    fps: float,
+    label_scale: float,
+    source_format: str,
+    options: dict | None = None,
+    force: bool = False,
+    fmt: str = "parquet",
+    seed: int = 0,
+    progress: bool = True,
+    sources: Iterable[tuple[str, str | Path]] = (),
+) -> ImportSummary:
     """Align each recording to the grid and write the dataset folder DEST (see the module docstring).
     `sources` are the `(option, path)` inputs, which DEST must keep apart from (`check_dest`)."""
     shown = Path(dest)
@@ -361,16 +401,20 @@ def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, o
             writers[key] = _TableWriter(tmp / folder / f"{table}.{fmt}", names, labels, source)
         elif writers[key].names != names:
             first = writers[key]
-            raise DataError(f"{source}: its features ({len(names)}: {', '.join(names[:3])} …) differ from those of "
-                            f"{first.source} ({len(first.names)}: {', '.join(first.names[:3])} …). Every "
-                            f"recording's {table} features must be the same columns.")
+            raise DataError(
+                f"{source}: its features ({len(names)}: {', '.join(names[:3])} …) differ from those of "
+                f"{first.source} ({len(first.names)}: {', '.join(first.names[:3])} …). Every "
+                f"recording's {table} features must be the same columns."
+            )
         return writers[key]
 
     try:
         for rec in tqdm(recordings, desc=f"import {source_format}", unit="rec", disable=not progress):
             if rec.id in seen:
-                raise DataError(f"{rec.video.source}: recording id {rec.id!r} appears twice in the corpus. Ids "
-                                f"must be unique; import the parts separately or rename one.")
+                raise DataError(
+                    f"{rec.video.source}: recording id {rec.id!r} appears twice in the corpus. Ids "
+                    f"must be unique; import the parts separately or rename one."
+                )
             seen.add(rec.id)
             labelled = rec.labels is not None
             on = align(rec.video, rec.labels, fps)
@@ -378,13 +422,16 @@ def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, o
             peak = np.abs(np.nan_to_num(y)).max(axis=1) if labelled else np.zeros(0)
             if (peak > label_scale * (1 + 1e-6)).any():
                 row = int(np.argmax(peak))
-                raise DataError(f"{rec.labels.source}: a label reaches {peak[row]:g} near "
-                                f"{on.times[row]:g} s, outside [-{label_scale:g}, {label_scale:g}]. Pass the "
-                                f"corpus's scale with --label-scale.")
+                raise DataError(
+                    f"{rec.labels.source}: a label reaches {peak[row]:g} near "
+                    f"{on.times[row]:g} s, outside [-{label_scale:g}, {label_scale:g}]. Pass the "
+                    f"corpus's scale with --label-scale."
+                )
             folder = "." if labelled else "unlabelled"
             names = [f"emb_{j}" for j in range(on.features.shape[1])]
             writer(folder, "video", names, True, rec.video.source).append(
-                rec.id, on.times, on.features, y if labelled else np.full((len(on.times), 2), np.nan, np.float32))
+                rec.id, on.times, on.features, y if labelled else np.full((len(on.times), 2), np.nan, np.float32)
+            )
             for w, series in sorted(rec.audio.items()):
                 times, xa, _ = to_grid(series, fps, keep_sparse=True)
                 aname = rec.audio_names.get(w) or [f"emb_{j}" for j in range(xa.shape[1])]
@@ -403,13 +450,22 @@ def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, o
         body = {**split.to_json(), "rule": rule}
         (tmp / "split.json").write_text(json.dumps(body, indent=1) + "\n")
     audio_rows = {int(t.split("_")[1][:-1]): w.rows for (f, t), w in writers.items() if f == "." and t != "video"}
-    meta = {"name": dest.name, "fps": fps, "label_scale": label_scale, "synthetic": False,
-            "source_format": source_format, "import_options": options, "split_rule": rule,
-            "alignment": "features averaged into grid steps [k/fps, (k+1)/fps); labels linearly interpolated at "
-                         "the mean time of each step's features, never extrapolated past the labelled span",
-            "groups": groups, "unlabelled_recordings": [r.id for r in unlabelled]}
+    meta = {
+        "name": dest.name,
+        "fps": fps,
+        "label_scale": label_scale,
+        "synthetic": False,
+        "source_format": source_format,
+        "import_options": options,
+        "split_rule": rule,
+        "alignment": "features averaged into grid steps [k/fps, (k+1)/fps); labels linearly interpolated at "
+        "the mean time of each step's features, never extrapolated past the labelled span",
+        "groups": groups,
+        "unlabelled_recordings": [r.id for r in unlabelled],
+    }
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     if unlabelled:
-        (tmp / "unlabelled" / "meta.json").write_text(json.dumps(
-            {**meta, "name": f"{dest.name}-unlabelled", "unlabelled": True}, indent=1, default=str) + "\n")
+        (tmp / "unlabelled" / "meta.json").write_text(
+            json.dumps({**meta, "name": f"{dest.name}-unlabelled", "unlabelled": True}, indent=1, default=str) + "\n"
+        )
     return ImportSummary(dest, source_format, fps, label_scale, stats, unlabelled, rule, audio_rows)

@@ -12,10 +12,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emo.data.dataset import Dataset
-from emo.data.tables import FrameTable
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
-from emo.data.windows import (AudioSync, Windows, audio_row_labels, make_windows, sync_audio, time_ranges,
-                              window_frames, window_labels, window_span)
+from emo.data.tables import FrameTable
+from emo.data.windows import (
+    AudioSync,
+    Windows,
+    audio_row_labels,
+    make_windows,
+    sync_audio,
+    time_ranges,
+    window_frames,
+    window_labels,
+    window_span,
+)
 from emo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -55,12 +64,12 @@ def train_stats(table: FrameTable, videos) -> tuple[np.ndarray, np.ndarray]:
     sq = np.zeros(table.dim, np.float64)
     n = 0
     for k in chosen:  # per video, to avoid a copy of the whole training block
-        block = table.features[table.offsets[k]:table.offsets[k + 1]].astype(np.float64)
+        block = table.features[table.offsets[k] : table.offsets[k + 1]].astype(np.float64)
         mean += block.sum(axis=0)
-        sq += (block ** 2).sum(axis=0)
+        sq += (block**2).sum(axis=0)
         n += len(block)
     mean /= max(n, 1)
-    std = np.sqrt(np.maximum(sq / max(n, 1) - mean ** 2, 0.0))
+    std = np.sqrt(np.maximum(sq / max(n, 1) - mean**2, 0.0))
     return mean.astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
 
 
@@ -69,12 +78,12 @@ def _frame_inputs(ds: Dataset, splits, keep_unlabelled: bool) -> Inputs:
     row_video = v.row_video()
     samples, index = {}, {}
     for name in splits:
-        rows = np.flatnonzero(np.isin(row_video, np.flatnonzero(np.isin(v.video_ids, ds.split.of(name))))
-                               & (v.labelled | keep_unlabelled))
+        rows = np.flatnonzero(
+            np.isin(row_video, np.flatnonzero(np.isin(v.video_ids, ds.split.of(name)))) & (v.labelled | keep_unlabelled)
+        )
         samples[name] = FrameSamples(v, rows, v.labels[rows])
         index[name] = SampleIndex(v.video_ids[row_video[rows]], v.times[rows], v.times[rows] + 1 / ds.fps)
-    return Inputs("frame", samples, index, {"input_dim": v.dim},
-                  stats={"video": train_stats(v, ds.split.train)})
+    return Inputs("frame", samples, index, {"input_dim": v.dim}, stats={"video": train_stats(v, ds.split.train)})
 
 
 def _audio_inputs(ds: Dataset, audio_window: int, splits, keep_unlabelled: bool) -> Inputs:
@@ -84,11 +93,17 @@ def _audio_inputs(ds: Dataset, audio_window: int, splits, keep_unlabelled: bool)
     if keep_unlabelled:
         unlabelled[:] = False
     elif unlabelled.all():
-        raise DataError(f"{a.source}: no audio row overlaps a labelled video frame, so no audio row has a label. "
-                        f"Check that both tables use the same time origin (seconds from the video's start).")
+        raise DataError(
+            f"{a.source}: no audio row overlaps a labelled video frame, so no audio row has a label. "
+            f"Check that both tables use the same time origin (seconds from the video's start)."
+        )
     if unlabelled.any():
-        log.warning("%s: %d of %d audio rows have no video frame inside them and no label of their own; "
-                    "they are left out.", a.source, int(unlabelled.sum()), a.n_rows)
+        log.warning(
+            "%s: %d of %d audio rows have no video frame inside them and no label of their own; they are left out.",
+            a.source,
+            int(unlabelled.sum()),
+            a.n_rows,
+        )
     row_video = a.row_video()
     samples, index = {}, {}
     for name in splits:
@@ -96,21 +111,38 @@ def _audio_inputs(ds: Dataset, audio_window: int, splits, keep_unlabelled: bool)
         rows = np.flatnonzero(keep)
         samples[name] = FrameSamples(a, rows, labels[rows], modality="audio")
         index[name] = SampleIndex(a.video_ids[row_video[rows]], a.times[rows], a.times[rows] + audio_window)
-    return Inputs("audio", samples, index, {"input_dim": a.dim},
-                  {"unlabelled_audio_rows": int(unlabelled.sum()), "audio_window": audio_window},
-                  stats={"audio": train_stats(a, ds.split.train)})
+    return Inputs(
+        "audio",
+        samples,
+        index,
+        {"input_dim": a.dim},
+        {"unlabelled_audio_rows": int(unlabelled.sum()), "audio_window": audio_window},
+        stats={"audio": train_stats(a, ds.split.train)},
+    )
 
 
-def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: int, audio_window: int | None,
-                   audio_len: int | None, splits, keep_unlabelled: bool, masked: bool | None) -> Inputs:
+def _window_inputs(
+    ds: Dataset,
+    kind: str,
+    window_s: float,
+    label: str,
+    stride: int,
+    audio_window: int | None,
+    audio_len: int | None,
+    splits,
+    keep_unlabelled: bool,
+    masked: bool | None,
+) -> Inputs:
     v = ds.video
     frames = window_frames(window_s, ds.fps)
     audio = ds.audio(audio_window) if kind == "fusion" else None
     _check_lengths(v, frames, window_s, ds, splits)
     # a step over 1.5 frame periods is a gap (frames dropped where no face was found); a stretch shorter
     # than the window (a 1-3 s AFEW-VA clip) gets one window padded at the start
-    wins = {name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps,
-                               pad_short=True) for name in splits}
+    wins = {
+        name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps, pad_short=True)
+        for name in splits
+    }
     labels = {}
     unlabelled = 0
     for name, w in wins.items():
@@ -118,8 +150,12 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
         known = ~np.isnan(y).any(axis=1) | keep_unlabelled  # unknown labels never train nor score
         unlabelled += int((~known).sum())
         if masked is False and w.padded:  # a model trained without padding cannot read padded windows
-            log.warning("%d window(s) of recordings shorter than %g s are left out: the model was trained "
-                        "without padded windows.", int((w.padding > 0).sum()), window_s)
+            log.warning(
+                "%d window(s) of recordings shorter than %g s are left out: the model was trained "
+                "without padded windows.",
+                int((w.padding > 0).sum()),
+                window_s,
+            )
             known &= w.padding == 0
         wins[name], labels[name] = w.select(known), y[known]
     if masked is None:
@@ -134,8 +170,10 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     skipped = sorted(s for w in wins.values() for s in w.skipped_videos)
     for name, w in wins.items():
         if not len(w):
-            raise DataError(f"{v.source}: the {name} split has no labelled window of {window_s:g} s ({frames} "
-                            f"frames) in its {len(ds.split.of(name))} videos. Check the labels (`emo data check`).")
+            raise DataError(
+                f"{v.source}: the {name} split has no labelled window of {window_s:g} s ({frames} "
+                f"frames) in its {len(ds.split.of(name))} videos. Check the labels (`emo data check`)."
+            )
         if audio is None:
             samples[name] = WindowSamples(v, w, labels[name], masked=masked)
         else:
@@ -149,8 +187,11 @@ def _window_inputs(ds: Dataset, kind: str, window_s: float, label: str, stride: 
     if audio is not None:
         dims.update(audio_dim=audio.dim, audio_len=int(audio_len))
         stats["audio"] = train_stats(audio, ds.split.train)
-    notes = {"skipped_short_videos": len(skipped), "unlabelled_windows": unlabelled,
-             "padded_windows": int(sum(int((w.padding > 0).sum()) for w in wins.values()))}
+    notes = {
+        "skipped_short_videos": len(skipped),
+        "unlabelled_windows": unlabelled,
+        "padded_windows": int(sum(int((w.padding > 0).sum()) for w in wins.values())),
+    }
     if audio is not None:
         notes["audio_window"] = audio_window
     return Inputs(kind, samples, index, dims, notes, stats)
@@ -169,27 +210,40 @@ def _check_lengths(v: FrameTable, frames: int, window_s: float, ds: Dataset, spl
             continue
         seconds = np.sort(n / ds.fps)
         if short.all():
-            raise DataError(f"{v.source}: the window of {window_s:g} s ({frames} frames) is longer than every "
-                            f"recording of the {name} split ({len(n)} recordings of {seconds[0]:g}-{seconds[-1]:g} s, "
-                            f"median {np.median(seconds):g} s), so every window would be one recording padded at "
-                            f"the start. Use a window of at most {seconds[-1]:g} s.")
-        log.warning("%s: %d of %d recordings of the %s split are shorter than the %g s window (%g-%g s); each "
-                    "gives one window, padded at the start and masked.", v.source, int(short.sum()), len(n), name,
-                    window_s, seconds[0], float(np.max(n[short]) / ds.fps))
+            raise DataError(
+                f"{v.source}: the window of {window_s:g} s ({frames} frames) is longer than every "
+                f"recording of the {name} split ({len(n)} recordings of {seconds[0]:g}-{seconds[-1]:g} s, "
+                f"median {np.median(seconds):g} s), so every window would be one recording padded at "
+                f"the start. Use a window of at most {seconds[-1]:g} s."
+            )
+        log.warning(
+            "%s: %d of %d recordings of the %s split are shorter than the %g s window (%g-%g s); each "
+            "gives one window, padded at the start and masked.",
+            v.source,
+            int(short.sum()),
+            len(n),
+            name,
+            window_s,
+            seconds[0],
+            float(np.max(n[short]) / ds.fps),
+        )
 
 
-def _check_audio(v: FrameTable, audio: FrameTable, window_s: float, wins: dict[str, Windows],
-                 syncs: dict[str, AudioSync]) -> None:
+def _check_audio(
+    v: FrameTable, audio: FrameTable, window_s: float, wins: dict[str, Windows], syncs: dict[str, AudioSync]
+) -> None:
     """Fusion windows without audio train the model on video alone, every audio mask False: a split
     with no audio in any window is an error, videos with none are named in a warning."""
     for name, w in wins.items():
         if len(w) and not syncs[name].count.any():
             vid = v.video_ids[w.video[0]]
-            raise DataError(f"{audio.source}: no audio row falls inside any {window_s:g} s window of the {name} "
-                            f"split ({len(np.unique(w.video))} videos), so fusion would see no audio at all. Check "
-                            f"the time bases: audio timestamps must be seconds from the video's start, like the "
-                            f"video timestamps ({time_ranges(v, audio, vid)}). `emo data check` shows the audio "
-                            f"coverage of every video.")
+            raise DataError(
+                f"{audio.source}: no audio row falls inside any {window_s:g} s window of the {name} "
+                f"split ({len(np.unique(w.video))} videos), so fusion would see no audio at all. Check "
+                f"the time bases: audio timestamps must be seconds from the video's start, like the "
+                f"video timestamps ({time_ranges(v, audio, vid)}). `emo data check` shows the audio "
+                f"coverage of every video."
+            )
     with_audio = np.zeros(len(v.video_ids), np.int64)
     has_windows = np.zeros(len(v.video_ids), bool)
     for name, w in wins.items():
@@ -197,10 +251,16 @@ def _check_audio(v: FrameTable, audio: FrameTable, window_s: float, wins: dict[s
         has_windows[w.video] = True
     silent = v.video_ids[has_windows & (with_audio == 0)]
     if len(silent):
-        log.warning("%s: %d video(s) have no audio row inside any %g s window, so their windows carry video "
-                    "alone: %s%s. Check those videos' audio timestamps (%s).", audio.source, len(silent), window_s,
-                    ", ".join(map(str, silent[:10])), " …" if len(silent) > 10 else "",
-                    time_ranges(v, audio, silent[0]))
+        log.warning(
+            "%s: %d video(s) have no audio row inside any %g s window, so their windows carry video "
+            "alone: %s%s. Check those videos' audio timestamps (%s).",
+            audio.source,
+            len(silent),
+            window_s,
+            ", ".join(map(str, silent[:10])),
+            " …" if len(silent) > 10 else "",
+            time_ranges(v, audio, silent[0]),
+        )
 
 
 def choose_audio_window(window_s: float, have: list[int]) -> int:
@@ -210,9 +270,19 @@ def choose_audio_window(window_s: float, have: list[int]) -> int:
     return max(shorter) if shorter else min(have)
 
 
-def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = "mean", stride: int = 1,
-                 audio_window: int | None = None, audio_len: int | None = None, splits=SPLITS,
-                 keep_unlabelled: bool = False, masked: bool | None = None) -> Inputs:
+def build_inputs(
+    ds: Dataset,
+    kind: str,
+    *,
+    window_s: float = 1.0,
+    label: str = "mean",
+    stride: int = 1,
+    audio_window: int | None = None,
+    audio_len: int | None = None,
+    splits=SPLITS,
+    keep_unlabelled: bool = False,
+    masked: bool | None = None,
+) -> Inputs:
     """Samples of `kind` for the `splits` (train/dev/test).
 
     `frame`: one sample per video frame. `audio`: one per row of the `audio_{audio_window}s` table.
@@ -230,12 +300,19 @@ def build_inputs(ds: Dataset, kind: str, *, window_s: float = 1.0, label: str = 
     if kind == "fusion" and audio_window is None:
         have = ds.audio_windows()
         if not have:
-            raise DataError(f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
-                            f"none (like AFEW-VA). Use a video model, or add the audio tables.")
+            raise DataError(
+                f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
+                f"none (like AFEW-VA). Use a video model, or add the audio tables."
+            )
         audio_window = choose_audio_window(window_s, have)
         if audio_window != window_s:
-            log.warning("%s: no audio_%gs table: fusion windows of %g s take their audio rows from audio_%ds "
-                        "(logged as data_audio_window; set audio_window to choose another of %s).", ds.folder,
-                        window_s, window_s, audio_window, ", ".join(f"{w}" for w in have))
-    return _window_inputs(ds, kind, window_s, label, stride, audio_window, audio_len, splits, keep_unlabelled,
-                          masked)
+            log.warning(
+                "%s: no audio_%gs table: fusion windows of %g s take their audio rows from audio_%ds "
+                "(logged as data_audio_window; set audio_window to choose another of %s).",
+                ds.folder,
+                window_s,
+                window_s,
+                audio_window,
+                ", ".join(f"{w}" for w in have),
+            )
+    return _window_inputs(ds, kind, window_s, label, stride, audio_window, audio_len, splits, keep_unlabelled, masked)

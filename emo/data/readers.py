@@ -63,13 +63,21 @@ def sniff(path: Path) -> str:
     counts = {d: line.count(d) for d in DELIMITERS}
     best = max(counts, key=counts.get)
     if not counts[best]:
-        raise DataError(f"{path}: the first line holds none of ';', ',' or tab, so it is not a table "
-                        f"(first line: {line[:80]!r}).")
+        raise DataError(
+            f"{path}: the first line holds none of ';', ',' or tab, so it is not a table (first line: {line[:80]!r})."
+        )
     return best
 
 
-def read_delimited(path: str | Path, *, sep: str | None = None, names: list[str] | None = None,
-                   what: str = "file", text: tuple[str, ...] = (), quote: str = "'") -> pd.DataFrame:
+def read_delimited(
+    path: str | Path,
+    *,
+    sep: str | None = None,
+    names: list[str] | None = None,
+    what: str = "file",
+    text: tuple[str, ...] = (),
+    quote: str = "'",
+) -> pd.DataFrame:
     """A `;`/`,`/tab-separated table, with or without a header, `'quoted'` names unquoted.
 
     `sep=None` detects the delimiter; a given `sep` is checked (a `;` file read as `,` fails with
@@ -84,29 +92,41 @@ def read_delimited(path: str | Path, *, sep: str | None = None, names: list[str]
         line = _first_line(path)
         if line.count(sep) == 0:
             shown = {";": "';'", ",": "','", "\t": "tab"}
-            raise DataError(f"{path}: this {what} is {shown[found]}-separated, but this format's files are "
-                            f"{shown[sep]}-separated (first line: {line[:80]!r}). Check that the file is the "
-                            f"one meant here, or convert it.")
+            raise DataError(
+                f"{path}: this {what} is {shown[found]}-separated, but this format's files are "
+                f"{shown[sep]}-separated (first line: {line[:80]!r}). Check that the file is the "
+                f"one meant here, or convert it."
+            )
         found = sep
     header = has_header(_first_lines(path), found)
     if not header and names is None:
-        raise DataError(f"{path}: the {what} has no header line, and this format needs one "
-                        f"(first line: {_first_line(path)[:80]!r}).")
+        raise DataError(
+            f"{path}: the {what} has no header line, and this format needs one "
+            f"(first line: {_first_line(path)[:80]!r})."
+        )
     try:  # pyarrow's reader: several times faster than pandas' on wide numeric files
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
-                               parse_options=pacsv.ParseOptions(delimiter=found, quote_char=quote),
-                               convert_options=pacsv.ConvertOptions(null_values=["", "?", "NaN", "nan"],
-                                                                    strings_can_be_null=True,
-                                                                    column_types={c: pa.string() for c in text}))
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
+            parse_options=pacsv.ParseOptions(delimiter=found, quote_char=quote),
+            convert_options=pacsv.ConvertOptions(
+                null_values=["", "?", "NaN", "nan"],
+                strings_can_be_null=True,
+                column_types={c: pa.string() for c in text},
+            ),
+        )
         df = table.to_pandas()
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise _cut_short(path, found, header, names, what) or DataError(
             f"{path}: cannot be read as a {found!r}-separated table ({str(exc).splitlines()[0]}). Check that every "
-            f"line has the same number of fields.") from None
+            f"line has the same number of fields."
+        ) from None
     if not header:
         if len(df.columns) < len(names):
-            raise DataError(f"{path}: a headerless {what} needs at least {len(names)} columns "
-                            f"({', '.join(names)}); it has {len(df.columns)}.")
+            raise DataError(
+                f"{path}: a headerless {what} needs at least {len(names)} columns "
+                f"({', '.join(names)}); it has {len(df.columns)}."
+            )
         df.columns = list(names) + [f"col{j}" for j in range(len(names), len(df.columns))]
     df.columns = [str(c).strip().strip("'\"") for c in df.columns]
     df.attrs["first_line"] = 2 if header else 1
@@ -124,14 +144,18 @@ def _cut_short(path: Path, sep: str, header: bool, names: list[str] | None, what
     if len(filled) < 2:
         return None
     first = lines[filled[0]].split(sep)
-    columns = [c.strip().strip("'\"") for c in first] if header else \
-        list(names) + [f"col{j}" for j in range(len(names), len(first))]
+    columns = (
+        [c.strip().strip("'\"") for c in first]
+        if header
+        else list(names) + [f"col{j}" for j in range(len(names), len(first))]
+    )
     rows = filled[1:] if header else filled
     return short_line(path, lines.iloc[rows], rows + 1, sep, columns, what)
 
 
-def short_line(path: Path, rows: pd.Series, lines: np.ndarray, sep: str, columns: list[str],
-               what: str) -> DataError | None:
+def short_line(
+    path: Path, rows: pd.Series, lines: np.ndarray, sep: str, columns: list[str], what: str
+) -> DataError | None:
     """The error for the first of `rows` (text, at file `lines`) with fewer fields than `columns`
     (None: there is none). A cut-short last line is what an interrupted export or copy leaves."""
     fields = rows.str.count(re.escape(sep)).to_numpy() + 1
@@ -139,12 +163,15 @@ def short_line(path: Path, rows: pd.Series, lines: np.ndarray, sep: str, columns
     if not len(short):
         return None
     k = int(short[0])
-    have = f"{fields[k]} of the {len(columns)} fields ({', '.join(columns[fields[k]:])} missing)"
+    have = f"{fields[k]} of the {len(columns)} fields ({', '.join(columns[fields[k] :])} missing)"
     if k == len(rows) - 1:
-        return DataError(f"{path}: the last line ({lines[k]}) holds {have}: the {what} looks cut short. Export or "
-                         f"copy it again, or delete that line.")
-    return DataError(f"{path}: line {lines[k]} holds {have}. Every line needs all {len(columns)} fields: fix that "
-                     f"line.")
+        return DataError(
+            f"{path}: the last line ({lines[k]}) holds {have}: the {what} looks cut short. Export or "
+            f"copy it again, or delete that line."
+        )
+    return DataError(
+        f"{path}: line {lines[k]} holds {have}. Every line needs all {len(columns)} fields: fix that line."
+    )
 
 
 def read_arff(path: str | Path) -> pd.DataFrame:
@@ -171,8 +198,10 @@ def read_arff(path: str | Path) -> pd.DataFrame:
             data_at = n + 1
             break
     if data_at is None:
-        raise DataError(f"{path}: an ARFF file needs a '@data' line before its rows, and this one has none. "
-                        f"The file may be cut short: export it again.")
+        raise DataError(
+            f"{path}: an ARFF file needs a '@data' line before its rows, and this one has none. "
+            f"The file may be cut short: export it again."
+        )
     if not names:
         raise DataError(f"{path}: no '@attribute' lines before '@data'; this is not an ARFF table.")
     rows_at = [i for i in range(data_at, len(lines)) if lines[i].strip() and not lines[i].lstrip().startswith("%")]
@@ -183,18 +212,28 @@ def read_arff(path: str | Path) -> pd.DataFrame:
         raise short
     body = "\n".join(rows)
     try:
-        df = pd.read_csv(io.StringIO(body), sep=",", header=None, names=names, quotechar="'", na_values=["?"],
-                         skipinitialspace=True, low_memory=False)
+        df = pd.read_csv(
+            io.StringIO(body),
+            sep=",",
+            header=None,
+            names=names,
+            quotechar="'",
+            na_values=["?"],
+            skipinitialspace=True,
+            low_memory=False,
+        )
     except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"{path}: the rows after '@data' do not match its {len(names)} attributes "
-                        f"({str(exc).splitlines()[0]}).") from None
+        raise DataError(
+            f"{path}: the rows after '@data' do not match its {len(names)} attributes ({str(exc).splitlines()[0]})."
+        ) from None
     df.attrs["arff_kinds"] = dict(zip(names, kinds))
     df.attrs["first_line"] = rows_at[0] + 1  # line numbers hold while the rows have no blank lines between
     return df
 
 
-def read_any(path: str | Path, *, sep: str | None = None, names: list[str] | None = None,
-             what: str = "file") -> pd.DataFrame:
+def read_any(
+    path: str | Path, *, sep: str | None = None, names: list[str] | None = None, what: str = "file"
+) -> pd.DataFrame:
     """`read_arff` for .arff files, else `read_delimited`."""
     path = Path(path)
     if path.suffix.lower() == ".arff":
@@ -205,21 +244,41 @@ def read_any(path: str | Path, *, sep: str | None = None, names: list[str] | Non
 def numeric_column(df: pd.DataFrame, col: str, path: Path, what: str) -> np.ndarray:
     """Column `col` as float64; text in it is an error naming the line."""
     if col not in df.columns:
-        raise DataError(f"{path}: no {col!r} column ({what}); its columns are {', '.join(map(str, df.columns[:8]))}"
-                        f"{' …' if len(df.columns) > 8 else ''}.")
+        raise DataError(
+            f"{path}: no {col!r} column ({what}); its columns are {', '.join(map(str, df.columns[:8]))}"
+            f"{' …' if len(df.columns) > 8 else ''}."
+        )
     values = pd.to_numeric(df[col], errors="coerce")
     bad = values.isna() & df[col].notna()
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         first = df.attrs.get("first_line", 2)
-        raise DataError(f"{path}: column {col!r} ({what}) holds {df[col].iloc[row]!r} at line {row + first}, not a "
-                        f"number. Fix that line ({int(bad.sum())} such lines in all).")
+        raise DataError(
+            f"{path}: column {col!r} ({what}) holds {df[col].iloc[row]!r} at line {row + first}, not a "
+            f"number. Fix that line ({int(bad.sum())} such lines in all)."
+        )
     return values.to_numpy(np.float64)
 
 
 # Columns of a feature file that are not features: names, times, segment ids, ARFF class.
-NOT_FEATURES = {"name", "instance_name", "frametime", "timestamp", "time", "segment_id", "class", "frame",
-                "video_id", "filename", "start", "end", "valence", "arousal", "liking", "split"}
+NOT_FEATURES = {
+    "name",
+    "instance_name",
+    "frametime",
+    "timestamp",
+    "time",
+    "segment_id",
+    "class",
+    "frame",
+    "video_id",
+    "filename",
+    "start",
+    "end",
+    "valence",
+    "arousal",
+    "liking",
+    "split",
+}
 
 
 def feature_block(df: pd.DataFrame, path: Path) -> tuple[np.ndarray, list[str]]:
@@ -241,6 +300,8 @@ def feature_block(df: pd.DataFrame, path: Path) -> tuple[np.ndarray, list[str]]:
     if bad.any():
         r, c = (int(v[0]) for v in np.nonzero(bad))
         first = df.attrs.get("first_line", 2)
-        raise DataError(f"{path}: feature {cols[c]!r} is missing or not finite at line {r + first} "
-                        f"({int(bad.any(axis=1).sum())} lines in all). Re-extract the features or drop those lines.")
+        raise DataError(
+            f"{path}: feature {cols[c]!r} is missing or not finite at line {r + first} "
+            f"({int(bad.any(axis=1).sum())} lines in all). Re-extract the features or drop those lines."
+        )
     return x, [str(c) for c in cols]

@@ -28,20 +28,24 @@ class Batch:
     video_mask: torch.Tensor | None = None  # (B, T) bool, True = a real frame (windows padded at the start)
 
     def inputs(self) -> dict[str, torch.Tensor]:
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name != "target" and getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "target" and getattr(self, f.name) is not None
+        }
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """Page-locked copies, so that `to(cuda, non_blocking=True)` overlaps the copy with compute
         (a DataLoader with `pin_memory=True` calls this)."""
         return self._map(torch.Tensor.pin_memory)
 
-    def _map(self, fn) -> "Batch":
-        return Batch(**{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name))
-                        for f in fields(self)})
+    def _map(self, fn) -> Batch:
+        return Batch(
+            **{f.name: None if getattr(self, f.name) is None else fn(getattr(self, f.name)) for f in fields(self)}
+        )
 
     def __len__(self) -> int:
         return len(self.target)
@@ -107,8 +111,16 @@ class WindowSamples(_Samples):
 class FusionSamples(WindowSamples):
     """A video window with the audio rows of its video inside it, padded to `max_len` with a mask."""
 
-    def __init__(self, video: FrameTable, windows: Windows, labels: np.ndarray, audio: FrameTable,
-                 sync: AudioSync, *, masked: bool = False):
+    def __init__(
+        self,
+        video: FrameTable,
+        windows: Windows,
+        labels: np.ndarray,
+        audio: FrameTable,
+        sync: AudioSync,
+        *,
+        masked: bool = False,
+    ):
         super().__init__(video, windows, labels, masked=masked)
         self.audio_features = torch.from_numpy(audio.features)
         self.audio_first = torch.as_tensor(sync.first, dtype=torch.long)
@@ -127,13 +139,26 @@ def _whole_batch(batch: Batch) -> Batch:
     return batch
 
 
-def loader(samples: _Samples, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-           generator: torch.Generator | None = None, pin_memory: bool = False) -> DataLoader:
+def loader(
+    samples: _Samples,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    pin_memory: bool = False,
+) -> DataLoader:
     """A DataLoader that gathers each batch in one call (no per-sample collation).
 
     Shuffling draws from `generator` (whose state a checkpoint can keep), else from `seed`.
     `pin_memory` (for a CUDA device) hands out batches in page-locked memory."""
     if shuffle and generator is None:
         generator = torch.Generator().manual_seed(seed)
-    return DataLoader(samples, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      collate_fn=_whole_batch, pin_memory=pin_memory)
+    return DataLoader(
+        samples,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        collate_fn=_whole_batch,
+        pin_memory=pin_memory,
+    )

@@ -12,17 +12,22 @@ from emo.errors import DataError
 def _label_range(labels: np.ndarray) -> str:
     if not len(labels):
         return "none"
-    return ", ".join(f"{name} [{labels[:, j].min():+.3f}, {labels[:, j].max():+.3f}] mean {labels[:, j].mean():+.3f}"
-                     for j, name in enumerate(("valence", "arousal")))
+    return ", ".join(
+        f"{name} [{labels[:, j].min():+.3f}, {labels[:, j].max():+.3f}] mean {labels[:, j].mean():+.3f}"
+        for j, name in enumerate(("valence", "arousal"))
+    )
 
 
 def audio_coverage(ds: Dataset) -> dict[int, np.ndarray]:
     """Per audio table `audio_{w}s`: (V,) how many frames of each video have an audio row in the
     w-second window that starts at the frame (0 everywhere when the time bases disagree)."""
     v = ds.video
-    return {w: np.bincount(v.row_video(), weights=frames_with_audio(v, ds.audio(w), w),
-                           minlength=len(v.video_ids)).astype(np.int64)
-            for w in ds.audio_windows()}
+    return {
+        w: np.bincount(v.row_video(), weights=frames_with_audio(v, ds.audio(w), w), minlength=len(v.video_ids)).astype(
+            np.int64
+        )
+        for w in ds.audio_windows()
+    }
 
 
 def coverage(ds: Dataset, audio: dict[int, np.ndarray] | None = None) -> list[dict]:
@@ -37,32 +42,51 @@ def coverage(ds: Dataset, audio: dict[int, np.ndarray] | None = None) -> list[di
         lo, hi = v.offsets[k], v.offsets[k + 1]
         lab = labelled[lo:hi]
         y = v.labels[lo:hi][lab] * ds.label_scale
-        rows.append({"video": str(vid), "frames": int(hi - lo), "labelled": int(lab.sum()),
-                     "unlabelled": int((~lab).sum()), "gaps": int(gap[lo:hi - 1].sum()) if hi - lo > 1 else 0,
-                     "range": None if not len(y) else (y.min(axis=0), y.max(axis=0)),
-                     "audio": {w: int(n[k]) for w, n in audio.items()}})
+        rows.append(
+            {
+                "video": str(vid),
+                "frames": int(hi - lo),
+                "labelled": int(lab.sum()),
+                "unlabelled": int((~lab).sum()),
+                "gaps": int(gap[lo : hi - 1].sum()) if hi - lo > 1 else 0,
+                "range": None if not len(y) else (y.min(axis=0), y.max(axis=0)),
+                "audio": {w: int(n[k]) for w, n in audio.items()},
+            }
+        )
     return rows
 
 
-def coverage_lines(ds: Dataset, per_video: bool | None = None, audio: dict[int, np.ndarray] | None = None
-                   ) -> list[str]:
+def coverage_lines(ds: Dataset, per_video: bool | None = None, audio: dict[int, np.ndarray] | None = None) -> list[str]:
     """The coverage table: every video when asked (default: up to 20 videos), else the least labelled."""
     rows = coverage(ds, audio)
     total = {k: sum(r[k] for r in rows) for k in ("frames", "labelled", "unlabelled", "gaps")}
-    lines = [f"coverage  {total['labelled']} labelled frames, {total['unlabelled']} unlabelled, {total['gaps']} gaps "
-             f"in {len(rows)} videos"]
-    shown = rows if (per_video or (per_video is None and len(rows) <= 20)) else \
-        sorted(rows, key=lambda r: r["labelled"] / max(r["frames"], 1))[:5]
+    lines = [
+        f"coverage  {total['labelled']} labelled frames, {total['unlabelled']} unlabelled, {total['gaps']} gaps "
+        f"in {len(rows)} videos"
+    ]
+    shown = (
+        rows
+        if (per_video or (per_video is None and len(rows) <= 20))
+        else sorted(rows, key=lambda r: r["labelled"] / max(r["frames"], 1))[:5]
+    )
     if shown is not rows:
         lines.append(f"          the 5 least labelled videos (--per-video lists all {len(rows)}):")
     for r in shown:
-        rng = "no labels" if r["range"] is None else \
-            (f"valence [{r['range'][0][0]:+.2f}, {r['range'][1][0]:+.2f}] "
-             f"arousal [{r['range'][0][1]:+.2f}, {r['range'][1][1]:+.2f}]")
-        sound = "".join(f"  audio_{w}s {n}/{r['frames']}" + (" NO AUDIO" if not n else "")
-                        for w, n in r["audio"].items())
-        lines.append(f"  {r['video']:24s} {r['frames']:6d} frames {r['labelled']:6d} labelled {r['unlabelled']:5d} "
-                     f"unlabelled {r['gaps']:3d} gaps  {rng}{sound}")
+        rng = (
+            "no labels"
+            if r["range"] is None
+            else (
+                f"valence [{r['range'][0][0]:+.2f}, {r['range'][1][0]:+.2f}] "
+                f"arousal [{r['range'][0][1]:+.2f}, {r['range'][1][1]:+.2f}]"
+            )
+        )
+        sound = "".join(
+            f"  audio_{w}s {n}/{r['frames']}" + (" NO AUDIO" if not n else "") for w, n in r["audio"].items()
+        )
+        lines.append(
+            f"  {r['video']:24s} {r['frames']:6d} frames {r['labelled']:6d} labelled {r['unlabelled']:5d} "
+            f"unlabelled {r['gaps']:3d} gaps  {rng}{sound}"
+        )
     return lines
 
 
@@ -93,8 +117,11 @@ def summarize(ds: Dataset, windows_s=(), per_video: bool | None = None) -> str:
         *coverage_lines(ds, per_video, audio),
     ]
     frames_of = dict(zip(v.video_ids, lengths))
-    sizes = ", ".join(f"{name} {len(ids)} videos / {sum(frames_of.get(i, 0) for i in ids)} frames"
-                      for name in ("train", "dev", "test") for ids in [ds.split.of(name)])
+    sizes = ", ".join(
+        f"{name} {len(ids)} videos / {sum(frames_of.get(i, 0) for i in ids)} frames"
+        for name in ("train", "dev", "test")
+        for ids in [ds.split.of(name)]
+    )
     lines.append(f"split     {sizes} ({ds.split.source}, hash {ds.split.hash})")
     for w in windows_s:
         n = window_frames(w, ds.fps)
@@ -102,24 +129,34 @@ def summarize(ds: Dataset, windows_s=(), per_video: bool | None = None) -> str:
         full = int((win.padding == 0).sum())
         if not full:
             longest = int(stretches(v, 1.5 / ds.fps)[2].max())
-            problem = (f"no window of {w:g} s ({n} frames) exists: the longest run of consecutive frames is "
-                       f"{longest} frames ({longest / ds.fps:g} s), so every window would be padded. Choose a "
-                       f"--window of at most {longest / ds.fps:g} s.")
+            problem = (
+                f"no window of {w:g} s ({n} frames) exists: the longest run of consecutive frames is "
+                f"{longest} frames ({longest / ds.fps:g} s), so every window would be padded. Choose a "
+                f"--window of at most {longest / ds.fps:g} s."
+            )
             problems.append(problem)
             lines.append(f"windows   {w:g} s = {n} frames: NONE; {problem}")
             continue
-        lines.append(f"windows   {w:g} s = {n} frames: {len(win)} windows (stride 1), "
-                     f"{int((win.padding > 0).sum())} of them padded (stretches shorter than the window)")
+        lines.append(
+            f"windows   {w:g} s = {n} frames: {len(win)} windows (stride 1), "
+            f"{int((win.padding > 0).sum())} of them padded (stretches shorter than the window)"
+        )
     for w, frames in audio.items():
         a = ds.audio(w)
-        lines.append(f"audio     audio_{w}s: {a.n_rows} rows, {a.dim} features, {len(a.video_ids)} videos"
-                     + (", with labels" if a.labels is not None else ", labels from the video frames"))
-        lines.append(f"          audio rows inside the {w} s window starting at {int(frames.sum())} of {v.n_rows} "
-                     f"frames; {int((frames > 0).sum())} of {len(frames)} videos have audio in some window")
+        lines.append(
+            f"audio     audio_{w}s: {a.n_rows} rows, {a.dim} features, {len(a.video_ids)} videos"
+            + (", with labels" if a.labels is not None else ", labels from the video frames")
+        )
+        lines.append(
+            f"          audio rows inside the {w} s window starting at {int(frames.sum())} of {v.n_rows} "
+            f"frames; {int((frames > 0).sum())} of {len(frames)} videos have audio in some window"
+        )
         silent = v.video_ids[frames == 0]
         if len(silent):
-            lines.append(f"          NO audio row inside any window of {len(silent)} video(s): {_few(silent)} "
-                         f"({time_ranges(v, a, silent[0])})")
+            lines.append(
+                f"          NO audio row inside any window of {len(silent)} video(s): {_few(silent)} "
+                f"({time_ranges(v, a, silent[0])})"
+            )
         empty = []  # splits where fusion would raise: no window of theirs holds audio
         for name in ("train", "dev", "test"):
             chosen = np.isin(v.video_ids, np.asarray(ds.split.of(name), dtype=str))
@@ -130,11 +167,15 @@ def summarize(ds: Dataset, windows_s=(), per_video: bool | None = None) -> str:
                 f"audio_{w}s: no audio row falls inside any {w} s window of the "
                 f"{' and '.join(name for name, _ in empty)} videos, so fusion would train or score on video alone. "
                 f"Check the time bases: the audio timestamps must be seconds from the video's start, like the video "
-                f"timestamps ({time_ranges(v, a, empty[0][1])}).")
+                f"timestamps ({time_ranges(v, a, empty[0][1])})."
+            )
     if not audio:
         lines.append("audio     none (video-only dataset: video, ffnn and baseline models apply)")
     text = "\n".join(lines)
     if problems:
-        raise DataError(f"{ds.folder}: the check failed:\n" + "\n".join(f"  - {p}" for p in problems)
-                        + f"\n\nwhat was read:\n{text}")
+        raise DataError(
+            f"{ds.folder}: the check failed:\n"
+            + "\n".join(f"  - {p}" for p in problems)
+            + f"\n\nwhat was read:\n{text}"
+        )
     return text

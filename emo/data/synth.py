@@ -180,44 +180,93 @@ _EGEMAPS_FIRST = [
     "F0semitoneFrom27.5Hz_sma3nz_stddevNorm",
 ]
 _EGEMAPS_ALL = [
-    "F0semitoneFrom27.5Hz_sma3nz_amean", "F0semitoneFrom27.5Hz_sma3nz_stddevNorm",
-    "F0semitoneFrom27.5Hz_sma3nz_percentile20.0", "F0semitoneFrom27.5Hz_sma3nz_percentile50.0",
-    "F0semitoneFrom27.5Hz_sma3nz_percentile80.0", "F0semitoneFrom27.5Hz_sma3nz_pctlrange0-2",
-    "F0semitoneFrom27.5Hz_sma3nz_meanRisingSlope", "F0semitoneFrom27.5Hz_sma3nz_stddevRisingSlope",
-    "F0semitoneFrom27.5Hz_sma3nz_meanFallingSlope", "F0semitoneFrom27.5Hz_sma3nz_stddevFallingSlope",
-    "loudness_sma3_amean", "loudness_sma3_stddevNorm", "loudness_sma3_percentile20.0",
-    "loudness_sma3_percentile50.0", "loudness_sma3_percentile80.0", "loudness_sma3_pctlrange0-2",
-    "loudness_sma3_meanRisingSlope", "loudness_sma3_stddevRisingSlope",
-    "loudness_sma3_meanFallingSlope", "loudness_sma3_stddevFallingSlope",
-    "spectralFlux_sma3_amean", "spectralFlux_sma3_stddevNorm",
-    "mfcc1_sma3_amean", "mfcc1_sma3_stddevNorm", "mfcc2_sma3_amean", "mfcc2_sma3_stddevNorm",
-    "mfcc3_sma3_amean", "mfcc3_sma3_stddevNorm", "mfcc4_sma3_amean", "mfcc4_sma3_stddevNorm",
-    "jitterLocal_sma3nz_amean", "jitterLocal_sma3nz_stddevNorm",
-    "shimmerLocaldB_sma3nz_amean", "shimmerLocaldB_sma3nz_stddevNorm",
-    "HNRdBACF_sma3nz_amean", "HNRdBACF_sma3nz_stddevNorm",
-    "logRelF0-H1-H2_sma3nz_amean", "logRelF0-H1-H2_sma3nz_stddevNorm",
-    "logRelF0-H1-A3_sma3nz_amean", "logRelF0-H1-A3_sma3nz_stddevNorm",
-    "F1frequency_sma3nz_amean", "F1frequency_sma3nz_stddevNorm",
-    "F1bandwidth_sma3nz_amean", "F1bandwidth_sma3nz_stddevNorm",
-    "F1amplitudeLogRelF0_sma3nz_amean", "F1amplitudeLogRelF0_sma3nz_stddevNorm",
-    "F2frequency_sma3nz_amean", "F2frequency_sma3nz_stddevNorm",
-    "F2bandwidth_sma3nz_amean", "F2bandwidth_sma3nz_stddevNorm",
-    "F2amplitudeLogRelF0_sma3nz_amean", "F2amplitudeLogRelF0_sma3nz_stddevNorm",
-    "F3frequency_sma3nz_amean", "F3frequency_sma3nz_stddevNorm",
-    "F3bandwidth_sma3nz_amean", "F3bandwidth_sma3nz_stddevNorm",
-    "F3amplitudeLogRelF0_sma3nz_amean", "F3amplitudeLogRelF0_sma3nz_stddevNorm",
-    "alphaRatioV_sma3nz_amean", "alphaRatioV_sma3nz_stddevNorm",
-    "hammarbergIndexV_sma3nz_amean", "hammarbergIndexV_sma3nz_stddevNorm",
-    "slopeV0-500_sma3nz_amean", "slopeV0-500_sma3nz_stddevNorm",
-    "slopeV500-1500_sma3nz_amean", "slopeV500-1500_sma3nz_stddevNorm",
-    "spectralFluxV_sma3nz_amean", "spectralFluxV_sma3nz_stddevNorm",
-    "mfcc1V_sma3nz_amean", "mfcc1V_sma3nz_stddevNorm", "mfcc2V_sma3nz_amean",
-    "mfcc2V_sma3nz_stddevNorm", "mfcc3V_sma3nz_amean", "mfcc3V_sma3nz_stddevNorm",
-    "mfcc4V_sma3nz_amean", "mfcc4V_sma3nz_stddevNorm",
-    "alphaRatioUV_sma3nz_amean", "hammarbergIndexUV_sma3nz_amean",
-    "slopeUV0-500_sma3nz_amean", "slopeUV500-1500_sma3nz_amean", "spectralFluxUV_sma3nz_amean",
-    "loudnessPeaksPerSec", "VoicedSegmentsPerSec", "MeanVoicedSegmentLengthSec",
-    "StddevVoicedSegmentLengthSec", "MeanUnvoicedSegmentLength", "StddevUnvoicedSegmentLength",
+    "F0semitoneFrom27.5Hz_sma3nz_amean",
+    "F0semitoneFrom27.5Hz_sma3nz_stddevNorm",
+    "F0semitoneFrom27.5Hz_sma3nz_percentile20.0",
+    "F0semitoneFrom27.5Hz_sma3nz_percentile50.0",
+    "F0semitoneFrom27.5Hz_sma3nz_percentile80.0",
+    "F0semitoneFrom27.5Hz_sma3nz_pctlrange0-2",
+    "F0semitoneFrom27.5Hz_sma3nz_meanRisingSlope",
+    "F0semitoneFrom27.5Hz_sma3nz_stddevRisingSlope",
+    "F0semitoneFrom27.5Hz_sma3nz_meanFallingSlope",
+    "F0semitoneFrom27.5Hz_sma3nz_stddevFallingSlope",
+    "loudness_sma3_amean",
+    "loudness_sma3_stddevNorm",
+    "loudness_sma3_percentile20.0",
+    "loudness_sma3_percentile50.0",
+    "loudness_sma3_percentile80.0",
+    "loudness_sma3_pctlrange0-2",
+    "loudness_sma3_meanRisingSlope",
+    "loudness_sma3_stddevRisingSlope",
+    "loudness_sma3_meanFallingSlope",
+    "loudness_sma3_stddevFallingSlope",
+    "spectralFlux_sma3_amean",
+    "spectralFlux_sma3_stddevNorm",
+    "mfcc1_sma3_amean",
+    "mfcc1_sma3_stddevNorm",
+    "mfcc2_sma3_amean",
+    "mfcc2_sma3_stddevNorm",
+    "mfcc3_sma3_amean",
+    "mfcc3_sma3_stddevNorm",
+    "mfcc4_sma3_amean",
+    "mfcc4_sma3_stddevNorm",
+    "jitterLocal_sma3nz_amean",
+    "jitterLocal_sma3nz_stddevNorm",
+    "shimmerLocaldB_sma3nz_amean",
+    "shimmerLocaldB_sma3nz_stddevNorm",
+    "HNRdBACF_sma3nz_amean",
+    "HNRdBACF_sma3nz_stddevNorm",
+    "logRelF0-H1-H2_sma3nz_amean",
+    "logRelF0-H1-H2_sma3nz_stddevNorm",
+    "logRelF0-H1-A3_sma3nz_amean",
+    "logRelF0-H1-A3_sma3nz_stddevNorm",
+    "F1frequency_sma3nz_amean",
+    "F1frequency_sma3nz_stddevNorm",
+    "F1bandwidth_sma3nz_amean",
+    "F1bandwidth_sma3nz_stddevNorm",
+    "F1amplitudeLogRelF0_sma3nz_amean",
+    "F1amplitudeLogRelF0_sma3nz_stddevNorm",
+    "F2frequency_sma3nz_amean",
+    "F2frequency_sma3nz_stddevNorm",
+    "F2bandwidth_sma3nz_amean",
+    "F2bandwidth_sma3nz_stddevNorm",
+    "F2amplitudeLogRelF0_sma3nz_amean",
+    "F2amplitudeLogRelF0_sma3nz_stddevNorm",
+    "F3frequency_sma3nz_amean",
+    "F3frequency_sma3nz_stddevNorm",
+    "F3bandwidth_sma3nz_amean",
+    "F3bandwidth_sma3nz_stddevNorm",
+    "F3amplitudeLogRelF0_sma3nz_amean",
+    "F3amplitudeLogRelF0_sma3nz_stddevNorm",
+    "alphaRatioV_sma3nz_amean",
+    "alphaRatioV_sma3nz_stddevNorm",
+    "hammarbergIndexV_sma3nz_amean",
+    "hammarbergIndexV_sma3nz_stddevNorm",
+    "slopeV0-500_sma3nz_amean",
+    "slopeV0-500_sma3nz_stddevNorm",
+    "slopeV500-1500_sma3nz_amean",
+    "slopeV500-1500_sma3nz_stddevNorm",
+    "spectralFluxV_sma3nz_amean",
+    "spectralFluxV_sma3nz_stddevNorm",
+    "mfcc1V_sma3nz_amean",
+    "mfcc1V_sma3nz_stddevNorm",
+    "mfcc2V_sma3nz_amean",
+    "mfcc2V_sma3nz_stddevNorm",
+    "mfcc3V_sma3nz_amean",
+    "mfcc3V_sma3nz_stddevNorm",
+    "mfcc4V_sma3nz_amean",
+    "mfcc4V_sma3nz_stddevNorm",
+    "alphaRatioUV_sma3nz_amean",
+    "hammarbergIndexUV_sma3nz_amean",
+    "slopeUV0-500_sma3nz_amean",
+    "slopeUV500-1500_sma3nz_amean",
+    "spectralFluxUV_sma3nz_amean",
+    "loudnessPeaksPerSec",
+    "VoicedSegmentsPerSec",
+    "MeanVoicedSegmentLengthSec",
+    "StddevVoicedSegmentLengthSec",
+    "MeanUnvoicedSegmentLength",
+    "StddevUnvoicedSegmentLength",
     "equivalentSoundLevel_dBp",
 ]
 LOUDNESS_COLUMN = "loudness_sma3_amean"
@@ -234,16 +283,16 @@ def audio_feature_names(n: int) -> list[str]:
 class SynthConfig:
     """What to generate; every field is recorded in meta.json's ``generator``."""
 
-    kind: str = "sewa"          # "sewa": video + audio_1s..4s, labels in [-1,1]; "afew": video only, [-10,10]
+    kind: str = "sewa"  # "sewa": video + audio_1s..4s, labels in [-1,1]; "afew": video only, [-10,10]
     videos: int = 24
     duration_s: float = 40.0
-    dim: int = 32               # video embedding width (emb_0 .. emb_{dim-1})
-    audio_dim: int = 16         # audio feature columns per table (sewa only)
+    dim: int = 32  # video embedding width (emb_0 .. emb_{dim-1})
+    audio_dim: int = 16  # audio feature columns per table (sewa only)
     fps: float = GRID_FPS
-    audio_hop_s: float = 0.5    # an audio row every hop seconds, for each window length 1..4 s
-    rater_noise: float = 0.05   # std of the label noise in [-1, 1] units (= the noise floor)
+    audio_hop_s: float = 0.5  # an audio row every hop seconds, for each window length 1..4 s
+    rater_noise: float = 0.05  # std of the label noise in [-1, 1] units (= the noise floor)
     seed: int = 0
-    fmt: str = "csv"            # "csv" or "parquet"
+    fmt: str = "csv"  # "csv" or "parquet"
 
     def __post_init__(self) -> None:
         problems = []
@@ -271,8 +320,9 @@ class SynthConfig:
         for name in ("duration_s", "fps", "audio_hop_s", "rater_noise"):
             object.__setattr__(self, name, float(getattr(self, name)))
         if _frame_count(self) < 1:
-            raise ConfigError(f"Invalid synthetic-data config: duration_s={self.duration_s} at "
-                              f"fps={self.fps} gives no frame.")
+            raise ConfigError(
+                f"Invalid synthetic-data config: duration_s={self.duration_s} at fps={self.fps} gives no frame."
+            )
         if self.kind == "sewa" and _frame_count(self) / self.fps < max(AUDIO_WINDOWS_S):
             raise ConfigError(
                 f"Invalid synthetic-data config: duration_s={self.duration_s} is shorter than the longest "
@@ -392,7 +442,9 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
     F = config.audio_dim
     feat_names = audio_feature_names(F)
     voice_dirs = _directions(root, F, 2 + _VOICE_NONLINEAR_UNITS)
-    voice_gains = np.array([_VOICE_AROUSAL_GAIN, _VOICE_VALENCE_GAIN] + [_VOICE_NONLINEAR_GAIN] * _VOICE_NONLINEAR_UNITS)
+    voice_gains = np.array(
+        [_VOICE_AROUSAL_GAIN, _VOICE_VALENCE_GAIN] + [_VOICE_NONLINEAR_GAIN] * _VOICE_NONLINEAR_UNITS
+    )
     voice_map = voice_dirs * voice_gains[:, None]  # (2 + H', F)
     voice_g = root.normal(0.0, 1.5, size=(2, _VOICE_NONLINEAR_UNITS))
     voice_c = root.normal(0.0, 0.5, size=_VOICE_NONLINEAR_UNITS)
@@ -440,8 +492,13 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
         z += _VOICE_FRAME_NOISE_SD * video_rng.standard_normal((n, F))
         gain = math.exp(video_rng.normal(0.0, _LOUDNESS_SPEAKER_SD))
         loud_noise = video_rng.standard_normal((2, n))
-        loud = _SILENCE_LOUDNESS + 0.01 * loud_noise[1] + speaking * gain * (
-            _SPEECH_LOUDNESS + _LOUDNESS_AROUSAL * a + _LOUDNESS_VALENCE * v + 0.15 * loud_noise[0])
+        loud = (
+            _SILENCE_LOUDNESS
+            + 0.01 * loud_noise[1]
+            + speaking
+            * gain
+            * (_SPEECH_LOUDNESS + _LOUDNESS_AROUSAL * a + _LOUDNESS_VALENCE * v + 0.15 * loud_noise[0])
+        )
         speaker = video_rng.normal(0.0, _VOICE_SPEAKER_SD, size=F)
         for N, (starts, lo, hi) in windows.items():
             K = len(starts)
@@ -450,7 +507,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
             feats = feats * feat_scale + feat_loc
             if loud_col is not None:
                 feats[:, loud_col] = np.maximum(_window_mean(loud, lo, hi) + 0.005 * video_rng.standard_normal(K), 0.01)
-            audio[N][i * K:(i + 1) * K] = feats
+            audio[N][i * K : (i + 1) * K] = feats
 
     order_rng = root.spawn(1)[0]
     ext = ".csv" if config.fmt == "csv" else ".parquet"
@@ -466,8 +523,9 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
         head["frame"] = frame_idx
     head["valence"] = valence
     head["arousal"] = arousal
-    _write_table(out / f"video{ext}", head, [f"emb_{j}" for j in range(D)], emb,
-                 order_rng.permutation(total), config.fmt)
+    _write_table(
+        out / f"video{ext}", head, [f"emb_{j}" for j in range(D)], emb, order_rng.permutation(total), config.fmt
+    )
 
     # audio tables
     for N, (starts, _lo, _hi) in windows.items():
@@ -476,8 +534,9 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
             "filename": np.repeat(np.array([f"{vid}.wav" for vid in ids]), K),
             "timestamp": np.tile(starts, config.videos),
         }
-        _write_table(out / f"audio_{N}s{ext}", head, feat_names, audio[N],
-                     order_rng.permutation(K * config.videos), config.fmt)
+        _write_table(
+            out / f"audio_{N}s{ext}", head, feat_names, audio[N], order_rng.permutation(K * config.videos), config.fmt
+        )
 
     meta = {
         "name": "synthetic-sewa" if sewa else "synthetic-afew-va",
@@ -495,34 +554,55 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
         "frames_per_video": n,
         "audio_windows_s": list(AUDIO_WINDOWS_S) if sewa else [],
         "process": {
-            "latent": {"sines": _LATENT_SINES, "period_s": list(_LATENT_PERIOD_S),
-                       "amplitude": list(_LATENT_AMPLITUDE), "offset_sd": _LATENT_OFFSET_SD,
-                       "bound": _LATENT_BOUND, "valence_arousal_mixing": _VA_CORRELATION},
-            "face": {"valence_gain": _FACE_VALENCE_GAIN, "arousal_gain": _FACE_AROUSAL_GAIN,
-                     "nonlinear_units": _FACE_NONLINEAR_UNITS, "nonlinear_gain": _FACE_NONLINEAR_GAIN,
-                     "noise_sd": _FACE_NOISE_SD, "identity_sd": _FACE_IDENTITY_SD},
-            "voice": {"arousal_gain": _VOICE_AROUSAL_GAIN, "valence_gain": _VOICE_VALENCE_GAIN,
-                      "nonlinear_units": _VOICE_NONLINEAR_UNITS, "nonlinear_gain": _VOICE_NONLINEAR_GAIN,
-                      "frame_noise_sd": _VOICE_FRAME_NOISE_SD, "window_noise_sd": _VOICE_WINDOW_NOISE_SD,
-                      "speaker_sd": _VOICE_SPEAKER_SD, "speech_s": list(_SPEECH_S),
-                      "silence_s": list(_SILENCE_S), "silence_loudness": _SILENCE_LOUDNESS,
-                      "speech_loudness": _SPEECH_LOUDNESS, "loudness_arousal": _LOUDNESS_AROUSAL,
-                      "loudness_speaker_sd": _LOUDNESS_SPEAKER_SD} if sewa else None,
+            "latent": {
+                "sines": _LATENT_SINES,
+                "period_s": list(_LATENT_PERIOD_S),
+                "amplitude": list(_LATENT_AMPLITUDE),
+                "offset_sd": _LATENT_OFFSET_SD,
+                "bound": _LATENT_BOUND,
+                "valence_arousal_mixing": _VA_CORRELATION,
+            },
+            "face": {
+                "valence_gain": _FACE_VALENCE_GAIN,
+                "arousal_gain": _FACE_AROUSAL_GAIN,
+                "nonlinear_units": _FACE_NONLINEAR_UNITS,
+                "nonlinear_gain": _FACE_NONLINEAR_GAIN,
+                "noise_sd": _FACE_NOISE_SD,
+                "identity_sd": _FACE_IDENTITY_SD,
+            },
+            "voice": {
+                "arousal_gain": _VOICE_AROUSAL_GAIN,
+                "valence_gain": _VOICE_VALENCE_GAIN,
+                "nonlinear_units": _VOICE_NONLINEAR_UNITS,
+                "nonlinear_gain": _VOICE_NONLINEAR_GAIN,
+                "frame_noise_sd": _VOICE_FRAME_NOISE_SD,
+                "window_noise_sd": _VOICE_WINDOW_NOISE_SD,
+                "speaker_sd": _VOICE_SPEAKER_SD,
+                "speech_s": list(_SPEECH_S),
+                "silence_s": list(_SILENCE_S),
+                "silence_loudness": _SILENCE_LOUDNESS,
+                "speech_loudness": _SPEECH_LOUDNESS,
+                "loudness_arousal": _LOUDNESS_AROUSAL,
+                "loudness_speaker_sd": _LOUDNESS_SPEAKER_SD,
+            }
+            if sewa
+            else None,
         },
     }
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
 
-def _write_table(path: Path, head: dict[str, np.ndarray], block_names: list[str],
-                 block: np.ndarray, order: np.ndarray, fmt: str) -> None:
+def _write_table(
+    path: Path, head: dict[str, np.ndarray], block_names: list[str], block: np.ndarray, order: np.ndarray, fmt: str
+) -> None:
     """Write ``head`` columns then ``block``'s (float32) columns, rows in ``order``, in chunks."""
     if fmt == "csv":
         import pandas as pd
 
         with open(path, "w", newline="") as fh:
             for c0 in range(0, len(order), _CHUNK_ROWS):
-                idx = order[c0:c0 + _CHUNK_ROWS]
+                idx = order[c0 : c0 + _CHUNK_ROWS]
                 frame = pd.DataFrame({name: col[idx] for name, col in head.items()})
                 frame = pd.concat([frame, pd.DataFrame(block[idx], columns=block_names)], axis=1)
                 frame.to_csv(fh, index=False, header=c0 == 0, float_format="%.7g", lineterminator="\n")
@@ -544,7 +624,7 @@ def _write_table(path: Path, head: dict[str, np.ndarray], block_names: list[str]
     strings = [name for name, col in head.items() if col.dtype.kind in "US"]
     with pq.ParquetWriter(path, schema, compression="snappy", use_dictionary=strings) as writer:
         for c0 in range(0, len(order), _CHUNK_ROWS):
-            idx = order[c0:c0 + _CHUNK_ROWS]
+            idx = order[c0 : c0 + _CHUNK_ROWS]
             arrays = [pa.array(col[idx], type=f.type) for (name, col), f in zip(head.items(), fields)]
             columns = np.ascontiguousarray(block[idx].T)
             arrays += [pa.array(columns[j]) for j in range(columns.shape[0])]

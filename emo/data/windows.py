@@ -50,18 +50,25 @@ class Windows:
     def padded(self) -> bool:
         return self.pad is not None and bool(self.pad.any())
 
-    def select(self, keep: np.ndarray) -> "Windows":
+    def select(self, keep: np.ndarray) -> Windows:
         """The windows where `keep` (a bool mask or indices) holds."""
-        return Windows(self.starts[keep], self.video[keep], self.length, self.skipped_videos,
-                       None if self.pad is None else self.pad[keep])
+        return Windows(
+            self.starts[keep],
+            self.video[keep],
+            self.length,
+            self.skipped_videos,
+            None if self.pad is None else self.pad[keep],
+        )
 
 
 def window_frames(window_s: float, fps: float) -> int:
     """Frames in a window of `window_s` seconds (5, 10, 15, 20 for 1–4 s at 5 fps)."""
     n = int(round(window_s * fps))
     if n < 1 or abs(n - window_s * fps) > 1e-6:
-        raise DataError(f"a window of {window_s:g} s at {fps:g} fps is {window_s * fps:g} frames; it must be a whole "
-                        f"number of frames, at least 1. Choose another --window.")
+        raise DataError(
+            f"a window of {window_s:g} s at {fps:g} fps is {window_s * fps:g} frames; it must be a whole "
+            f"number of frames, at least 1. Choose another --window."
+        )
     return n
 
 
@@ -80,8 +87,15 @@ def stretches(table: FrameTable, max_gap: float | None) -> tuple[np.ndarray, np.
     return start, video, np.diff(np.append(start, table.n_rows))
 
 
-def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None,
-                 max_gap: float | None = None, pad_short: bool = False) -> Windows:
+def make_windows(
+    table: FrameTable,
+    length: int,
+    *,
+    stride: int = 1,
+    videos=None,
+    max_gap: float | None = None,
+    pad_short: bool = False,
+) -> Windows:
     """All windows of `length` frames, every `stride` frames, within each selected video.
 
     `videos` is an iterable of video ids (default: all). With `max_gap` (seconds), a window never
@@ -100,25 +114,41 @@ def make_windows(table: FrameTable, length: int, *, stride: int = 1, videos=None
     seg_len = np.diff(np.append(seg_start, table.n_rows))
     keep = np.isin(seg_video, chosen)
     if max_gap is not None and (n_gaps := int(keep.sum()) - int((table.lengths[chosen] > 0).sum())):
-        log.info("%s: %d gap(s) longer than %.2f s between frames; windows do not span them.", table.source,
-                 n_gaps, max_gap)
+        log.info(
+            "%s: %d gap(s) longer than %.2f s between frames; windows do not span them.", table.source, n_gaps, max_gap
+        )
     fits = keep & (seg_len >= length)
     short = keep & (seg_len < length) & (seg_len > 0) if pad_short else np.zeros(len(seg_len), bool)
     skipped_idx = np.setdiff1d(chosen, seg_video[fits | short])
     skipped = tuple(table.video_ids[skipped_idx].tolist())
     if skipped:
-        log.warning("%s: %d video(s) without %d consecutive frames were skipped (%s%s).", table.source,
-                    len(skipped), length, ", ".join(skipped[:5]), " …" if len(skipped) > 5 else "")
+        log.warning(
+            "%s: %d video(s) without %d consecutive frames were skipped (%s%s).",
+            table.source,
+            len(skipped),
+            length,
+            ", ".join(skipped[:5]),
+            " …" if len(skipped) > 5 else "",
+        )
     if short.any():
-        log.info("%s: %d stretch(es) shorter than %d frames get one window each, padded at the start and masked.",
-                 table.source, int(short.sum()), length)
+        log.info(
+            "%s: %d stretch(es) shorter than %d frames get one window each, padded at the start and masked.",
+            table.source,
+            int(short.sum()),
+            length,
+        )
     counts = np.where(fits, (seg_len - length) // stride + 1, short.astype(np.int64))
     total = int(counts.sum())
     # position of each window within its stretch: 0, 1, 2, ... restarting at every stretch
     rank = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
     pad = np.repeat(np.where(short, length - seg_len, 0), counts)
-    return Windows(starts=np.repeat(seg_start, counts) + rank * stride, video=np.repeat(seg_video, counts),
-                   length=length, skipped_videos=skipped, pad=pad if pad_short else None)
+    return Windows(
+        starts=np.repeat(seg_start, counts) + rank * stride,
+        video=np.repeat(seg_video, counts),
+        length=length,
+        skipped_videos=skipped,
+        pad=pad if pad_short else None,
+    )
 
 
 def window_labels(table: FrameTable, windows: Windows, how: str = "mean") -> np.ndarray:
@@ -162,8 +192,9 @@ def window_span(table: FrameTable, windows: Windows, fps: float) -> tuple[np.nda
     return table.times[windows.starts], table.times[windows.last] + 1.0 / fps
 
 
-def _rows_in_spans(video: FrameTable, vid_index: np.ndarray, start: np.ndarray, end: np.ndarray,
-                   other: FrameTable) -> tuple[np.ndarray, np.ndarray]:
+def _rows_in_spans(
+    video: FrameTable, vid_index: np.ndarray, start: np.ndarray, end: np.ndarray, other: FrameTable
+) -> tuple[np.ndarray, np.ndarray]:
     """For spans [start, end) of videos `vid_index` (into `video.video_ids`), the first row of
     `other` of the same video with time in the span, and how many follow."""
     first = np.zeros(len(start), np.int64)
@@ -175,7 +206,7 @@ def _rows_in_spans(video: FrameTable, vid_index: np.ndarray, start: np.ndarray, 
     for k in np.flatnonzero(np.diff(bounds)):
         if not has[k]:
             continue
-        sel = order[bounds[k]:bounds[k + 1]]
+        sel = order[bounds[k] : bounds[k + 1]]
         lo, hi = other.offsets[pos[k]], other.offsets[pos[k] + 1]
         t = other.times[lo:hi]
         a = np.searchsorted(t, start[sel], side="left")
@@ -194,19 +225,25 @@ class AudioSync:
     max_len: int
     truncated: int = 0  # windows that had more than max_len audio rows
 
-    def cut(self, max_len: int) -> "AudioSync":
+    def cut(self, max_len: int) -> AudioSync:
         """The same pairing with sequences truncated to their first `max_len` rows (and counted)."""
         if max_len < 1:
             raise DataError(f"the audio sequence length must be at least 1 (got {max_len}).")
         truncated = int((self.count > max_len).sum())
         if truncated:
-            log.info("%d of %d windows had more than %d audio rows; truncated to the first %d.", truncated,
-                     len(self.count), max_len, max_len)
+            log.info(
+                "%d of %d windows had more than %d audio rows; truncated to the first %d.",
+                truncated,
+                len(self.count),
+                max_len,
+                max_len,
+            )
         return AudioSync(self.first, np.minimum(self.count, max_len), int(max_len), truncated)
 
 
-def sync_audio(video: FrameTable, windows: Windows, audio: FrameTable, fps: float,
-               max_len: int | None = None) -> AudioSync:
+def sync_audio(
+    video: FrameTable, windows: Windows, audio: FrameTable, fps: float, max_len: int | None = None
+) -> AudioSync:
     """Pair each window with its video's audio rows whose timestamp falls in [start, end).
 
     Sequences longer than `max_len` are truncated to their first `max_len` rows (and counted);
@@ -231,7 +268,7 @@ def time_ranges(video: FrameTable, audio: FrameTable, vid: str) -> str:
     for what, table in (("frames", video), ("audio rows", audio)):
         k = np.searchsorted(table.video_ids, vid)
         if k < len(table.video_ids) and table.video_ids[k] == vid and table.lengths[k]:
-            t = table.times[table.offsets[k]:table.offsets[k + 1]]
+            t = table.times[table.offsets[k] : table.offsets[k + 1]]
             parts.append(f"{what} from {t[0]:.2f} to {t[-1]:.2f} s")
         else:
             parts.append(f"no {what}")

@@ -44,8 +44,11 @@ def _smile(feature_set: str, window: float, hop: float):
     with os.fdopen(fd, "w") as f:  # openSMILE's own sliding-window mode for its functionals
         f.write(f"frameMode = fixed\nframeSize = {window:g}\nframeStep = {hop:g}\nframeCenterSpecial = left\n")
     try:
-        return opensmile.Smile(feature_set=sets[feature_set], feature_level=opensmile.FeatureLevel.Functionals,
-                               options={"frameModeFunctionalsConf": conf}), conf
+        return opensmile.Smile(
+            feature_set=sets[feature_set],
+            feature_level=opensmile.FeatureLevel.Functionals,
+            options={"frameModeFunctionalsConf": conf},
+        ), conf
     except Exception:
         os.unlink(conf)
         raise
@@ -79,8 +82,9 @@ def audio_options(*, windows, hop: float, feature_set: str) -> dict[str, dict]:
     return {audio_table(int(w)): {"window": int(w), "hop": hop, "feature_set": feature_set} for w in windows}
 
 
-def audio_job(path: Path, parts: Parts, vid: str, *, windows, hop: float, feature_set: str,
-              progress: bool = False) -> tuple[int, float]:
+def audio_job(
+    path: Path, parts: Parts, vid: str, *, windows, hop: float, feature_set: str, progress: bool = False
+) -> tuple[int, float]:
     """One recording -> its `audio_{N}s` parts (see `emo.extract.batch`); (rows, seconds of audio)."""
     signal = decode_audio(path, AUDIO_RATE)
     feats = functionals(signal, path, windows=windows, hop=hop, feature_set=feature_set)

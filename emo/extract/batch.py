@@ -93,8 +93,11 @@ def _changes(recorded: dict | None, wanted: dict) -> list[str]:
     if recorded is None:
         return ["not recorded"]
     wanted = json.loads(json.dumps(wanted))  # tuples as lists, as they were recorded
-    return [f"{k} {_shown(recorded.get(k))} → {_shown(wanted.get(k))}"
-            for k in dict.fromkeys([*recorded, *wanted]) if recorded.get(k) != wanted.get(k)]
+    return [
+        f"{k} {_shown(recorded.get(k))} → {_shown(wanted.get(k))}"
+        for k in dict.fromkeys([*recorded, *wanted])
+        if recorded.get(k) != wanted.get(k)
+    ]
 
 
 def _shown(value) -> str:
@@ -155,8 +158,16 @@ def _plan(files: list[Path], parts: Parts) -> list[Path]:
     return [p for p in files if changed[p] or parts.missing(p.stem)]
 
 
-def run_folder(src: str | Path, out: str | Path, job: Callable, options: dict[str, dict], *,
-               jobs: int | None = None, args: dict | None = None, what: str = "extract") -> list[Outcome]:
+def run_folder(
+    src: str | Path,
+    out: str | Path,
+    job: Callable,
+    options: dict[str, dict],
+    *,
+    jobs: int | None = None,
+    args: dict | None = None,
+    what: str = "extract",
+) -> list[Outcome]:
     """Run `job(path, parts, video_id, **args) -> (rows, media seconds)` on every recording of `src` whose
     parts are missing or were made with other options (`jobs` processes; default: the cores), then
     assemble the tables of `options` (table -> the options its parts are made with) in `out`."""
@@ -168,8 +179,9 @@ def run_folder(src: str | Path, out: str | Path, job: Callable, options: dict[st
     ids = [p.stem for p in files]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
-        raise DataError(f"{src}: several files share the stem {dup[0]!r}; a recording's id is its file's stem, so "
-                        f"rename them.")
+        raise DataError(
+            f"{src}: several files share the stem {dup[0]!r}; a recording's id is its file's stem, so rename them."
+        )
     todo = _plan(files, parts)
     outcomes = [Outcome(p.name, list(options), skipped=True) for p in files if p not in todo]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(todo)))
@@ -181,8 +193,9 @@ def run_folder(src: str | Path, out: str | Path, job: Callable, options: dict[st
             outcomes.append(_run_one(job, path, parts, {**args, "progress": True}))
             bar.update()
     else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            jobs, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(os.getpid(),)
+        ) as pool:
             futures = [pool.submit(_run_one, job, path, parts, {**args, "progress": False}) for path in todo]
             for future in as_completed(futures):
                 outcome = future.result()
@@ -195,9 +208,11 @@ def run_folder(src: str | Path, out: str | Path, job: Callable, options: dict[st
         assemble(parts.out, table, [p.stem for p in files if p.name in done])
     failed = [o for o in outcomes if o.error]
     if failed:
-        raise SomeFailed(f"{len(failed)} of {len(files)} recordings failed, the others were extracted into {out}: "
-                         + "; ".join(f"{o.name}: {o.error}" for o in failed[:5])
-                         + (" …" if len(failed) > 5 else ""))
+        raise SomeFailed(
+            f"{len(failed)} of {len(files)} recordings failed, the others were extracted into {out}: "
+            + "; ".join(f"{o.name}: {o.error}" for o in failed[:5])
+            + (" …" if len(failed) > 5 else "")
+        )
     return outcomes
 
 
@@ -215,8 +230,10 @@ def assemble(out: Path, table: str, ids: list[str]) -> Path | None:
             if writer is None:
                 writer = pq.ParquetWriter(tmp, t.schema, write_statistics=False)
             elif t.schema != writer.schema:
-                raise DataError(f"{part}: its columns differ from the other recordings' ({table}); delete "
-                                f"{out / '.parts' / table} and extract again with one set of options.")
+                raise DataError(
+                    f"{part}: its columns differ from the other recordings' ({table}); delete "
+                    f"{out / '.parts' / table} and extract again with one set of options."
+                )
             writer.write_table(t)
     finally:
         if writer is not None:

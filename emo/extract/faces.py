@@ -78,8 +78,12 @@ class Landmarks:
         rect, shape = found
         pts = np.array([[p.x, p.y] for p in shape.parts()], np.float64)
         h, w = rgb.shape[:2]
-        box = [(rect.left() + rect.right()) / 2 / w, (rect.top() + rect.bottom()) / 2 / h,
-               rect.width() / w, rect.height() / h]
+        box = [
+            (rect.left() + rect.right()) / 2 / w,
+            (rect.top() + rect.bottom()) / 2 / h,
+            rect.width() / w,
+            rect.height() / h,
+        ]
         return np.r_[normalise_landmarks(pts[None])[0], box].astype(np.float32)
 
 
@@ -116,16 +120,23 @@ class TorchScript(Landmarks):
         try:
             self.net = torch.jit.load(io.BytesIO(data), map_location="cpu").eval()
         except Exception as exc:  # a damaged or non-TorchScript file
-            raise ConfigError(f"{path}: not a TorchScript model ({type(exc).__name__}: {exc}). Save it with "
-                              f"torch.jit.save(torch.jit.script(model), path).") from None
+            raise ConfigError(
+                f"{path}: not a TorchScript model ({type(exc).__name__}: {exc}). Save it with "
+                f"torch.jit.save(torch.jit.script(model), path)."
+            ) from None
         self.torch, self.crop_size, self.rgb_mean, self.rgb_std = torch, crop_size, list(mean), list(std)
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
         self.dim = int(self(np.zeros((crop_size, crop_size, 3), np.uint8), whole=True).shape[0])
 
     def options(self) -> dict:
-        return {**super().options(), "model": self.model, "crop_size": self.crop_size, "mean": self.rgb_mean,
-                "std": self.rgb_std}
+        return {
+            **super().options(),
+            "model": self.model,
+            "crop_size": self.crop_size,
+            "mean": self.rgb_mean,
+            "std": self.rgb_std,
+        }
 
     def __call__(self, rgb: np.ndarray, whole: bool = False) -> np.ndarray | None:
         torch = self.torch
@@ -137,10 +148,11 @@ class TorchScript(Landmarks):
                 return None
             r = found[0]
             h, w = rgb.shape[:2]
-            crop = rgb[max(r.top(), 0):min(r.bottom(), h), max(r.left(), 0):min(r.right(), w)]
+            crop = rgb[max(r.top(), 0) : min(r.bottom(), h), max(r.left(), 0) : min(r.right(), w)]
         x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255.0  # (1, 3, h, w)
-        x = torch.nn.functional.interpolate(x, size=(self.crop_size, self.crop_size), mode="bilinear",
-                                            align_corners=False)
+        x = torch.nn.functional.interpolate(
+            x, size=(self.crop_size, self.crop_size), mode="bilinear", align_corners=False
+        )
         with torch.no_grad():
             out = self.net((x - self.mean) / self.std)
         return out.reshape(-1).numpy().astype(np.float32)
@@ -165,8 +177,18 @@ def video_options(fps: float, extractor: Landmarks) -> dict[str, dict]:
 _CACHE: dict[tuple, object] = {}
 
 
-def video_job(path: Path, parts: Parts, vid: str, *, fps: float, extractor: str, crop_size: int = 112,
-              mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), progress: bool = False) -> tuple[int, float]:
+def video_job(
+    path: Path,
+    parts: Parts,
+    vid: str,
+    *,
+    fps: float,
+    extractor: str,
+    crop_size: int = 112,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    progress: bool = False,
+) -> tuple[int, float]:
     """One recording -> its `video` part: features of the frames with a face; (rows, seconds of video)."""
     from tqdm import tqdm
 

@@ -31,7 +31,10 @@ class FFNN(nn.Module):
         self.net = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        self,
+        video: Tensor | None = None,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
         video_mask: Tensor | None = None,
     ) -> Tensor:
         x = require(video if self.modality == "video" else audio, self.modality, "ffnn")  # (B, D)

@@ -23,12 +23,13 @@ from emo.models.blocks import AttentionPool, Block, Dropout, PositionalEncoding,
 from emo.models.registry import register
 
 
-
 def _check_arch(arch: str, model: str) -> bool:
     """Whether ``arch`` asks for the thesis's architecture; an unknown one is a ``ConfigError``."""
     if arch not in ARCHS:
-        raise ConfigError(f"unknown arch {arch!r} for {model}; choices: emo (emo's version, the default), "
-                          f"thesis (the architecture as the thesis describes it)")
+        raise ConfigError(
+            f"unknown arch {arch!r} for {model}; choices: emo (emo's version, the default), "
+            f"thesis (the architecture as the thesis describes it)"
+        )
     return arch == "thesis"
 
 
@@ -36,14 +37,19 @@ def _thesis_width(video_dim: int, heads: int, model: str) -> int:
     """The thesis's transformer width, the video feature width, checked against ``heads``."""
     if video_dim % heads:
         suggestion = max(h for h in range(1, heads + 1) if video_dim % h == 0)
-        raise ConfigError(f"{model} with arch='thesis' attends at the video feature width ({video_dim}), which "
-                          f"heads={heads} does not divide; use heads={suggestion} (a divisor of {video_dim}), "
-                          f"or arch='emo', which projects the video to d_model")
+        raise ConfigError(
+            f"{model} with arch='thesis' attends at the video feature width ({video_dim}), which "
+            f"heads={heads} does not divide; use heads={suggestion} (a divisor of {video_dim}), "
+            f"or arch='emo', which projects the video to d_model"
+        )
     return video_dim
 
 
 def _fusion_inputs(
-    video: Tensor | None, audio: Tensor | None, audio_mask: Tensor | None, model: str,
+    video: Tensor | None,
+    audio: Tensor | None,
+    audio_mask: Tensor | None,
+    model: str,
     video_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Check the inputs a fusion model reads; a missing mask means every audio step is real.
@@ -54,7 +60,9 @@ def _fusion_inputs(
     if audio_mask is None:
         audio_mask = torch.ones(audio.shape[:2], dtype=torch.bool, device=audio.device)
     if audio_mask.shape != audio.shape[:2]:
-        raise ValueError(f"{model}: audio_mask shape {tuple(audio_mask.shape)} != audio (B, Ta) {tuple(audio.shape[:2])}")
+        raise ValueError(
+            f"{model}: audio_mask shape {tuple(audio_mask.shape)} != audio (B, Ta) {tuple(audio.shape[:2])}"
+        )
     return video, audio, audio_mask.bool()
 
 
@@ -69,7 +77,13 @@ class Fusion1(nn.Module):
     input_kind: ClassVar[str] = "fusion"
 
     def __init__(
-        self, *, video_dim: int, audio_dim: int, hidden: int = 128, dropout: float = 0.1, arch: str = "emo",
+        self,
+        *,
+        video_dim: int,
+        audio_dim: int,
+        hidden: int = 128,
+        dropout: float = 0.1,
+        arch: str = "emo",
         frames: int | None = None,
     ) -> None:
         super().__init__()
@@ -77,12 +91,18 @@ class Fusion1(nn.Module):
             self.head = nn.Sequential(nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), nn.Linear(hidden, 2))
         else:
             self.head = nn.Sequential(
-                nn.Linear(video_dim + audio_dim, hidden), nn.ReLU(), Dropout(dropout), nn.Linear(hidden, 2),
+                nn.Linear(video_dim + audio_dim, hidden),
+                nn.ReLU(),
+                Dropout(dropout),
+                nn.Linear(hidden, 2),
                 nn.Tanh(),
             )
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        self,
+        video: Tensor | None = None,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
         video_mask: Tensor | None = None,
     ) -> Tensor:
         video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion1", video_mask)
@@ -127,7 +147,10 @@ class Fusion2(nn.Module):
         self.head = nn.Sequential(nn.Linear(width, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        self,
+        video: Tensor | None = None,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
         video_mask: Tensor | None = None,
     ) -> Tensor:
         video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion2", video_mask)
@@ -182,7 +205,10 @@ class Fusion3(nn.Module):
         self.head = nn.Sequential(nn.Linear(width, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        self,
+        video: Tensor | None = None,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
         video_mask: Tensor | None = None,
     ) -> Tensor:
         video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion3", video_mask)
@@ -234,8 +260,10 @@ class Fusion4(nn.Module):
         if variant not in VARIANTS:
             raise ConfigError(f"unknown fusion4 variant {variant!r}; choices: {', '.join(VARIANTS)}")
         if readout not in READOUTS:
-            raise ConfigError(f"unknown fusion4 readout {readout!r}; choices: mean (average of the video steps, "
-                              f"the thesis), attention (positions + learned weights per step)")
+            raise ConfigError(
+                f"unknown fusion4 readout {readout!r}; choices: mean (average of the video steps, "
+                f"the thesis), attention (positions + learned weights per step)"
+            )
         self.variant = variant
         self.audio_encoder = nn.Linear(audio_dim, d_model)
         self.video_encoder = nn.Conv1d(video_dim, d_model, kernel_size, padding="same")  # keeps length T
@@ -250,7 +278,10 @@ class Fusion4(nn.Module):
             self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.ReLU(), nn.Linear(d_model, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        self,
+        video: Tensor | None = None,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
         video_mask: Tensor | None = None,
     ) -> Tensor:
         video, audio, audio_mask = _fusion_inputs(video, audio, audio_mask, "fusion4", video_mask)

@@ -24,15 +24,20 @@ class Standardized(nn.Module):
                 self.register_buffer(f"{name}_mean", torch.zeros(dim))
                 self.register_buffer(f"{name}_std", torch.ones(dim))
 
-    def set_stats(self, stats: dict[str, tuple]) -> "Standardized":
+    def set_stats(self, stats: dict[str, tuple]) -> Standardized:
         """`stats[name] = (mean, std)` per input name, as arrays of the feature width."""
         for name, (mean, std) in stats.items():
             getattr(self, f"{name}_mean").copy_(torch.as_tensor(mean))
             getattr(self, f"{name}_std").copy_(torch.as_tensor(std))
         return self
 
-    def forward(self, video: Tensor | None = None, audio: Tensor | None = None,
-                audio_mask: Tensor | None = None, video_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        video: Tensor | None = None,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
+        video_mask: Tensor | None = None,
+    ) -> Tensor:
         if video is not None and hasattr(self, "video_mean"):
             video = (video - self.video_mean) / self.video_std
         if audio is not None and hasattr(self, "audio_mean"):
@@ -42,7 +47,8 @@ class Standardized(nn.Module):
 
 def build_model(name: str, kwargs: dict, dims: dict, stat_names: tuple[str, ...]) -> Standardized:
     """The registered model `name` behind standardisation of the inputs in `stat_names`."""
-    widths = {"video": dims.get("video_dim", dims.get("input_dim")),
-              "audio": dims.get("audio_dim", dims.get("input_dim"))}
-    return Standardized(create_model(name, **kwargs, **dims),
-                        **{f"{n}_dim": widths[n] for n in stat_names})
+    widths = {
+        "video": dims.get("video_dim", dims.get("input_dim")),
+        "audio": dims.get("audio_dim", dims.get("input_dim")),
+    }
+    return Standardized(create_model(name, **kwargs, **dims), **{f"{n}_dim": widths[n] for n in stat_names})

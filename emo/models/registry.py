@@ -47,10 +47,7 @@ def create_model(name: str, **kwargs: object) -> nn.Module:
     kwargs = {k: v for k, v in kwargs.items() if k in params or k not in STRUCTURAL_KEYS}
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise ConfigError(
-            f"model {name!r} has no hyperparameter(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(params)}"
-        )
+        raise ConfigError(f"model {name!r} has no hyperparameter(s) {', '.join(unknown)}; allowed: {', '.join(params)}")
     missing = [p.name for p in params.values() if p.default is inspect.Parameter.empty and p.name not in kwargs]
     if missing:
         raise ConfigError(f"model {name!r} needs {', '.join(missing)}")

@@ -18,7 +18,6 @@ from emo.models.blocks import Dropout, masked_mean, require, zero_padding
 from emo.models.registry import register
 
 
-
 @register("video")
 class VideoGRU(nn.Module):
     """GRU -> dropout -> temporal pooling (avg | max | conv1d) -> Linear(2) -> tanh, on (B, T, D) windows."""
@@ -40,14 +39,19 @@ class VideoGRU(nn.Module):
             raise ConfigError(f"unknown pooling {pooling!r} for the video model; choices: {', '.join(POOLINGS)}")
         self.frames, self.pooling = frames, pooling
         # nn.GRU applies dropout only between stacked layers and warns when there is just one.
-        self.gru = nn.GRU(input_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            input_dim, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.dropout = Dropout(dropout)
         # As in the thesis: one filter spanning the whole window, so a window of `frames` steps gives one step.
         self.conv = nn.Conv1d(hidden, hidden, kernel_size=frames) if pooling == "conv1d" else None
         self.head = nn.Sequential(nn.Linear(hidden, 2), nn.Tanh())
 
     def forward(
-        self, video: Tensor | None = None, audio: Tensor | None = None, audio_mask: Tensor | None = None,
+        self,
+        video: Tensor | None = None,
+        audio: Tensor | None = None,
+        audio_mask: Tensor | None = None,
         video_mask: Tensor | None = None,
     ) -> Tensor:
         x = require(video, "video", "video model")  # (B, T, D)
@@ -60,7 +64,9 @@ class VideoGRU(nn.Module):
             pooled = (h if video_mask is None else h.masked_fill(~video_mask.unsqueeze(-1), float("-inf"))).amax(dim=1)
         else:
             if h.shape[1] < self.frames:
-                raise ValueError(f"conv1d pooling needs windows of at least frames={self.frames} steps, got {h.shape[1]}")
+                raise ValueError(
+                    f"conv1d pooling needs windows of at least frames={self.frames} steps, got {h.shape[1]}"
+                )
             # (B, H, T - frames + 1): one step for a full window; longer windows are averaged.
             pooled = self.conv(h.transpose(1, 2)).mean(dim=2)  # padded steps of h are zeros
         return self.head(pooled)  # (B, 2)
