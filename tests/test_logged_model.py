@@ -120,3 +120,14 @@ def test_an_input_error_keeps_its_line_when_mlflow_prefixes_the_request():
     assert error.message == "input 'video' has shape (2, 3); expected (batch, 4)."
     error.message = "something else"  # a message of its own is not a prefix: it stands
     assert error.message == "something else"
+
+
+OLD_MODEL = ROOT / "tests" / "fixtures" / "fusion4-logged-by-emo-0.1.0"
+
+
+def test_a_model_logged_by_an_earlier_emo_still_loads_and_predicts_the_same():
+    model = mlflow.pyfunc.load_model(str(OLD_MODEL))
+    expected = json.loads((OLD_MODEL / "predictions.json").read_text())
+    pred = model.predict(model.input_example)
+    np.testing.assert_allclose(pred["valence"], expected["valence"], atol=1e-5)
+    np.testing.assert_allclose(pred["arousal"], expected["arousal"], atol=1e-5)
