@@ -163,7 +163,7 @@ def train_champion(tmp: Path) -> tuple[str, dict]:
     import mlflow
 
     from emo import champion
-    from emo.config import Config
+    from emo.core.config import Config
     from emo.data.synth import SynthConfig, synthesize
     from emo.experiment import run_experiment
 

@@ -55,15 +55,15 @@ from pathlib import Path
 import torch
 from memory import reset_rss_peak, rss_peak  # bench/memory.py
 
-from emo.compute import DTYPES, check_precision, pick_device
-from emo.config import Config
+from emo.core.compute import DTYPES, check_precision, pick_device
+from emo.core.config import Config
+from emo.core.errors import ConfigError
+from emo.core.metrics import evaluate
 from emo.data.dataset import load_dataset
 from emo.data.inputs import build_inputs
 from emo.data.split import make_split
 from emo.data.synth import SCALES, SynthConfig, synthesize
-from emo.errors import ConfigError
 from emo.experiment import seed_everything
-from emo.metrics import evaluate
 from emo.models import create_model
 from emo.trainer import LOSSES, checkpoint, predict, train
 

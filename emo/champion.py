@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from emo import TARGETS
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def _better(a: float, b: float, metric: str) -> bool:
 
 def _scores_on_candidate_dev(candidate, champion_version, metric: str) -> tuple[float, float, int]:
     """Both models scored on the candidate's dev targets, on the windows both predicted."""
-    from emo.metrics import evaluate
+    from emo.core.metrics import evaluate
     from emo.predict import load_model, predict_split
     from emo.tracking import run_table
 

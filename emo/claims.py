@@ -14,7 +14,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from emo.errors import EmoError
+from emo.core.errors import EmoError
 
 
 class WaitedTooLong(EmoError):

@@ -17,8 +17,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click
 
 from emo import __version__
-from emo.config import HELP
-from emo.errors import EmoError
+from emo.core.config import HELP
+from emo.core.errors import EmoError
 
 
 def data_options(f):
@@ -227,7 +227,7 @@ class AutoOr(click.ParamType):
 
 def _shown_default(name: str, families: tuple[str, ...]) -> str:
     """A setting's default as --help shows it: one value, or one per model that takes it."""
-    from emo.config import FAMILIES, METHODS, MODEL_KEYS, Config
+    from emo.core.config import FAMILIES, METHODS, MODEL_KEYS, Config
 
     configs = [
         (f"fusion {m}", Config(family=f, method=m)) if f == "fusion" else (f, Config(family=f))
@@ -253,7 +253,7 @@ def config_options(*families: str):
     import dataclasses
     import typing
 
-    from emo.config import CHOICES, FAMILIES, HELP, Config, family_settings
+    from emo.core.config import CHOICES, FAMILIES, HELP, Config, family_settings
 
     families = families or tuple(FAMILIES)
     names = {n for family in families for n in family_settings(family)}
@@ -279,7 +279,7 @@ def config_options(*families: str):
 
 
 def config_from(family: str, options: dict):
-    from emo.config import Config
+    from emo.core.config import Config
 
     values = {k: v for k, v in options.items() if v is not None}
     if "algorithms" in values:
@@ -347,7 +347,7 @@ def _train_command(family: str) -> click.Command:
 
 
 def _add_train_commands() -> None:
-    from emo.config import FAMILIES
+    from emo.core.config import FAMILIES
 
     for family in FAMILIES:
         train_group.add_command(_train_command(family))

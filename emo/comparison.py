@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from emo import TARGETS
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 
 # What every number of the comparison is, in words; the report prints it beside them.
 METRIC = "test RMSE, the mean of the valence RMSE and the arousal RMSE over the test windows both models predicted"

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from emo import __version__
-from emo.compute import check_precision, pick_device, set_threads
-from emo.config import Config
+from emo.core.compute import check_precision, pick_device, set_threads
+from emo.core.config import Config
+from emo.core.errors import ConfigError
+from emo.core.metrics import evaluate
 from emo.data.dataset import Dataset, load_dataset
 from emo.data.inputs import Inputs, build_inputs
-from emo.errors import ConfigError
-from emo.metrics import evaluate
 from emo.models import build_model
 from emo.trainer import TrainState, checkpoint, predict, train
 

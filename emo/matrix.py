@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emo.config import ARCHS, POOLINGS, VARIANTS, Config
-from emo.errors import ConfigError
+from emo.core.config import ARCHS, POOLINGS, VARIANTS, Config
+from emo.core.errors import ConfigError
 
 WINDOWS = (1, 2, 3, 4)
 TABLES = ("baseline", "ffnn", "video", "audio", "fusion")

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from emo import TARGETS  # noqa: E402
-from emo.metrics import ccc, rmse  # noqa: E402
+from emo.core.metrics import ccc, rmse  # noqa: E402
 
 DPI = 100
 LIMITS = (-1.05, 1.05)  # targets live in [-1, 1]; a little room so points on the edge stay visible

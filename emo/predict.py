@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from emo import TARGETS
+from emo.core.errors import ConfigError
+from emo.core.metrics import evaluate
 from emo.data.dataset import load_dataset
 from emo.data.inputs import build_inputs
-from emo.errors import ConfigError
-from emo.metrics import evaluate
 
 log = logging.getLogger(__name__)
 

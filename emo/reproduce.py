@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import optuna
 
-from emo.config import Config
-from emo.errors import ConfigError
+from emo.core.config import Config
+from emo.core.errors import ConfigError
 from emo.matrix import Cell
 from emo.progress import progress_bar
 

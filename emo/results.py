@@ -17,7 +17,7 @@ import pandas as pd
 
 from emo import TARGETS, __version__
 from emo.comparison import Comparison, compare
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 from emo.matrix import CELLS, PUBLISHED, TABLES
 
 METRICS = ("mae", "rmse", "ccc", "ccc_per_recording")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from emo.errors import EmoError
+from emo.core.errors import EmoError
 
 log = logging.getLogger(__name__)
 

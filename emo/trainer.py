@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from emo.compute import adam, autocast, check_precision, grad_scaler
+from emo.core.compute import adam, autocast, check_precision, grad_scaler
+from emo.core.metrics import evaluate
 from emo.data.samples import _Samples, loader
-from emo.metrics import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def train(
 
     The best-on-dev weights are loaded into `model` at the end. `resume` is a checkpoint written
     from an earlier `on_epoch` call (see `checkpoint`); training continues after its epoch.
-    `precision` autocasts the forward pass (see `emo.compute`); the loss is always computed in fp32.
+    `precision` autocasts the forward pass (see `emo.core.compute`); the loss is always computed in fp32.
     """
     device = torch.device(device)
     check_precision(precision, device)

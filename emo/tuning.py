@@ -31,8 +31,8 @@ from pathlib import Path
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from emo.config import Config
-from emo.errors import ConfigError, EmoError
+from emo.core.config import Config
+from emo.core.errors import ConfigError, EmoError
 from emo.progress import progress_bar
 
 log = logging.getLogger(__name__)

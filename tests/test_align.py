@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emo.core.errors import DataError
 from emo.data.align import Series, align, interpolate, series, shift_labels
-from emo.errors import DataError
 
 
 def truth(t):

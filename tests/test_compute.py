@@ -11,8 +11,8 @@ import torch
 from click.testing import CliRunner
 
 from emo.cli import main
-from emo.compute import bf16_supported
-from emo.config import Config
+from emo.core.compute import bf16_supported
+from emo.core.config import Config
 from emo.data.dataset import load_dataset
 from emo.data.inputs import build_inputs
 from emo.experiment import run_experiment

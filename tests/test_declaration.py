@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from emo.cli import main
-from emo.config import FAMILIES, Config, model_defaults
+from emo.core.config import FAMILIES, Config, model_defaults
 from emo.matrix import CELLS, MATRIX, find, select
 from emo.mlproject import render
 

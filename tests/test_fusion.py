@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from emo.cli import main
-from emo.config import Config
+from emo.core.config import Config
 from emo.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]

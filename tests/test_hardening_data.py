@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from emo.cli import main
+from emo.core.errors import DataError
 from emo.data.dataset import load_dataset
 from emo.data.inputs import build_inputs
 from emo.data.summary import summarize
 from emo.data.tables import read_table
-from emo.errors import DataError
 
 from tables import audio_frame, video_frame, write_dataset
 

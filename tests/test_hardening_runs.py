@@ -16,8 +16,8 @@ import torch
 from click.testing import CliRunner
 
 from emo.cli import main
-from emo.config import Config
-from emo.errors import EmoError
+from emo.core.config import Config
+from emo.core.errors import EmoError
 from emo.experiment import run_experiment
 from emo.tracking import TrackingError, load_checkpoint, local_checkpoint, tracked_run
 

@@ -24,7 +24,7 @@ MAX_BATCH = 16  # the served model's cap (EMO_MAX_BATCH), small so that a batch 
 def served(corpus, _migrated_store, tmp_path_factory):
     """A tiny fusion model, trained and logged once, served by `mlflow models serve` with
     EMO_MAX_BATCH=16. Yields (port, shapes, model URI, tracking URI)."""
-    from emo.config import Config
+    from emo.core.config import Config
     from emo.experiment import run_experiment
 
     folder = tmp_path_factory.mktemp("served")

@@ -804,7 +804,7 @@ def write_lagged_avec(root: Path, lag: float = 2.0, recordings: int = 14, second
 
 
 def test_a_lagged_corpus_is_learnt_only_with_the_right_label_delay(tmp_path):
-    from emo.config import Config
+    from emo.core.config import Config
     from emo.experiment import run_experiment
 
     assert run(["data", "import", *write_lagged_avec(tmp_path / "src"), str(tmp_path / "ds")]).exit_code == 0

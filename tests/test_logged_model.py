@@ -25,7 +25,7 @@ TINY = {
 def logged(corpus, _migrated_store, tmp_path_factory):
     """A tiny fusion and ffnn model, trained for one epoch and logged once for the module. Yields {family: model URI}
     with the tracking store set (the `tracking` fixture is per test; training twice per test is slow)."""
-    from emo.config import Config
+    from emo.core.config import Config
     from emo.experiment import run_experiment
 
     with private_store(tmp_path_factory.mktemp("logged"), _migrated_store):

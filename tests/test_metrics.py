@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emo.metrics import ccc, evaluate, mae, pearson, rmse
+from emo.core.metrics import ccc, evaluate, mae, pearson, rmse
 
 T = [1.0, 2.0, 3.0, 4.0]
 P = [2.0, 2.0, 2.0, 6.0]
@@ -39,7 +39,7 @@ def test_evaluate_names_every_metric_per_target():
 
 
 def test_per_recording_ccc_is_the_mean_of_each_recordings_ccc_not_the_pooled_one():
-    from emo.metrics import ccc, ccc_per_recording
+    from emo.core.metrics import ccc, ccc_per_recording
 
     t = np.array([0.0, 1, 2, 3, 10, 11, 12, 13])
     p = np.array([0.0, 1, 2, 3, 13, 12, 11, 10])  # recording b is predicted backwards

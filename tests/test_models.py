@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 from emo.models import MODELS, create_model, list_models
 from emo.models.blocks import Attention, masked_mean
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from emo import plots
-from emo.metrics import ccc, rmse
+from emo.core.metrics import ccc, rmse
 
 
 def _history(n: int = 20) -> list[dict]:

@@ -24,7 +24,7 @@ from matplotlib import colors as mpl_colors
 from mlflow.entities import Metric, Param
 
 from emo.cli import main
-from emo.config import FAMILIES
+from emo.core.config import FAMILIES
 from emo.matrix import CELLS, select
 from emo.report_page import write
 from emo.report_plots import metric_vs_window

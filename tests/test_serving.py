@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from emo import champion
-from emo.config import Config
+from emo.core.config import Config
 from emo.experiment import run_experiment
 
 from servers import post, served_model

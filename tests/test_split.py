@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from emo.core.errors import DataError
 from emo.data.dataset import load_dataset
 from emo.data.split import make_split
-from emo.errors import DataError
 
 from tables import video_frame, write_dataset
 

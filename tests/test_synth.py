@@ -15,8 +15,8 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from emo.core.errors import ConfigError
 from emo.data.synth import SCALES, SynthConfig, synthesize
-from emo.errors import ConfigError
 
 RESERVED = {
     "video_id",

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from emo.cli import main
-from emo.config import Config
-from emo.errors import DataError
+from emo.core.config import Config
+from emo.core.errors import DataError
 from emo.experiment import run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ def test_svr_chooses_its_settings_on_dev_after_fitting_on_train():
     from sklearn.svm import SVR
 
     from emo.baseline import SVR_GRID, fit_baseline, svr_split
-    from emo.metrics import rmse
+    from emo.core.metrics import rmse
 
     folds = list(svr_split(5, 3).split())
     assert len(folds) == 1 and list(folds[0][0]) == [0, 1, 2, 3, 4] and list(folds[0][1]) == [5, 6, 7]

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 
 from emo import champion
 from emo.cli import main
-from emo.config import Config
-from emo.errors import ConfigError
+from emo.core.config import Config
+from emo.core.errors import ConfigError
 from emo.experiment import run_experiment
 from emo.tuning import search_space, suggest, tune
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -348,7 +348,7 @@ def _signatures() -> dict[str, dict[str, object]]:
     stay declared once, in the constructors; a test checks this reading against `inspect.signature`.
     """
     out = {}
-    for path in sorted((Path(__file__).parent / "models").glob("*.py")):
+    for path in sorted((Path(__file__).parents[1] / "models").glob("*.py")):
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             name = next(
                 (

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emo.errors import DataError
+from emo.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

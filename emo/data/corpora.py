@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.core.errors import DataError
 from emo.data.align import Series, interpolate, series
 from emo.data.importer import Recording
 from emo.data.readers import feature_block, numeric_column, read_any, read_delimited
-from emo.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.core.errors import DataError
 from emo.data.align import shift_labels
 from emo.data.split import Split, load_or_create_split
 from emo.data.tables import FrameTable, read_table
-from emo.errors import DataError
 
 log = logging.getLogger(__name__)
 

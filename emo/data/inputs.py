@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emo.core.errors import ConfigError, DataError
 from emo.data.dataset import Dataset
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
 from emo.data.tables import FrameTable
@@ -25,7 +26,6 @@ from emo.data.windows import (
     window_labels,
     window_span,
 )
-from emo.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emo.errors import DataError
+from emo.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from emo.core.errors import DataError
 from emo.data.dataset import Dataset
 from emo.data.windows import frames_with_audio, make_windows, stretches, time_ranges, window_frames
-from emo.errors import DataError
 
 
 def _label_range(labels: np.ndarray) -> str:

@@ -119,8 +119,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.core.errors import ConfigError
 from emo.data.align import GRID_FPS
-from emo.errors import ConfigError
 
 __all__ = ["SynthConfig", "SCALES", "synthesize", "AUDIO_WINDOWS_S", "audio_feature_names"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from emo.errors import DataError
+from emo.core.errors import DataError
 
 log = logging.getLogger(__name__)
 

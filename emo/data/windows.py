@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emo.core.errors import DataError
 from emo.data.tables import FrameTable
-from emo.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emo.errors import ConfigError, DataError
+from emo.core.errors import ConfigError, DataError
 from emo.extract.media import AUDIO_RATE, decode_audio
 
 if TYPE_CHECKING:

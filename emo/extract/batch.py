@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from emo.core.errors import DataError, EmoError
 from emo.data.importer import rows_table, table_schema
-from emo.errors import DataError, EmoError
 from emo.extract.media import media_files
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from emo.core.errors import ConfigError
 from emo.data.corpora import normalise_landmarks
-from emo.errors import ConfigError
 
 if TYPE_CHECKING:
     from emo.extract.batch import Parts
@@ -192,7 +192,7 @@ def video_job(
     """One recording -> its `video` part: features of the frames with a face; (rows, seconds of video)."""
     from tqdm import tqdm
 
-    from emo.errors import DataError
+    from emo.core.errors import DataError
     from emo.extract.media import decode_frames
 
     # models load once per process, not once per file, and again when the model file's content changed

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emo.errors import DataError
+from emo.core.errors import DataError
 
 AUDIO_RATE = 16000
 MEDIA_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".avi", ".mkv", ".webm", ".mov")

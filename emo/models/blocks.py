@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 
 
 def require(tensor: Tensor | None, name: str, model: str) -> Tensor:

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 from emo.models.blocks import require
 from emo.models.registry import register
 

@@ -17,8 +17,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from emo.config import ARCHS, READOUTS, VARIANTS  # the choices, declared once (torch-free) for the CLI too
-from emo.errors import ConfigError
+from emo.core.config import ARCHS, READOUTS, VARIANTS  # the choices, declared once (torch-free) for the CLI too
+from emo.core.errors import ConfigError
 from emo.models.blocks import AttentionPool, Block, Dropout, PositionalEncoding, masked_mean, require, zero_padding
 from emo.models.registry import register
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from emo.errors import ConfigError
+from emo.core.errors import ConfigError
 
 # Sizes fixed by the data rather than chosen by the user; silently dropped where a model has no use for them.
 STRUCTURAL_KEYS = frozenset({"input_dim", "video_dim", "audio_dim", "frames", "audio_len", "video_mask"})
