@@ -322,7 +322,7 @@ def _train_command(family: str) -> click.Command:
             options["method"] = methods.pop() if methods else None
         config = config_from(family, options)  # refused here, before torch is loaded, when invalid
         from emo.experiment import resume_config, run_experiment
-        from emo.report import describe
+        from emo.report.summary import describe
 
         if resume:
             given = {k: v for k, v in config.to_dict().items() if options.get(k) is not None}
@@ -606,8 +606,8 @@ def report_cmd(target, out, resamples):
     printed, or an experiment name or id (all its matrix runs). The files are also logged to the
     parent run (under report/). It prints how many of the matrix's expected cell runs finished and
     names the missing ones."""
-    from emo.report_page import write
-    from emo.results import build, collect, matrix_runs
+    from emo.report.page import write
+    from emo.report.tables import build, collect, matrix_runs
     from emo.tracking import log_artifacts, run_table
 
     matrix = matrix_runs(target)
@@ -687,7 +687,7 @@ def predict_cmd(model_uri, data, split, out, **opts):
     """Predict valence and arousal for every sample of a dataset split; print metrics against the labels
     (where there are labels)."""
     from emo.predict import load_model, predict_split, write_predictions
-    from emo.report import metrics_table
+    from emo.report.summary import metrics_table
 
     model = load_model(model_uri)
     table, metrics = predict_split(model, data, split=split, **opts)

@@ -26,9 +26,9 @@ from mlflow.entities import Metric, Param
 from emo.cli import main
 from emo.core.config import FAMILIES
 from emo.matrix import CELLS, select
-from emo.report_page import write
-from emo.report_plots import metric_vs_window
-from emo.results import build, collect, matrix_runs
+from emo.report.figures import metric_vs_window
+from emo.report.page import write
+from emo.report.tables import build, collect, matrix_runs
 
 METRICS = [
     f"{split}_{m}_{t}"

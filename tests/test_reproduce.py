@@ -15,11 +15,11 @@ import optuna
 import pandas as pd
 import pytest
 
-from emo.comparison import paired_bootstrap
 from emo.matrix import select
-from emo.report_page import write
+from emo.report.comparison import paired_bootstrap
+from emo.report.page import write
+from emo.report.tables import COLUMNS, build, collect, matrix_runs
 from emo.reproduce import default_study_name, reproduce
-from emo.results import COLUMNS, build, collect, matrix_runs
 from emo.tracking import run_table
 
 SMALL = dict(epochs=2, stride=3, batch_size=128, d_model=16, heads=2, ff=32, hidden=16)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from emo.comparison import Comparison
-from emo.results import Report
+from emo.report.comparison import Comparison
+from emo.report.tables import Report
 
 TITLES = {
     "baseline": "Baselines (per frame)",
@@ -159,7 +159,7 @@ def write(report: Report, out: str | Path, title: str) -> dict[str, Path]:
     """Write report.md, report.html, tables/NAME.csv (numbers: mean and std columns) and plots/NAME.png
     under `out`; returns the paths."""
     from emo import plots
-    from emo.report_plots import figures
+    from emo.report.figures import figures
 
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from emo import TARGETS, __version__
-from emo.comparison import Comparison, compare
 from emo.core.errors import ConfigError
 from emo.matrix import CELLS, PUBLISHED, TABLES
+from emo.report.comparison import Comparison, compare
 
 METRICS = ("mae", "rmse", "ccc", "ccc_per_recording")
 CORPORA = {"avec": "sewa", "sewa": "sewa", "afew-va": "afew", "afew": "afew"}
@@ -416,7 +416,7 @@ def _like_for_like(
     report: Report, frame: pd.DataFrame, best: pd.DataFrame, predictions, resamples: int, seed: int
 ) -> None:
     """Notes where the best fusion and video cells differ in label rule or window, and the comparison of
-    fusion with the video model of the same window and label (emo.comparison)."""
+    fusion with the video model of the same window and label (emo.report.comparison)."""
     picks = {r["table"]: r for _, r in best.iterrows()}
     fusion, video = picks.get("fusion"), picks.get("video")
     if fusion is None or video is None:
