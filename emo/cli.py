@@ -444,13 +444,13 @@ def tune_cmd(
     workers of one study. The test set is never seen by the study: the winner's test metrics are
     computed once at the end.
     """
-    from emo.tuning import summary, tune
+    from emo.studies.tuning import summary, tune
 
     if trials is not None and trials < 1:
         raise click.BadParameter(f"--trials must be at least 1 (got {trials}).")
     fixed = {}
     if cell:
-        from emo.matrix import find
+        from emo.studies.matrix import find
 
         named = find(cell)
         family, fixed = named.family, named.settings
@@ -557,8 +557,8 @@ def reproduce_cmd(
     matrix; a cell already run on the same data and settings is reused, not retrained.
     Then `emo report PARENT_RUN_ID` rebuilds the thesis's tables.
     """
-    from emo.matrix import select
-    from emo.reproduce import reproduce
+    from emo.studies.matrix import select
+    from emo.studies.reproduce import reproduce
 
     every = lambda v: None if v == "all" else v  # noqa: E731
     cells = select(every(only), every(windows), every(archs))

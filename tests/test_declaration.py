@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from emo.cli import main
 from emo.core.config import FAMILIES, Config, model_defaults
-from emo.matrix import CELLS, MATRIX, find, select
 from emo.mlproject import render
+from emo.studies.matrix import CELLS, MATRIX, find, select
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -216,7 +216,7 @@ def test_the_matrix_holds_the_thesis_cells_each_as_thesis_and_as_emo():
 
 
 def test_tuning_a_named_experiment_searches_its_family_space_without_the_cells_own_settings():
-    from emo.tuning import search_space
+    from emo.studies.tuning import search_space
 
     cell = find("video-3s-avg/thesis")
     space = search_space(cell.family, fixed=cell.settings)

@@ -25,10 +25,10 @@ from mlflow.entities import Metric, Param
 
 from emo.cli import main
 from emo.core.config import FAMILIES
-from emo.matrix import CELLS, select
 from emo.report.figures import metric_vs_window
 from emo.report.page import write
 from emo.report.tables import build, collect, matrix_runs
+from emo.studies.matrix import CELLS, select
 
 METRICS = [
     f"{split}_{m}_{t}"

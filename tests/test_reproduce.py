@@ -15,11 +15,11 @@ import optuna
 import pandas as pd
 import pytest
 
-from emo.matrix import select
 from emo.report.comparison import paired_bootstrap
 from emo.report.page import write
 from emo.report.tables import COLUMNS, build, collect, matrix_runs
-from emo.reproduce import default_study_name, reproduce
+from emo.studies.matrix import select
+from emo.studies.reproduce import default_study_name, reproduce
 from emo.tracking import run_table
 
 SMALL = dict(epochs=2, stride=3, batch_size=128, d_model=16, heads=2, ff=32, hidden=16)
@@ -296,4 +296,4 @@ def test_a_matrix_shows_one_progress_bar_with_log_lines_above_it(matrix_corpus, 
     # a log line (emo's or MLflow's) never continues a drawn bar: each starts a line of its own
     glued = [p for p in pieces if p.startswith("matrix ") and "INFO" in p]
     assert not glued, glued[:3]
-    assert sum(p.startswith("INFO emo.reproduce:") for p in pieces) == 4
+    assert sum(p.startswith("INFO emo.studies.reproduce:") for p in pieces) == 4

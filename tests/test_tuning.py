@@ -20,7 +20,7 @@ from emo.cli import main
 from emo.core.config import Config
 from emo.core.errors import ConfigError
 from emo.experiment import run_experiment
-from emo.tuning import search_space, suggest, tune
+from emo.studies.tuning import search_space, suggest, tune
 
 TINY = dict(
     family="fusion",
@@ -195,8 +195,8 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
 ):
     import threading
 
+    from emo.studies.tuning import _finish, _parent_run, make_storage
     from emo.tracking import NullTracker
-    from emo.tuning import _finish, _parent_run, make_storage
 
     result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False, evaluate_test=False)
     _study_with_one_finished_trial(postgres_url, mlflow.MlflowClient().get_run(result.run_id))
@@ -327,8 +327,8 @@ def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_tria
 
 
 def test_a_claim_is_taken_once_and_a_dead_holders_claim_is_taken_over(tmp_path):
-    from emo.claims import claim, once
-    from emo.tuning import make_storage
+    from emo.studies.claims import claim, once
+    from emo.studies.tuning import make_storage
 
     storage = make_storage(f"sqlite:///{tmp_path}/claims.db")
     assert claim(storage, "study:winner") and not claim(storage, "study:winner")
@@ -394,7 +394,7 @@ def test_a_worker_waits_out_a_short_database_outage_and_the_study_completes(
     thread = threading.Thread(target=outage)
     thread.start()
     try:
-        with caplog.at_level(logging.INFO, logger="emo.tuning"):
+        with caplog.at_level(logging.INFO, logger="emo.studies.tuning"):
             result = tune(
                 Config(data=str(fusion_corpus), **{**TINY, "epochs": 6, "patience": 6}),
                 trials=3,
@@ -506,8 +506,8 @@ def _down_for(url: str, seconds: float):
 
 
 def test_a_worker_started_during_an_outage_waits_for_the_database(postgres_url, monkeypatch):
-    from emo.claims import claim
-    from emo.tuning import make_storage
+    from emo.studies.claims import claim
+    from emo.studies.tuning import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
     with _down_for(postgres_url, 3):
@@ -519,8 +519,8 @@ def test_a_worker_started_during_an_outage_waits_for_the_database(postgres_url, 
 
 
 def test_once_only_claims_wait_out_an_outage_like_every_other_storage_call(postgres_url, monkeypatch):
-    from emo.claims import claim, once
-    from emo.tuning import make_storage
+    from emo.studies.claims import claim, once
+    from emo.studies.tuning import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
     storage = make_storage(postgres_url)
@@ -534,7 +534,7 @@ def test_once_only_claims_wait_out_an_outage_like_every_other_storage_call(postg
 
 
 def test_a_wrong_database_is_refused_at_once_not_waited_for(postgres_url, monkeypatch):
-    from emo.tuning import make_storage
+    from emo.studies.tuning import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
     began = time.monotonic()
@@ -544,7 +544,7 @@ def test_a_wrong_database_is_refused_at_once_not_waited_for(postgres_url, monkey
 
 
 def test_a_bad_retry_setting_is_refused_with_its_name(monkeypatch, tmp_path):
-    from emo.tuning import make_storage
+    from emo.studies.tuning import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "two minutes")
     with pytest.raises(ConfigError, match="EMO_STORAGE_RETRY_SECONDS='two minutes'"):
@@ -561,7 +561,7 @@ FORMS = {  # the password in the user part, as a query parameter, and a query ho
 
 def test_a_storage_url_is_shown_without_its_password_in_every_form():
     from emo.dburl import has_password
-    from emo.tuning import _safe
+    from emo.studies.tuning import _safe
 
     shown = {form: _safe(url.format(pw=PASSWORD, db="optuna")) for form, url in FORMS.items()}
     assert shown == {

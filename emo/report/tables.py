@@ -17,8 +17,8 @@ import pandas as pd
 
 from emo import TARGETS, __version__
 from emo.core.errors import ConfigError
-from emo.matrix import CELLS, PUBLISHED, TABLES
 from emo.report.comparison import Comparison, compare
+from emo.studies.matrix import CELLS, PUBLISHED, TABLES
 
 METRICS = ("mae", "rmse", "ccc", "ccc_per_recording")
 CORPORA = {"avec": "sewa", "sewa": "sewa", "afew-va": "afew", "afew": "afew"}

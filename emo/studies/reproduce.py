@@ -3,7 +3,7 @@
 Each (cell, seed) is a trial queued once, when the study is created; any number of workers that
 share the storage take queued trials one at a time (taking one is atomic in the storage), so each
 runs exactly once between them. A dead worker's trial is failed by its missing heartbeat and
-queued again (tuning's storage, `emo.tuning.make_storage`). A cell already finished on the same
+queued again (tuning's storage, `emo.studies.tuning.make_storage`). A cell already finished on the same
 data fingerprint, split and settings, in any earlier matrix, is reused rather than retrained: its
 metrics are copied into this matrix's nested run, which points at the original
 (`emo.reused_from`). Trials select nothing: the value recorded is the cell's dev RMSE, and each
@@ -25,8 +25,8 @@ import optuna
 
 from emo.core.config import Config
 from emo.core.errors import ConfigError
-from emo.matrix import Cell
 from emo.progress import progress_bar
+from emo.studies.matrix import Cell
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ def reproduce(
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
+    from emo.studies.tuning import _safe, make_storage, storage_url
     from emo.tracking import create_run, default_experiment, reopen_run, tracked_run
-    from emo.tuning import _safe, make_storage, storage_url
 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")

@@ -273,7 +273,7 @@ class Outage:
     lasted `patience` seconds; then StorageUnavailableError, one line for the CLI. The clock is per
     outage, not per call, so a worker gives up `patience` seconds after the database went away however
     many calls are waiting. Every database call of a worker goes through one: Optuna's storage calls,
-    the first connection, and the once-only claims (emo.claims)."""
+    the first connection, and the once-only claims (emo.studies.claims)."""
 
     def __init__(self, shown_url: str, patience: float, on_retry=None) -> None:
         self.shown_url, self.patience, self._on_retry = shown_url, patience, on_retry
@@ -666,7 +666,7 @@ def _key(study: optuna.Study, what: str) -> str:
 def _parent_run(study: optuna.Study, storage, create: Callable[[], str]) -> tuple[str, bool]:
     """The study's one MLflow parent run: the worker whose claim lands in the storage creates it, the
     others wait until it is published. Returns (run id, whether this worker created it)."""
-    from emo.claims import once
+    from emo.studies.claims import once
 
     if PARENT_ATTR in study.user_attrs:
         return study.user_attrs[PARENT_ATTR], False
@@ -705,7 +705,7 @@ def _finish(
 ) -> dict:
     """Test the complete study's winner once and register it once: the worker whose claim lands does
     both and publishes the result in the study; every other worker reads it."""
-    from emo.claims import once
+    from emo.studies.claims import once
 
     def work() -> dict:
         result = {"trial": best.number, "test": _evaluate_winner(best, base, parent)}
