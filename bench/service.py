@@ -12,11 +12,11 @@ folder) and `mlflow models serve`.
 Metric logging: for each N, N worker processes (spawned, each its own MLflow run) call
 `mlflow.log_metrics(record, step=epoch)` --epochs times as fast as they can, where `record` is what
 emo's trainer logs per epoch (train/loss, dev/loss, train/seconds, dev/{mae,rmse,ccc,r}_{valence,arousal}:
-11 values; the call emo.tracking.MlflowTracker.log_metrics makes). Printed: metric values written/s
+11 values; the call emo.runs.tracking.MlflowTracker.log_metrics makes). Printed: metric values written/s
 and batches/s over the wall time of all N, and the p50/p99 latency of one batch.
 
 Serving: a small Fusion 4 v2 is trained for one epoch with emo's run_experiment on a synthetic corpus
-against the same server, registered with emo.champion.register (so it is emo-fusion4@champion) and
+against the same server, registered with emo.runs.champion.register (so it is emo-fusion4@champion) and
 served with `mlflow models serve --env-manager local --workers 1`. Requests carry 32 windows each;
 printed: sequential requests/s and p50/p99 latency, and requests/s with --concurrency client threads.
 """
@@ -162,10 +162,10 @@ def train_champion(tmp: Path) -> tuple[str, dict]:
 
     import mlflow
 
-    from emo import champion
     from emo.core.config import Config
     from emo.data.synth import SynthConfig, synthesize
     from emo.experiment import run_experiment
+    from emo.runs import champion
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     data = synthesize(tmp / "corpus", SynthConfig(videos=16, duration_s=30.0, dim=32, audio_dim=16, seed=0))

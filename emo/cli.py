@@ -608,7 +608,7 @@ def report_cmd(target, out, resamples):
     names the missing ones."""
     from emo.report.page import write
     from emo.report.tables import build, collect, matrix_runs
-    from emo.tracking import log_artifacts, run_table
+    from emo.runs.tracking import log_artifacts, run_table
 
     matrix = matrix_runs(target)
     report = build(
@@ -650,7 +650,7 @@ def report_cmd(target, out, resamples):
 def register_cmd(run_ids, experiment, all_experiments, metric, name):
     """Register the best Fusion 4 run (by dev RMSE); it becomes @champion only if it beats the current one
     like for like."""
-    from emo import champion
+    from emo.runs import champion
 
     run = champion.best_fusion4_run(
         run_ids=list(run_ids) or None, experiment=experiment, all_experiments=all_experiments

@@ -141,7 +141,7 @@ def _model_description(config: Config, what: str) -> str:
 
 
 def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Module) -> str | None:
-    from emo.pyfunc import signature
+    from emo.runs.pyfunc import signature
 
     body = {
         "model_name": config.model_name,
@@ -282,7 +282,7 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
     import joblib
 
     from emo.baseline import fit_baseline, predict_baseline
-    from emo.pyfunc import signature
+    from emo.runs.pyfunc import signature
 
     x = {name: s.features[s.rows].numpy() for name, s in inputs.samples.items()}
     y = {name: s.labels.numpy() for name, s in inputs.samples.items()}
@@ -372,7 +372,7 @@ def run_experiment(
     if config.family != "baseline":  # refused before a run exists: a GPU or a precision this machine lacks
         check_precision(config.precision, pick_device(config.device))
     set_threads(config.threads)
-    from emo.tracking import NullTracker, default_experiment, load_checkpoint, tracked_run
+    from emo.runs.tracking import NullTracker, default_experiment, load_checkpoint, tracked_run
 
     checkpoint_body = load_checkpoint(resume) if resume else None
     if checkpoint_body is not None:
@@ -477,7 +477,7 @@ RESUME_MAY_CHANGE = {"epochs", "patience", "device", "threads", "extra"}
 
 def resume_config(run_id: str, overrides: dict) -> Config:
     """The config of run `run_id`'s checkpoint, with `overrides` (only epochs, patience, device, threads)."""
-    from emo.tracking import load_checkpoint
+    from emo.runs.tracking import load_checkpoint
 
     saved = load_checkpoint(run_id).get("config")
     if not saved:

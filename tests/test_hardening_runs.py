@@ -19,7 +19,7 @@ from emo.cli import main
 from emo.core.config import Config
 from emo.core.errors import EmoError
 from emo.experiment import run_experiment
-from emo.tracking import TrackingError, load_checkpoint, local_checkpoint, tracked_run
+from emo.runs.tracking import TrackingError, load_checkpoint, local_checkpoint, tracked_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

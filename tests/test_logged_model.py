@@ -68,7 +68,7 @@ def test_the_signature_states_every_shape_and_dtype(logged, family):
     model = mlflow.pyfunc.load_model(logged[family])
     specs = {spec.name: spec for spec in model.metadata.get_input_schema().inputs}
     for name, value in model.input_example.items():
-        if name.endswith("_mask"):  # untyped on purpose (emo.pyfunc.signature); the audio spec states its length
+        if name.endswith("_mask"):  # untyped on purpose (emo.runs.pyfunc.signature); the audio spec states its length
             assert specs[name].shape == (-1,) and value.shape[1:] == specs["audio"].shape[1:2]
         else:
             assert specs[name].type == np.dtype(np.float32) and specs[name].shape == (-1, *value.shape[1:])
@@ -113,7 +113,7 @@ def test_served_a_wrong_shape_gets_a_400_with_the_same_line(logged, family):
 
 
 def test_an_input_error_keeps_its_line_when_mlflow_prefixes_the_request():
-    from emo.pyfunc import bad_request
+    from emo.runs.pyfunc import bad_request
 
     error = bad_request("input 'video' has shape (2, 3); expected (batch, 4).")
     error.message = f"Failed to predict data '{{'video': {[[0.0] * 3] * 2}}}'. \nError: {error.message}"

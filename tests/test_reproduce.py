@@ -18,9 +18,9 @@ import pytest
 from emo.report.comparison import paired_bootstrap
 from emo.report.page import write
 from emo.report.tables import COLUMNS, build, collect, matrix_runs
+from emo.runs.tracking import run_table
 from emo.studies.matrix import select
 from emo.studies.reproduce import default_study_name, reproduce
-from emo.tracking import run_table
 
 SMALL = dict(epochs=2, stride=3, batch_size=128, d_model=16, heads=2, ff=32, hidden=16)
 

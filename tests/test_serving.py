@@ -6,9 +6,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from emo import champion
 from emo.core.config import Config
 from emo.experiment import run_experiment
+from emo.runs import champion
 
 from servers import post, served_model
 

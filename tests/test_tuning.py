@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from emo import champion
 from emo.cli import main
 from emo.core.config import Config
 from emo.core.errors import ConfigError
 from emo.experiment import run_experiment
+from emo.runs import champion
 from emo.studies.tuning import search_space, suggest, tune
 
 TINY = dict(
@@ -195,8 +195,8 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
 ):
     import threading
 
+    from emo.runs.tracking import NullTracker
     from emo.studies.tuning import _finish, _parent_run, make_storage
-    from emo.tracking import NullTracker
 
     result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False, evaluate_test=False)
     _study_with_one_finished_trial(postgres_url, mlflow.MlflowClient().get_run(result.run_id))

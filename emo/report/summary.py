@@ -43,7 +43,7 @@ def where(run_id: str) -> str:
     (in emo's saved view)."""
     import mlflow
 
-    from emo import ui
+    from emo.runs import ui
 
     uri = mlflow.get_tracking_uri()
     experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id

@@ -112,7 +112,7 @@ def _named(experiment) -> str:
 def _expected(parents: list) -> pd.DataFrame | None:
     """The (cell, seed) pairs that the matrices of `parents` queued: the cells each logged (cells.txt)
     × its seeds 0 … N-1. None where no parent records both."""
-    from emo.tracking import run_text
+    from emo.runs.tracking import run_text
 
     queued = [
         (cells.split(), int(p.data.params["seeds"]))

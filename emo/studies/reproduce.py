@@ -122,8 +122,8 @@ def reproduce(
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
+    from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run
     from emo.studies.tuning import _safe, make_storage, storage_url
-    from emo.tracking import create_run, default_experiment, reopen_run, tracked_run
 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")

@@ -397,7 +397,7 @@ def _storage_failure(exc: BaseException) -> StorageUnavailableError | None:
 @contextlib.contextmanager
 def _reopen_if_storage_lost(run_id: str):
     """Mark the study's parent run RUNNING again after a lost storage ended this worker's part."""
-    from emo.tracking import reopen_run
+    from emo.runs.tracking import reopen_run
 
     try:
         yield
@@ -423,7 +423,7 @@ def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
     """A worker died mid-trial: close its MLflow run as failed, then queue the trial again."""
     run_id = trial.user_attrs.get("mlflow_run_id")
     if run_id:
-        from emo.tracking import update_run
+        from emo.runs.tracking import update_run
 
         try:
             update_run(
@@ -500,7 +500,7 @@ def tune(
     with `register` (Fusion 4 studies), registers it; the others return what it found.
     """
     from emo.experiment import run_experiment
-    from emo.tracking import create_run, default_experiment, reopen_run, tracked_run, update_run
+    from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run, update_run
 
     base.validate()
     if metric not in METRICS:
@@ -710,7 +710,7 @@ def _finish(
     def work() -> dict:
         result = {"trial": best.number, "test": _evaluate_winner(best, base, parent)}
         if register and base.family == "fusion" and base.method == 4 and best.user_attrs.get("mlflow_run_id"):
-            from emo import champion
+            from emo.runs import champion
 
             run = champion.fusion4_run(best.user_attrs["mlflow_run_id"])
             result["registration"] = str(champion.register(run, metric=metric))
@@ -730,7 +730,7 @@ def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> di
     """The winner's test metrics: the first and only time a model of the study sees the test set."""
     from emo.experiment import test_metrics
     from emo.predict import load_model, predict_split
-    from emo.tracking import update_run
+    from emo.runs.tracking import update_run
 
     uri = best.user_attrs.get("model_uri")
     if not uri:

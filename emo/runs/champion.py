@@ -73,7 +73,7 @@ def best_fusion4_run(*, run_ids: list[str] | None = None, experiment: str | None
     if run_ids:
         runs = [client.get_run(r) for r in run_ids]
     else:
-        from emo.tracking import default_experiment
+        from emo.runs.tracking import default_experiment
 
         experiment = default_experiment("emo-fusion", experiment)  # None: MLflow's active one
         if all_experiments:
@@ -113,7 +113,7 @@ def _scores_on_candidate_dev(candidate, champion_version, metric: str) -> tuple[
     """Both models scored on the candidate's dev targets, on the windows both predicted."""
     from emo.core.metrics import evaluate
     from emo.predict import load_model, predict_split
-    from emo.tracking import run_table
+    from emo.runs.tracking import run_table
 
     ours = run_table(candidate.info.run_id, "predictions/dev.parquet")
     p = candidate.data.params
@@ -143,7 +143,7 @@ def current_champion(client, name: str):
     any candidate, however bad, take the alias."""
     from mlflow.exceptions import MlflowException
 
-    from emo.tracking import TrackingError, short_error
+    from emo.runs.tracking import TrackingError, short_error
 
     try:
         try:

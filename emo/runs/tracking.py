@@ -1,6 +1,6 @@
 """Experiment tracking: MLflow runs, or a null tracker that keeps everything in memory.
 
-The rest of emo talks to a `Tracker`; this module (with `emo.pyfunc` for the logged model) is
+The rest of emo talks to a `Tracker`; this module (with `emo.runs.pyfunc` for the logged model) is
 the only place that imports mlflow. The tracking URI is whatever MLflow resolves
 (`MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db`). Under `mlflow run` the run it created
 (`MLFLOW_RUN_ID`) is reused rather than a second one started.
@@ -174,9 +174,10 @@ class MlflowTracker(NullTracker):
     ) -> str | None:
         """Log a pyfunc model named `name` (what the UI's model lists show); `description` is its
         Description there."""
-        from emo import pyfunc_model
+        import emo
+        from emo.runs import pyfunc_model
 
-        package = Path(pyfunc_model.__file__).parent
+        package = Path(emo.__file__).parent
         info = self._mlflow.pyfunc.log_model(
             name=name,
             python_model=pyfunc_model.__file__,
@@ -445,10 +446,10 @@ def create_run(run_name: str, *, experiment: str | None = None, tags: dict | Non
 
 
 def _ensure_view(experiment_id: str) -> None:
-    """emo's saved view of the experiment's runs (emo.ui); a store that refuses it costs only the view."""
+    """emo's saved view of the experiment's runs (emo.runs.ui); a store that refuses it costs only the view."""
     import mlflow
 
-    from emo import ui
+    from emo.runs import ui
 
     try:
         ui.ensure_view(mlflow.MlflowClient(), experiment_id)

@@ -2,6 +2,6 @@
 
 import mlflow
 
-from emo.pyfunc import EmoModel
+from emo.runs.pyfunc import EmoModel
 
 mlflow.models.set_model(EmoModel())
