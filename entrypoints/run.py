@@ -23,9 +23,9 @@ def parameter(option: str) -> str:
 def declared(args: list[str]) -> list[str]:
     """The parameters of the MLproject entry point whose command `args` are (MLflow appends the
     undeclared ones at the end)."""
-    from emo.mlproject import entry_points
+    from emo.cli.mlproject import entry_points
 
-    for entry in entry_points().values():
+    for entry in entry_points(main).values():
         words = entry["command"].split()[2:]  # after `python entrypoints/run.py`
         fixed = next((i for i, w in enumerate(words) if w.startswith("{")), len(words) + 1) - 1
         if args[:fixed] == words[:fixed]:

@@ -12,15 +12,15 @@ import yaml
 from click.testing import CliRunner
 
 from emo.cli import main
+from emo.cli.mlproject import render
 from emo.core.config import FAMILIES, Config, model_defaults
-from emo.mlproject import render
 from emo.studies.matrix import CELLS, MATRIX, find, select
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_committed_mlproject_is_the_generated_one():
-    assert (ROOT / "MLproject").read_text() == render(), "MLproject is out of date: run `emo mlproject`"
+    assert (ROOT / "MLproject").read_text() == render(main), "MLproject is out of date: run `emo mlproject`"
 
 
 def test_every_setting_of_a_model_is_a_parameter_of_its_entry_point_with_the_logged_default():

@@ -4,7 +4,7 @@ Model hyperparameters default to the model constructors' own defaults (the thesi
 given here overrides them. `FAMILIES` holds what differs by family (input kind, window label,
 window length); `Config.settings()` names the settings a family's entry point exposes, and
 `Config.params()` their resolved values: what `emo train`, `mlflow run` (the MLproject is
-generated from them, see `emo.mlproject`) and tuning all log.
+generated from them, see `emo.cli.mlproject`) and tuning all log.
 """
 
 from __future__ import annotations

@@ -706,9 +706,9 @@ def mlproject_cmd(check, path):
     """Write the MLproject file from emo's settings (every default declared once, in emo)."""
     from pathlib import Path
 
-    from emo.mlproject import render
+    from emo.cli.mlproject import render
 
-    text, target = render(), Path(path)
+    text, target = render(main), Path(path)
     if check:
         same = target.exists() and target.read_text() == text
         click.echo(f"{target} is {'up to date' if same else 'out of date: run `emo mlproject`'}")
@@ -718,14 +718,11 @@ def mlproject_cmd(check, path):
 
 
 def _register_subcommands() -> None:
-    from emo.cli_extract import extract
-    from emo.cli_import import import_group
+    from emo.cli.data_import import import_group
+    from emo.cli.extract import extract
 
     data.add_command(import_group)
     main.add_command(extract)
 
 
 _register_subcommands()
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""`python -m emo.cli` is the `emo` command."""
+
+from emo.cli.main import main
+
+main()
