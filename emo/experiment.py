@@ -92,7 +92,7 @@ def _log_figures(
     prefix: str = "",
     loss: str = "rmse",
 ) -> None:
-    from emo import plots
+    from emo.report import plots
 
     idx = inputs.index["dev"]
     # at the top level: MLflow's run comparison shows only top-level files that every run has

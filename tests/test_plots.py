@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emo import plots
 from emo.core.metrics import ccc, rmse
+from emo.report import plots
 
 
 def _history(n: int = 20) -> list[dict]:

@@ -1,3 +1,3 @@
-"""What a person reads: the thesis's tables rebuilt from tracked runs (`tables`), the like-for-like
-comparison (`comparison`), the HTML and Markdown page (`page`) with its figures (`figures`), and the
-terminal summaries of one run (`summary`)."""
+"""What a person reads: the plots every run and study logs (`plots`), the thesis's tables rebuilt from
+tracked runs (`tables`), the like-for-like comparison (`comparison`), the HTML and Markdown page (`page`)
+with its figures (`figures`), and the terminal summaries of one run (`summary`)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from emo import TARGETS, plots
+from emo import TARGETS
+from emo.report import plots
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p", "H", "d", "8")
 FAMILIES = ("video", "audio", "fusion")  # the tables whose cells have a window

@@ -158,7 +158,7 @@ def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
 def write(report: Report, out: str | Path, title: str) -> dict[str, Path]:
     """Write report.md, report.html, tables/NAME.csv (numbers: mean and std columns) and plots/NAME.png
     under `out`; returns the paths."""
-    from emo import plots
+    from emo.report import plots
     from emo.report.figures import figures
 
     out = Path(out)

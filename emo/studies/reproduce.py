@@ -25,7 +25,7 @@ import optuna
 
 from emo.core.config import Config
 from emo.core.errors import ConfigError
-from emo.progress import progress_bar
+from emo.core.progress import progress_bar
 from emo.studies.matrix import Cell
 
 log = logging.getLogger(__name__)

@@ -33,7 +33,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 from emo.core.config import Config
 from emo.core.errors import ConfigError, EmoError
-from emo.progress import progress_bar
+from emo.core.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -753,7 +753,7 @@ def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> di
 
 
 def _log_study_figures(study: optuna.Study, parent) -> None:
-    from emo import plots
+    from emo.report import plots
 
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < 2:
