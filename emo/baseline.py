@@ -18,9 +18,10 @@ from sklearn.model_selection import GridSearchCV, PredefinedSplit
 from sklearn.svm import SVR
 from sklearn.tree import DecisionTreeRegressor
 
+from emo.core.config import ALGORITHMS
+
 log = logging.getLogger(__name__)
 
-ALGORITHMS = ("bayesian_ridge", "svr", "tree")
 SVR_GRID = {"C": [0.1, 1.0, 10.0], "kernel": ["linear", "rbf"]}
 
 

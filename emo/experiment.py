@@ -389,15 +389,7 @@ def run_experiment(
     }
 
     def prepare() -> tuple[Dataset, Inputs]:
-        ds = dataset or load_dataset(
-            config.data,
-            fps=config.fps,
-            label_scale=config.label_scale,
-            id_pattern=config.id_pattern,
-            audio_id_pattern=config.audio_id_pattern,
-            split_seed=config.split_seed,
-            label_delay=config.label_delay,
-        )
+        ds = dataset or load_dataset(config.data, **config.data_options())
         inputs = build_inputs(
             ds,
             config.input_kind,

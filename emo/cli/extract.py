@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from emo.core.config import AUDIO_WINDOWS
 from emo.data.align import GRID_FPS
 
 
@@ -36,7 +37,7 @@ def _report(outcomes, unit: str) -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option(
     "--windows",
-    default="1,2,3,4",
+    default=",".join(map(str, AUDIO_WINDOWS)),
     show_default=True,
     callback=_floats,
     help="Window lengths in seconds, one audio_{N}s table each.",
@@ -61,7 +62,7 @@ def extract_audio(src, out, windows, hop, feature_set, jobs):
     from emo.extract.audio import audio_job, audio_options
     from emo.extract.batch import run_folder
 
-    if not windows or any(w not in (1, 2, 3, 4) for w in windows):
+    if not windows or any(w not in AUDIO_WINDOWS for w in windows):
         raise click.BadParameter(
             "audio tables are audio_1s … audio_4s: --windows takes 1, 2, 3 and/or 4.", param_hint="--windows"
         )

@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click
 
 from emo import __version__
-from emo.core.config import HELP
+from emo.core.config import HELP, SPLITS
 from emo.core.errors import EmoError
 
 
@@ -199,7 +199,7 @@ def split_cmd(data, **opts):
     ds = dataset_from(data, **opts)
     s = ds.split
     click.echo(f"split of {ds.folder} ({s.source}, seed {s.seed}, hash {s.hash}):")
-    for name in ("train", "dev", "test"):
+    for name in SPLITS:
         ids = s.of(name)
         click.echo(f"  {name:5s} {len(ids):4d} videos  {', '.join(ids[:6])}{' …' if len(ids) > 6 else ''}")
 
@@ -669,7 +669,7 @@ def register_cmd(run_ids, experiment, all_experiments, metric, name):
 @click.option("--data", required=True, help="Dataset folder (or `synthetic`).")
 @click.option(
     "--split",
-    type=click.Choice(["train", "dev", "test", "all"]),
+    type=click.Choice([*SPLITS, "all"]),
     default="test",
     show_default=True,
     help="A split of the dataset, or 'all' for every recording, labelled or not (e.g. the unlabelled/ "

@@ -41,7 +41,9 @@ LOSSES = ("rmse", "ccc")
 ARCHS = ("emo", "thesis")
 READOUTS = ("mean", "attention")
 PRECISIONS = ("fp32", "bf16", "fp16")
-LABELS = ("mean", "last")
+LABELS = ("mean", "last")  # a window's label: the mean of its labelled frames, or its last frame's
+SPLITS = ("train", "dev", "test")
+ALGORITHMS = ("bayesian_ridge", "svr", "tree")  # the baselines (emo.baseline)
 METHODS = tuple(range(1, len(FAMILIES["fusion"].models) + 1))  # fusion methods 1-4
 AUDIO_WINDOWS = (1, 2, 3, 4)  # seconds: the audio_{N}s tables of the data contract
 DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
@@ -123,7 +125,7 @@ HELP = {
     "fp16 (CUDA only, with a gradient scaler). Weights and the loss stay fp32.",
     "threads": "CPU threads for torch (default: torch's choice, one per core). On a machine shared with other "
     "work, or with several workers, give each process its share of the cores (1 on a busy 2-core box).",
-    "algorithms": "Baseline algorithms (comma-separated): bayesian_ridge, svr, tree.",
+    "algorithms": f"Baseline algorithms (comma-separated): {', '.join(ALGORITHMS)}.",
     "svr_max_samples": "SVR fits at most this many training frames (a seeded subsample above that).",
     "fps": "Frame rate, when meta.json has none.",
     "label_scale": "Labels lie in [-S, S] (SEWA 1, AFEW-VA 10); default: meta.json, else 1.",
@@ -173,7 +175,7 @@ class Config:
     precision: str = "fp32"
     threads: int | None = None  # torch's own choice
     # baseline family
-    algorithms: tuple[str, ...] = ("bayesian_ridge", "svr", "tree")
+    algorithms: tuple[str, ...] = ALGORITHMS
     svr_max_samples: int = 20000
     # dataset reading
     fps: float | None = None
@@ -208,6 +210,17 @@ class Config:
     def standardize(self) -> bool:
         """emo standardises every torch model's inputs with train statistics; the thesis did not."""
         return self.arch == "emo"
+
+    def data_options(self) -> dict:
+        """How this experiment reads its dataset folder: `load_dataset(config.data, **config.data_options())`."""
+        return {
+            "fps": self.fps,
+            "label_scale": self.label_scale,
+            "id_pattern": self.id_pattern,
+            "audio_id_pattern": self.audio_id_pattern,
+            "split_seed": self.split_seed,
+            "label_delay": self.label_delay,
+        }
 
     def model_kwargs(self) -> dict:
         """The hyperparameters set explicitly that this family's model takes.
@@ -313,9 +326,9 @@ class Config:
                 bad(f"{name} must be at least 1 (got {value}).")
         if self.d_model is not None and self.heads is not None and self.d_model % self.heads:
             bad(f"d_model ({self.d_model}) must be divisible by heads ({self.heads}).")
-        unknown = set(self.algorithms) - {"bayesian_ridge", "svr", "tree"}
+        unknown = set(self.algorithms) - set(ALGORITHMS)
         if unknown:
-            bad(f"unknown baseline algorithm(s) {', '.join(sorted(unknown))}; choose from bayesian_ridge, svr, tree.")
+            bad(f"unknown baseline algorithm(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALGORITHMS)}.")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             bad(f"unknown device {self.device!r}; choose auto, cpu or cuda.")
         if self.precision not in PRECISIONS:

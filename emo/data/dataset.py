@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.core.config import AUDIO_WINDOWS
 from emo.core.errors import DataError
 from emo.data.align import shift_labels
 from emo.data.split import Split, load_or_create_split
@@ -21,7 +22,6 @@ from emo.data.tables import FrameTable, read_table
 
 log = logging.getLogger(__name__)
 
-AUDIO_WINDOWS = (1, 2, 3, 4)
 SYNTHETIC = {"synthetic": "sewa", "synthetic:sewa": "sewa", "synthetic:afew": "afew"}
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emo.core.config import SPLITS
 from emo.core.errors import ConfigError, DataError
 from emo.data.dataset import Dataset
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
@@ -30,7 +31,6 @@ from emo.data.windows import (
 log = logging.getLogger(__name__)
 
 KINDS = ("frame", "audio", "window", "fusion")
-SPLITS = ("train", "dev", "test")
 
 
 @dataclass

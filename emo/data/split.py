@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.core.config import SPLITS
 from emo.core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Split:
     source: str = field(default="split.json", compare=False)
 
     def of(self, name: str) -> tuple[str, ...]:
-        if name not in ("train", "dev", "test"):
+        if name not in SPLITS:
             raise DataError(f"unknown split {name!r}; choose train, dev or test.")
         return getattr(self, name)
 
@@ -45,7 +46,7 @@ class Split:
     @property
     def hash(self) -> str:
         """A short fingerprint of the video assignment (not of the seed), logged with every run."""
-        body = json.dumps({k: sorted(getattr(self, k)) for k in ("train", "dev", "test")}, sort_keys=True)
+        body = json.dumps({k: sorted(getattr(self, k)) for k in SPLITS}, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
     def to_json(self) -> dict:
@@ -99,7 +100,7 @@ def read_split(path: Path) -> Split:
             f"It must hold {shape}."
         )
     groups = {}
-    for name in ("train", "dev", "test"):
+    for name in SPLITS:
         if name not in body:
             raise DataError(f'{path}: not a valid split file: "{name}" is missing. It must hold {shape}.')
         ids = body[name]
@@ -130,7 +131,7 @@ def read_split(path: Path) -> Split:
 def check_split(split: Split, video_ids, where: str) -> None:
     """Every video in the table must be in exactly one split."""
     seen: dict[str, str] = {}
-    for name in ("train", "dev", "test"):
+    for name in SPLITS:
         for vid in split.of(name):
             if vid in seen:
                 twice = f"is listed twice in {name}" if seen[vid] == name else f"is in both {seen[vid]} and {name}"
@@ -139,7 +140,7 @@ def check_split(split: Split, video_ids, where: str) -> None:
                     f"file or delete it to split again."
                 )
             seen[vid] = name
-    empty = [name for name in ("train", "dev", "test") if not set(split.of(name)) & set(map(str, video_ids))]
+    empty = [name for name in SPLITS if not set(split.of(name)) & set(map(str, video_ids))]
     if empty:
         raise DataError(
             f"{where}: the {' and '.join(empty)} split{'s have' if len(empty) > 1 else ' has'} no video "
@@ -165,7 +166,7 @@ def load_or_create_split(folder: Path, video_ids, *, seed: int = 0, column: dict
     """The dataset's split: the table's `split` column, else `split.json`, else a new one written there."""
     folder = Path(folder)
     if column is not None:
-        groups = {name: tuple(sorted(v for v, s in column.items() if s == name)) for name in ("train", "dev", "test")}
+        groups = {name: tuple(sorted(v for v, s in column.items() if s == name)) for name in SPLITS}
         split = Split(**groups, seed=None, source="split column")
         check_split(split, video_ids, "the table's 'split' column")
         return split

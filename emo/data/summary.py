@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from emo.core.config import SPLITS
 from emo.core.errors import DataError
 from emo.data.dataset import Dataset
 from emo.data.windows import frames_with_audio, make_windows, stretches, time_ranges, window_frames
@@ -119,7 +120,7 @@ def summarize(ds: Dataset, windows_s=(), per_video: bool | None = None) -> str:
     frames_of = dict(zip(v.video_ids, lengths))
     sizes = ", ".join(
         f"{name} {len(ids)} videos / {sum(frames_of.get(i, 0) for i in ids)} frames"
-        for name in ("train", "dev", "test")
+        for name in SPLITS
         for ids in [ds.split.of(name)]
     )
     lines.append(f"split     {sizes} ({ds.split.source}, hash {ds.split.hash})")
@@ -158,7 +159,7 @@ def summarize(ds: Dataset, windows_s=(), per_video: bool | None = None) -> str:
                 f"({time_ranges(v, a, silent[0])})"
             )
         empty = []  # splits where fusion would raise: no window of theirs holds audio
-        for name in ("train", "dev", "test"):
+        for name in SPLITS:
             chosen = np.isin(v.video_ids, np.asarray(ds.split.of(name), dtype=str))
             if chosen.any() and not frames[chosen].any():
                 empty.append((name, v.video_ids[chosen][0]))

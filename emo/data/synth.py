@@ -119,13 +119,12 @@ from pathlib import Path
 
 import numpy as np
 
+from emo.core.config import AUDIO_WINDOWS
 from emo.core.errors import ConfigError
 from emo.data.align import GRID_FPS
 
-__all__ = ["SynthConfig", "SCALES", "synthesize", "AUDIO_WINDOWS_S", "audio_feature_names"]
+__all__ = ["SynthConfig", "SCALES", "synthesize", "audio_feature_names"]
 
-AUDIO_WINDOWS_S = (1, 2, 3, 4)
-"""The audio tables' window lengths in seconds (audio_1s ... audio_4s)."""
 
 # --- the generating process' constants (documented above, recorded in meta.json) ---
 _LATENT_SINES = 3
@@ -323,10 +322,10 @@ class SynthConfig:
             raise ConfigError(
                 f"Invalid synthetic-data config: duration_s={self.duration_s} at fps={self.fps} gives no frame."
             )
-        if self.kind == "sewa" and _frame_count(self) / self.fps < max(AUDIO_WINDOWS_S):
+        if self.kind == "sewa" and _frame_count(self) / self.fps < max(AUDIO_WINDOWS):
             raise ConfigError(
                 f"Invalid synthetic-data config: duration_s={self.duration_s} is shorter than the longest "
-                f"audio window ({max(AUDIO_WINDOWS_S)} s), so audio_{max(AUDIO_WINDOWS_S)}s would be empty."
+                f"audio window ({max(AUDIO_WINDOWS)} s), so audio_{max(AUDIO_WINDOWS)}s would be empty."
             )
 
     @property
@@ -417,7 +416,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     # Remove what a previous generation may have left: the other format's tables and a split
     # that may name videos this dataset does not have.
-    stale = ["video", *(f"audio_{n}s" for n in AUDIO_WINDOWS_S)]
+    stale = ["video", *(f"audio_{n}s" for n in AUDIO_WINDOWS)]
     for stem in stale:
         for ext in (".csv", ".parquet"):
             (out / f"{stem}{ext}").unlink(missing_ok=True)
@@ -453,7 +452,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
     feat_scale = np.exp(root.uniform(np.log(0.1), np.log(10.0), size=F))
     loud_col = feat_names.index(LOUDNESS_COLUMN) if LOUDNESS_COLUMN in feat_names else None
 
-    windows = {N: _window_bounds(n, config.fps, config.audio_hop_s, N) for N in AUDIO_WINDOWS_S} if sewa else {}
+    windows = {N: _window_bounds(n, config.fps, config.audio_hop_s, N) for N in AUDIO_WINDOWS} if sewa else {}
 
     total = n * config.videos
     emb = np.empty((total, D), dtype=np.float32)
@@ -552,7 +551,7 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
         ),
         "videos": config.videos,
         "frames_per_video": n,
-        "audio_windows_s": list(AUDIO_WINDOWS_S) if sewa else [],
+        "audio_windows_s": list(AUDIO_WINDOWS) if sewa else [],
         "process": {
             "latent": {
                 "sines": _LATENT_SINES,

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emo.core.config import SPLITS
 from emo.core.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ RESERVED = {
     "split",
 }
 _INDEX = re.compile(r"^Unnamed: \d+$")  # a DataFrame index written by to_csv(index=True)
-SPLITS = ("train", "dev", "test")
 _EMB = re.compile(r"^emb_(\d+)$")
 
 

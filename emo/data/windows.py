@@ -12,12 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emo.core.config import LABELS
 from emo.core.errors import DataError
 from emo.data.tables import FrameTable
 
 log = logging.getLogger(__name__)
-
-LABELS = ("mean", "last")
 
 
 @dataclass(frozen=True)

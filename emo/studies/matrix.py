@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emo.core.config import ARCHS, POOLINGS, VARIANTS, Config
+from emo.core.config import ARCHS, AUDIO_WINDOWS, POOLINGS, VARIANTS, Config
 from emo.core.errors import ConfigError
 
-WINDOWS = (1, 2, 3, 4)
+WINDOWS = AUDIO_WINDOWS  # the thesis's windows, 1-4 s: the lengths of its audio tables
 TABLES = ("baseline", "ffnn", "video", "audio", "fusion")
 
 # The thesis's published test values (SYSTEM.md), by corpus and cell row: MAE/RMSE per target.

@@ -128,15 +128,7 @@ def reproduce(
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")
     base = Config(**common).validate()
-    ds = load_dataset(
-        base.data,
-        fps=base.fps,
-        label_scale=base.label_scale,
-        id_pattern=base.id_pattern,
-        audio_id_pattern=base.audio_id_pattern,
-        split_seed=base.split_seed,
-        label_delay=base.label_delay,
-    )
+    ds = load_dataset(base.data, **base.data_options())
     for cell in cells:
         cell.config(**common)  # every cell's settings are valid before anything runs
     if not ds.audio_windows():

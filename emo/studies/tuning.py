@@ -31,7 +31,7 @@ from pathlib import Path
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from emo.core.config import Config
+from emo.core.config import AUDIO_WINDOWS, Config
 from emo.core.errors import ConfigError, EmoError
 from emo.core.progress import progress_bar
 
@@ -51,7 +51,7 @@ SPACES: dict[str, dict[str, dict]] = {
         "lr": {"low": 1e-4, "high": 3e-3, "log": True},
         "batch_size": {"choices": [32, 64, 128]},
         "patience": {"low": 2, "high": 8},
-        "window": {"choices": [1, 2, 3, 4]},
+        "window": {"choices": list(AUDIO_WINDOWS)},
         "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
     },
     "video": {
@@ -62,7 +62,7 @@ SPACES: dict[str, dict[str, dict]] = {
         "lr": {"low": 1e-4, "high": 3e-3, "log": True},
         "batch_size": {"choices": [32, 64, 128]},
         "patience": {"low": 2, "high": 8},
-        "window": {"choices": [1, 2, 3, 4]},
+        "window": {"choices": list(AUDIO_WINDOWS)},
         "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
     },
     "audio": {
@@ -70,7 +70,7 @@ SPACES: dict[str, dict[str, dict]] = {
         "lr": {"low": 1e-4, "high": 3e-3, "log": True},
         "batch_size": {"choices": [32, 64, 128]},
         "patience": {"low": 2, "high": 8},
-        "window": {"choices": [1, 2, 3, 4]},
+        "window": {"choices": list(AUDIO_WINDOWS)},
         "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
     },
     "ffnn": {
@@ -739,11 +739,8 @@ def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> di
         load_model(uri),
         base.data,
         split="test",
-        fps=base.fps,
-        label_scale=base.label_scale,
-        id_pattern=base.id_pattern,
-        audio_id_pattern=base.audio_id_pattern,
-        split_seed=base.split_seed,
+        # the label delay is the model's own, read from the model
+        **{k: v for k, v in base.data_options().items() if k != "label_delay"},
     )
     test = test_metrics(test)
     update_run(best.user_attrs["mlflow_run_id"], metrics=test, tags={"emo.study_winner": True})
