@@ -22,7 +22,7 @@ from emo import __version__
 from emo.core.compute import check_precision, pick_device, set_threads
 from emo.core.config import Config
 from emo.core.errors import ConfigError
-from emo.core.metrics import evaluate
+from emo.core.metrics import evaluate, target_mean
 from emo.data.dataset import Dataset, load_dataset
 from emo.data.inputs import Inputs, build_inputs
 from emo.models import build_model
@@ -48,7 +48,7 @@ class Result:
     @property
     def objective(self) -> float:
         """Mean dev RMSE over valence and arousal: what tuning and model selection minimise."""
-        return (self.dev["dev/rmse_valence"] + self.dev["dev/rmse_arousal"]) / 2
+        return target_mean(self.dev, "dev/rmse")
 
 
 def seed_everything(seed: int) -> None:
@@ -263,7 +263,7 @@ def test_metrics(test: dict[str, float]) -> dict[str, float]:
     """Test metrics with their mean RMSE, as logged (empty when the test set was not evaluated)."""
     if not test:
         return {}
-    return {**test, "test/rmse_mean": (test["test/rmse_valence"] + test["test/rmse_arousal"]) / 2}
+    return {**test, "test/rmse_mean": target_mean(test, "test/rmse")}
 
 
 def _log_results(tracker, result: Result, **extra) -> None:

@@ -49,3 +49,11 @@ def test_per_recording_ccc_is_the_mean_of_each_recordings_ccc_not_the_pooled_one
     assert ccc(t, p) > 0.8  # pooled, the difference between the recordings' means hides it
     out = evaluate(np.c_[t, t], np.c_[p, p], "test/", groups=groups)
     assert out["test/ccc_per_recording_valence"] == pytest.approx(0.0)
+
+
+def test_the_mean_over_targets_is_the_mean_of_valence_and_arousal():
+    from emo.core.metrics import target_mean
+
+    logged = {"dev/rmse_valence": 0.2, "dev/rmse_arousal": 0.5, "dev/ccc_valence": 0.9, "dev/ccc_arousal": 0.4}
+    assert target_mean(logged, "dev/rmse") == pytest.approx(0.35)
+    assert target_mean(logged, "dev/ccc") == pytest.approx(0.65)

@@ -7,6 +7,12 @@ import numpy as np
 from emo import TARGETS
 
 
+def target_mean(metrics, name: str) -> float:
+    """The mean over valence and arousal of metric `name` (`metrics[f"{name}_valence"]`, …): what model
+    selection, tuning and the champion compare, e.g. `target_mean(dev, "dev/rmse")`."""
+    return float(np.mean([metrics[f"{name}_{t}"] for t in TARGETS]))
+
+
 def mae(y_true, y_pred) -> float:
     return float(np.mean(np.abs(np.asarray(y_true, np.float64) - np.asarray(y_pred, np.float64))))
 

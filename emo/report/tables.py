@@ -255,7 +255,7 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
     mean = grouped[values].mean()
     std = grouped[values].std(ddof=1).fillna(0.0).add_suffix("_std")
     out = pd.concat([mean, std, grouped.size().rename("seeds")], axis=1).reset_index()
-    out["dev_rmse_mean"] = (out["dev_rmse_valence"] + out["dev_rmse_arousal"]) / 2
+    out["dev_rmse_mean"] = out[[f"dev_rmse_{t}" for t in TARGETS]].mean(axis=1)
     return out
 
 

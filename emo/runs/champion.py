@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
-
 from emo import TARGETS
 from emo.core.errors import ConfigError
+from emo.core.metrics import target_mean
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +101,7 @@ def best_fusion4_run(*, run_ids: list[str] | None = None, experiment: str | None
 
 def score(metrics: dict, metric: str, prefix: str = "best_dev/") -> float:
     """Mean over valence and arousal of `metric` (rmse: lower is better; ccc: higher is better)."""
-    return float(np.mean([metrics[f"{prefix}{metric}_{t}"] for t in TARGETS]))
+    return target_mean(metrics, f"{prefix}{metric}")
 
 
 def _better(a: float, b: float, metric: str) -> bool:

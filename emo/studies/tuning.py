@@ -33,6 +33,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 from emo.core.config import AUDIO_WINDOWS, Config
 from emo.core.errors import ConfigError, EmoError
+from emo.core.metrics import target_mean
 from emo.core.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -690,7 +691,7 @@ def _parent_run(study: optuna.Study, storage, create: Callable[[], str]) -> tupl
 
 def _value(record: dict, metric: str) -> float:
     """Mean dev RMSE or CCC over valence and arousal, from an epoch record or final dev metrics."""
-    return (record[f"dev/{metric}_valence"] + record[f"dev/{metric}_arousal"]) / 2
+    return target_mean(record, f"dev/{metric}")
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
