@@ -1,8 +1,10 @@
-"""User-facing errors: one paragraph that says what is wrong, where, and what to do."""
+"""Every error emo raises for a person to read: one paragraph that says what is wrong, where, and what
+to do. The CLI prints an EmoError without a traceback (exit code 2). A user's input or options are a
+DataError or a ConfigError; the other classes are states met at run time."""
 
 
 class EmoError(Exception):
-    """An error caused by the user's input or options; the CLI prints it without a traceback."""
+    """An error a person can act on; the CLI prints it without a traceback."""
 
 
 class DataError(EmoError):
@@ -11,3 +13,27 @@ class DataError(EmoError):
 
 class ConfigError(EmoError):
     """An option or parameter is invalid."""
+
+
+class TrackingError(EmoError):
+    """The tracking server or store cannot be reached or refused a request."""
+
+
+class CheckpointError(EmoError):
+    """A checkpoint holds more than tensors and plain values, so it was not loaded."""
+
+
+class StorageUnavailableError(EmoError):
+    """The Optuna storage stayed unreachable for longer than a worker waits for it."""
+
+
+class WaitedTooLong(EmoError):
+    """The worker holding a claim never published its result (it died after claiming)."""
+
+
+class StudyError(EmoError):
+    """A shared study or matrix cannot go on: its cells failed, or its first worker died while making it."""
+
+
+class SomeFailed(EmoError):
+    """Some recordings could not be processed; the others were."""

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from emo.core.errors import DataError, EmoError
+from emo.core.errors import DataError, EmoError, SomeFailed
 from emo.data.importer import rows_table, table_schema
 from emo.extract.media import media_files
 
@@ -36,10 +36,6 @@ log = logging.getLogger(__name__)
 
 OPTIONS_KEY = b"emo.options"  # a part's schema metadata: the options it was made with, as JSON
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>: ask for a signal when the parent process dies
-
-
-class SomeFailed(EmoError):
-    """Some recordings could not be processed; the others were."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from emo.core.errors import EmoError
+from emo.core.errors import CheckpointError, EmoError, TrackingError
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,6 @@ FAIL_FAST_HTTP = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-
-
-class TrackingError(EmoError):
-    """The tracking server or store cannot be reached or refused a request."""
-
-
-class CheckpointError(EmoError):
-    """A checkpoint holds more than tensors and plain values, so it was not loaded."""
 
 
 def short_error(exc: BaseException) -> str:

@@ -14,12 +14,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from emo.core.errors import EmoError
-
-
-class WaitedTooLong(EmoError):
-    """The worker holding a claim never published its result (it died after claiming)."""
-
+from emo.core.errors import WaitedTooLong
 
 _METADATA = sa.MetaData()
 CLAIMS = sa.Table(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import optuna
 
 from emo.core.config import Config
-from emo.core.errors import ConfigError
+from emo.core.errors import ConfigError, StudyError
 from emo.core.progress import progress_bar
 from emo.studies.matrix import Cell
 
@@ -81,7 +81,7 @@ def _open_study(storage, name: str, cells: list[Cell], seeds: int, create_parent
     deadline = time.monotonic() + 120
     while QUEUED_ATTR not in study.user_attrs:
         if time.monotonic() > deadline:
-            raise ConfigError(
+            raise StudyError(
                 f"the matrix study {name!r} exists but its trials were never queued (its first worker "
                 f"died while creating it). Delete the study or pass another --study-name."
             )
@@ -248,7 +248,7 @@ def _work(study: optuna.Study, objective, after_trial, total: int) -> None:
                 failed = sorted(
                     {t.user_attrs.get("cell") for t in trials if t.state == S.FAIL and "cell" in t.user_attrs}
                 )
-                raise ConfigError(
+                raise StudyError(
                     f"matrix cells failed and are not retried: {', '.join(failed)}. See their runs' "
                     f"failure_reason in MLflow, fix the cause, and run again with another --study-name."
                 )

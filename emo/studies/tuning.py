@@ -32,7 +32,7 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from emo.core.config import AUDIO_WINDOWS, Config
-from emo.core.errors import ConfigError, EmoError
+from emo.core.errors import ConfigError, StorageUnavailableError
 from emo.core.metrics import target_mean
 from emo.core.progress import progress_bar
 
@@ -162,10 +162,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 STORAGE_ENV = "EMO_STORAGE"  # the storage URL, so that its password stays off command lines
 RETRY_ENV = "EMO_STORAGE_RETRY_SECONDS"
 RETRY_SECONDS = 120.0
-
-
-class StorageUnavailableError(EmoError):
-    """The Optuna storage stayed unreachable for longer than a worker waits for it."""
 
 
 def storage_url(url: str | None) -> str:
