@@ -684,3 +684,12 @@ def test_a_sigterm_mid_trial_ends_the_worker_with_143_and_its_run_says_killed(fu
     assert proc.wait(timeout=60) == 143
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["emo.trial_state"] == "KILLED"
+
+
+def test_a_trial_error_that_says_does_not_exist_is_not_taken_for_a_lost_storage():
+    # the storage's permanent refusals ("database … does not exist") are recognised by their text; a
+    # trial's own error with the same words must come out as itself
+    from emo.studies.tuning import _storage_errors
+
+    with pytest.raises(FileNotFoundError, match="does not exist"), _storage_errors():
+        raise FileNotFoundError("data/afew/video.parquet does not exist")

@@ -380,8 +380,6 @@ def _first_line(exc: BaseException) -> str:
 def _storage_failure(exc: BaseException) -> StorageUnavailableError | None:
     """The StorageUnavailableError behind `exc`: Optuna's clean-up after a failed storage call fails
     again (an UnboundLocalError in optuna's _run_trial), hiding the first error in its context."""
-    if _PERMANENT.search(str(exc)):
-        return False
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
