@@ -575,7 +575,7 @@ def test_the_migrate_step_prepares_every_database_and_the_server_signs_in_its_ac
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
     from sqlalchemy.engine import make_url
 
-    from emo.studies.tuning import make_storage
+    from emo.studies.storage import make_storage
 
     from servers import free_port
 
@@ -838,7 +838,7 @@ def test_a_plain_postgresql_url_opens_a_study_where_sqlalchemy_would_pick_psycop
     import sqlalchemy
     from sqlalchemy.dialects.postgresql import base, psycopg2
 
-    from emo.studies.tuning import StorageUnavailableError, make_storage
+    from emo.studies.storage import StorageUnavailableError, make_storage
 
     monkeypatch.setattr(base, "dialect", psycopg2.dialect)  # SQLAlchemy 2.0's default driver for postgresql://
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")

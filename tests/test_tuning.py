@@ -196,7 +196,8 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
     import threading
 
     from emo.runs.tracking import NullTracker
-    from emo.studies.tuning import _finish, _parent_run, make_storage
+    from emo.studies.storage import make_storage
+    from emo.studies.tuning import _finish, _parent_run
 
     result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False, evaluate_test=False)
     _study_with_one_finished_trial(postgres_url, mlflow.MlflowClient().get_run(result.run_id))
@@ -328,7 +329,7 @@ def test_two_workers_share_one_postgres_study_and_run_exactly_the_requested_tria
 
 def test_a_claim_is_taken_once_and_a_dead_holders_claim_is_taken_over(tmp_path):
     from emo.studies.claims import claim, once
-    from emo.studies.tuning import make_storage
+    from emo.studies.storage import make_storage
 
     storage = make_storage(f"sqlite:///{tmp_path}/claims.db")
     assert claim(storage, "study:winner") and not claim(storage, "study:winner")
@@ -394,7 +395,7 @@ def test_a_worker_waits_out_a_short_database_outage_and_the_study_completes(
     thread = threading.Thread(target=outage)
     thread.start()
     try:
-        with caplog.at_level(logging.INFO, logger="emo.studies.tuning"):
+        with caplog.at_level(logging.INFO, logger="emo.studies"):
             result = tune(
                 Config(data=str(fusion_corpus), **{**TINY, "epochs": 6, "patience": 6}),
                 trials=3,
@@ -507,7 +508,7 @@ def _down_for(url: str, seconds: float):
 
 def test_a_worker_started_during_an_outage_waits_for_the_database(postgres_url, monkeypatch):
     from emo.studies.claims import claim
-    from emo.studies.tuning import make_storage
+    from emo.studies.storage import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
     with _down_for(postgres_url, 3):
@@ -520,7 +521,7 @@ def test_a_worker_started_during_an_outage_waits_for_the_database(postgres_url, 
 
 def test_once_only_claims_wait_out_an_outage_like_every_other_storage_call(postgres_url, monkeypatch):
     from emo.studies.claims import claim, once
-    from emo.studies.tuning import make_storage
+    from emo.studies.storage import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
     storage = make_storage(postgres_url)
@@ -534,7 +535,7 @@ def test_once_only_claims_wait_out_an_outage_like_every_other_storage_call(postg
 
 
 def test_a_wrong_database_is_refused_at_once_not_waited_for(postgres_url, monkeypatch):
-    from emo.studies.tuning import make_storage
+    from emo.studies.storage import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "60")
     began = time.monotonic()
@@ -544,7 +545,7 @@ def test_a_wrong_database_is_refused_at_once_not_waited_for(postgres_url, monkey
 
 
 def test_a_bad_retry_setting_is_refused_with_its_name(monkeypatch, tmp_path):
-    from emo.studies.tuning import make_storage
+    from emo.studies.storage import make_storage
 
     monkeypatch.setenv("EMO_STORAGE_RETRY_SECONDS", "two minutes")
     with pytest.raises(ConfigError, match="EMO_STORAGE_RETRY_SECONDS='two minutes'"):
@@ -561,9 +562,9 @@ FORMS = {  # the password in the user part, as a query parameter, and a query ho
 
 def test_a_storage_url_is_shown_without_its_password_in_every_form():
     from emo.dburl import has_password
-    from emo.studies.tuning import _safe
+    from emo.studies.storage import masked_url
 
-    shown = {form: _safe(url.format(pw=PASSWORD, db="optuna")) for form, url in FORMS.items()}
+    shown = {form: masked_url(url.format(pw=PASSWORD, db="optuna")) for form, url in FORMS.items()}
     assert shown == {
         "user part": "postgresql+psycopg://postgres:***@127.0.0.1:5432/optuna",
         "query": "postgresql+psycopg://postgres@127.0.0.1:5432/optuna?password=***",
@@ -572,7 +573,7 @@ def test_a_storage_url_is_shown_without_its_password_in_every_form():
     assert all(has_password(url) for url in FORMS.values())
     assert not has_password("postgresql+psycopg://postgres@127.0.0.1/optuna?application_name=a@b")
     encoded = "postgresql+psycopg://u:p%40ss%3Aw@h/db?sslpassword=x"  # an encoded `@` in the password
-    assert _safe(encoded) == "postgresql+psycopg://u:***@h/db?sslpassword=***"
+    assert masked_url(encoded) == "postgresql+psycopg://u:***@h/db?sslpassword=***"
 
 
 def test_under_mlflow_run_a_storage_password_comes_from_emo_storage_and_is_never_logged(
@@ -689,7 +690,7 @@ def test_a_sigterm_mid_trial_ends_the_worker_with_143_and_its_run_says_killed(fu
 def test_a_trial_error_that_says_does_not_exist_is_not_taken_for_a_lost_storage():
     # the storage's permanent refusals ("database … does not exist") are recognised by their text; a
     # trial's own error with the same words must come out as itself
-    from emo.studies.tuning import _storage_errors
+    from emo.studies.storage import storage_errors
 
-    with pytest.raises(FileNotFoundError, match="does not exist"), _storage_errors():
+    with pytest.raises(FileNotFoundError, match="does not exist"), storage_errors():
         raise FileNotFoundError("data/afew/video.parquet does not exist")

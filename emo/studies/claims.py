@@ -34,7 +34,7 @@ def _engine(storage) -> sa.engine.Engine:
 
 
 def _retrying(storage):
-    """The storage's way of waiting out a database outage (emo.studies.tuning.Outage), else a plain call."""
+    """The storage's way of waiting out a database outage (emo.studies.storage.Outage), else a plain call."""
     return getattr(storage, "retry", None) or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
 
 

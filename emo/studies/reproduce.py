@@ -3,7 +3,7 @@
 Each (cell, seed) is a trial queued once, when the study is created; any number of workers that
 share the storage take queued trials one at a time (taking one is atomic in the storage), so each
 runs exactly once between them. A dead worker's trial is failed by its missing heartbeat and
-queued again (tuning's storage, `emo.studies.tuning.make_storage`). A cell already finished on the same
+queued again (tuning's storage, `emo.studies.storage.make_storage`). A cell already finished on the same
 data fingerprint, split and settings, in any earlier matrix, is reused rather than retrained: its
 metrics are copied into this matrix's nested run, which points at the original
 (`emo.reused_from`). Trials select nothing: the value recorded is the cell's dev RMSE, and each
@@ -123,7 +123,7 @@ def reproduce(
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
     from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run
-    from emo.studies.tuning import _safe, make_storage, storage_url
+    from emo.studies.storage import make_storage, masked_url, storage_url
 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")
@@ -154,7 +154,7 @@ def reproduce(
         parent.log_params(
             {
                 "study_name": name,
-                "storage": _safe(storage_url(storage)),
+                "storage": masked_url(storage_url(storage)),
                 "seeds": seeds,
                 "cells": len(cells),
                 "data_fingerprint": ds.fingerprint,
