@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from emo.core.config import AUDIO_WINDOWS
 from emo.data.align import GRID_FPS
 
 
@@ -12,7 +13,7 @@ def _audio_specs(ctx, param, values) -> dict[int, str]:
     out = {}
     for value in values:
         folder, sep, seconds = value.rpartition(":")
-        if not sep or not folder or seconds not in ("1", "2", "3", "4"):
+        if not sep or not folder or seconds not in {str(w) for w in AUDIO_WINDOWS}:
             raise click.BadParameter(
                 f"{value!r}: write DIR:SECONDS, SECONDS being the audio window of that folder's "
                 f"features (1, 2, 3 or 4; e.g. egemaps:4 for functionals over 4 s -> audio_4s)."
@@ -74,19 +75,21 @@ def _sources(options: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _run_import(fmt_name: str, recordings, dest, fps, label_scale, fmt, seed, force, options) -> None:
+def _run_import(fmt_name: str, recordings, common: dict, options: dict) -> None:
+    """Write `recordings` as a dataset folder: `common` holds the options of `import_options` (dest,
+    fps, label_scale, fmt, seed, force), `options` the format's own (logged in meta.json)."""
     from emo.data.importer import write_dataset
 
     summary = write_dataset(
         recordings,
-        dest,
-        fps=fps,
-        label_scale=label_scale,
+        common["dest"],
+        fps=common["fps"],
+        label_scale=common["label_scale"],
         source_format=fmt_name,
         options={k: str(v) for k, v in options.items() if v not in (None, {}, ())},
-        force=force,
-        fmt=fmt,
-        seed=seed,
+        force=common["force"],
+        fmt=common["fmt"],
+        seed=common["seed"],
         sources=_sources(options),
     )
     click.echo(str(summary))
@@ -122,19 +125,14 @@ _audio_option = click.option(
 )
 @_audio_option
 @import_options(1.0)
-def import_avec(labels, video, audio, dest, fps, label_scale, fmt, seed, force):
+def import_avec(labels, video, audio, **common):
     """SEWA as shipped for AVEC 2017-2019 (CES)."""
     from emo.data.corpora import avec
 
     _run_import(
         "avec",
         avec(labels, video, audio),
-        dest,
-        fps,
-        label_scale,
-        fmt,
-        seed,
-        force,
+        common,
         {"labels": labels, "video": video, "audio": audio},
     )
 
@@ -161,19 +159,14 @@ def import_avec(labels, video, audio, dest, fps, label_scale, fmt, seed, force):
     help="Frame rate of the clips (frame numbers / this = seconds).",
 )
 @import_options(10.0)
-def import_afew(clips, video, source_fps, dest, fps, label_scale, fmt, seed, force):
+def import_afew(clips, video, source_fps, **common):
     """AFEW-VA clips: per-frame valence/arousal in -10..10 and 68 landmarks."""
     from emo.data.corpora import afew_va
 
     _run_import(
         "afew-va",
         afew_va(clips, video=video, source_fps=source_fps),
-        dest,
-        fps,
-        label_scale,
-        fmt,
-        seed,
-        force,
+        common,
         {"clips": clips, "video": video, "source_fps": source_fps},
     )
 
@@ -205,19 +198,14 @@ def import_afew(clips, video, source_fps, dest, fps, label_scale, fmt, seed, for
     help="Frames by which annotations and features may differ in length [default: max(10, 2%)].",
 )
 @import_options(1.0)
-def import_affwild2(annotations, video, source_fps, tolerance, dest, fps, label_scale, fmt, seed, force):
+def import_affwild2(annotations, video, source_fps, tolerance, **common):
     """Aff-Wild2 (ABAW) valence-arousal annotations; -5 marks an unlabelled frame."""
     from emo.data.corpora import affwild2
 
     _run_import(
         "affwild2",
         affwild2(annotations, video, source_fps=source_fps, tolerance=tolerance),
-        dest,
-        fps,
-        label_scale,
-        fmt,
-        seed,
-        force,
+        common,
         {"annotations": annotations, "video": video, "source_fps": source_fps, "tolerance": tolerance},
     )
 
@@ -243,19 +231,14 @@ def import_affwild2(annotations, video, source_fps, tolerance, dest, fps, label_
     help="partition.csv (Id,Partition, any case).",
 )
 @import_options(1.0)
-def import_muse(labels, video, audio, partition, dest, fps, label_scale, fmt, seed, force):
+def import_muse(labels, video, audio, partition, **common):
     """MuSe (MuSe-CaR and later) continuous labels."""
     from emo.data.corpora import muse
 
     _run_import(
         "muse",
         muse(labels, video, audio=audio, partition=partition),
-        dest,
-        fps,
-        label_scale,
-        fmt,
-        seed,
-        force,
+        common,
         {"labels": labels, "video": video, "audio": audio, "partition": partition},
     )
 
@@ -275,19 +258,14 @@ def import_muse(labels, video, audio, partition, dest, fps, label_scale, fmt, se
 )
 @_audio_option
 @import_options(1.0)
-def import_recola(labels, video, audio, dest, fps, label_scale, fmt, seed, force):
+def import_recola(labels, video, audio, **common):
     """RECOLA as shipped for AVEC 2016 (25 Hz gold standards)."""
     from emo.data.corpora import recola
 
     _run_import(
         "recola",
         recola(labels, video, audio=audio),
-        dest,
-        fps,
-        label_scale,
-        fmt,
-        seed,
-        force,
+        common,
         {"labels": labels, "video": video, "audio": audio},
     )
 
@@ -315,18 +293,13 @@ def import_recola(labels, video, audio, dest, fps, label_scale, fmt, seed, force
     help="An audio feature table and its window in seconds, e.g. OUT/audio_4s.parquet:4 (repeatable).",
 )
 @import_options(1.0)
-def import_csv(labels, video, audio, dest, fps, label_scale, fmt, seed, force):
+def import_csv(labels, video, audio, **common):
     """Plain label tables joined with feature tables (your own recordings after `emo extract`)."""
     from emo.data.corpora import plain_tables
 
     _run_import(
         "csv",
         plain_tables(labels, video, audio=audio),
-        dest,
-        fps,
-        label_scale,
-        fmt,
-        seed,
-        force,
+        common,
         {"labels": labels, "video": video, "audio": audio},
     )
