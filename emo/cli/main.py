@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click
 
 from emo import __version__
-from emo.core.config import HELP, SPLITS
+from emo.core.config import HEARTBEAT_SECONDS, HELP, SPLITS
 from emo.core.errors import EmoError
 
 
@@ -356,6 +356,19 @@ def _add_train_commands() -> None:
 _add_train_commands()
 
 
+# options every study command (tune, reproduce) takes
+_experiment_option = click.option(
+    "--experiment", type=AutoOr(str), default=None, help="MLflow experiment name (ignored under `mlflow run`)."
+)
+_heartbeat_option = click.option(
+    "--heartbeat",
+    type=click.IntRange(min=1),
+    default=HEARTBEAT_SECONDS,
+    show_default=True,
+    help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.",
+)
+
+
 @main.command("tune")
 @click.option(
     "--family",
@@ -399,22 +412,14 @@ _add_train_commands()
     default=None,
     help="Seed of the TPE sampler (one worker: reproducible). [default: random]",
 )
-@click.option(
-    "--experiment", type=AutoOr(str), default=None, help="MLflow experiment name (ignored under `mlflow run`)."
-)
+@_experiment_option
 @click.option(
     "--register/--no-register",
     default=True,
     show_default=True,
     help="Register the winner as emo-fusion4 (Fusion 4 studies only).",
 )
-@click.option(
-    "--heartbeat",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.",
-)
+@_heartbeat_option
 @click.option(
     "--cell",
     type=AutoOr(str),
@@ -519,16 +524,8 @@ def tune_cmd(
     default=None,
     help="The matrix's study. [default: emo-reproduce-HASH of the cells, seeds, data and settings]",
 )
-@click.option(
-    "--experiment", type=AutoOr(str), default=None, help="MLflow experiment name (ignored under `mlflow run`)."
-)
-@click.option(
-    "--heartbeat",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Seconds between a worker's heartbeats; a worker silent for 3 is taken for dead.",
-)
+@_experiment_option
+@_heartbeat_option
 @click.option(
     "--threads",
     type=AutoOr(int),

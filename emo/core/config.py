@@ -46,6 +46,7 @@ SPLITS = ("train", "dev", "test")
 ALGORITHMS = ("bayesian_ridge", "svr", "tree")  # the baselines (emo.baseline)
 METHODS = tuple(range(1, len(FAMILIES["fusion"].models) + 1))  # fusion methods 1-4
 AUDIO_WINDOWS = (1, 2, 3, 4)  # seconds: the audio_{N}s tables of the data contract
+HEARTBEAT_SECONDS = 10  # a study worker's heartbeat; one silent for 3 beats is taken for dead
 DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
 # settings whose values are a closed list: the command line offers them as choices
 CHOICES = {

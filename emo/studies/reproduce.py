@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from emo.core.config import Config
+from emo.core.config import HEARTBEAT_SECONDS, Config
 from emo.core.errors import ConfigError, StudyError
 from emo.core.progress import progress_bar
 from emo.studies.matrix import Cell
@@ -115,7 +115,7 @@ def reproduce(
     storage: str | None = None,
     study_name: str | None = None,
     experiment: str | None = None,
-    heartbeat: int = 10,
+    heartbeat: int = HEARTBEAT_SECONDS,
     progress: bool = True,
     **common,
 ) -> ReproduceResult:

@@ -19,6 +19,7 @@ import warnings
 import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 
+from emo.core.config import HEARTBEAT_SECONDS
 from emo.core.errors import ConfigError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def storage_url(url: str | None) -> str:
     return url or os.environ.get(STORAGE_ENV) or "sqlite:///optuna.db"
 
 
-def make_storage(url: str | None, heartbeat: int = 10) -> optuna.storages.BaseStorage:
+def make_storage(url: str | None, heartbeat: int = HEARTBEAT_SECONDS) -> optuna.storages.BaseStorage:
     """An RDB storage with heartbeats every `heartbeat` s: a worker silent for 3 beats is dead, its
     trial fails and is retried (twice at most). Every storage call outlives a database outage of up
     to $EMO_STORAGE_RETRY_SECONDS (default 120 s): see `_RetryingStorage`."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import optuna
 
-from emo.core.config import AUDIO_WINDOWS, Config
+from emo.core.config import AUDIO_WINDOWS, HEARTBEAT_SECONDS, Config
 from emo.core.errors import ConfigError, StorageUnavailableError
 from emo.core.metrics import target_mean
 from emo.core.progress import progress_bar
@@ -192,7 +192,7 @@ def tune(
     sampler_seed: int | None = None,
     experiment: str | None = None,
     progress: bool = True,
-    heartbeat: int = 10,
+    heartbeat: int = HEARTBEAT_SECONDS,
     fixed=(),
     register: bool = False,
 ) -> TuneResult:
