@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +23,7 @@ from emo.core.metrics import evaluate, target_mean
 from emo.data.dataset import Dataset, load_dataset
 from emo.data.inputs import Inputs, build_inputs
 from emo.models import build_model
+from emo.runs.bundle import EstimatorBundle, NetworkBundle
 from emo.trainer import TrainState, checkpoint, predict, train
 
 log = logging.getLogger(__name__)
@@ -143,26 +141,23 @@ def _model_description(config: Config, what: str) -> str:
 def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Module) -> str | None:
     from emo.runs.pyfunc import signature
 
-    body = {
-        "model_name": config.model_name,
-        "model_kwargs": config.model_kwargs(),
-        "dims": inputs.dims,
-        "kind": inputs.kind,
-        "standardized": list(inputs.stats),
-        "inputs": input_spec(config, inputs),
-        "weights": {k: v.cpu() for k, v in model.state_dict().items()},
-    }
+    bundle = NetworkBundle(
+        model_name=config.model_name,
+        model_kwargs=config.model_kwargs(),
+        dims=inputs.dims,
+        kind=inputs.kind,
+        standardized=list(inputs.stats),
+        inputs=input_spec(config, inputs),
+        weights={k: v.cpu() for k, v in model.state_dict().items()},
+    )
     name = model_label(config)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.pt"
-        torch.save(body, path)
-        return tracker.log_model(
-            {"checkpoint": str(path)},
-            signature(inputs.kind, inputs.dims),
-            _input_example(inputs),
-            name=name,
-            description=_model_description(config, name),
-        )
+    return tracker.log_model(
+        bundle,
+        signature(inputs.kind, inputs.dims),
+        _input_example(inputs),
+        name=name,
+        description=_model_description(config, name),
+    )
 
 
 def _run_torch(
@@ -279,8 +274,6 @@ def _log_results(tracker, result: Result, **extra) -> None:
 
 
 def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Callable | None) -> Result:
-    import joblib
-
     from emo.baseline import fit_baseline, predict_baseline
     from emo.runs.pyfunc import signature
 
@@ -311,17 +304,14 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
             )
             _log_results(child, res)
             _log_figures(child, inputs, y["dev"], p_dev, None)
-            with tempfile.TemporaryDirectory() as tmp:
-                path = Path(tmp) / "estimators.joblib"
-                joblib.dump({"estimators": estimators, "dims": inputs.dims, "inputs": input_spec(config, inputs)}, path)
-                name = model_label(config, algorithm)
-                res.model_uri = child.log_model(
-                    {"estimators": str(path)},
-                    signature("frame", inputs.dims),
-                    {"video": x["dev"][:2]},
-                    name=name,
-                    description=_model_description(config, name),
-                )
+            name = model_label(config, algorithm)
+            res.model_uri = child.log_model(
+                EstimatorBundle(estimators, inputs.dims, input_spec(config, inputs)),
+                signature("frame", inputs.dims),
+                {"video": x["dev"][:2]},
+                name=name,
+                description=_model_description(config, name),
+            )
             results[algorithm] = res
     best = min(results.values(), key=lambda r: r.objective)
     summary = Result(
@@ -372,7 +362,9 @@ def run_experiment(
     if config.family != "baseline":  # refused before a run exists: a GPU or a precision this machine lacks
         check_precision(config.precision, pick_device(config.device))
     set_threads(config.threads)
-    from emo.runs.tracking import NullTracker, default_experiment, load_checkpoint, tracked_run
+    from emo.runs.checkpoints import load_checkpoint
+    from emo.runs.lifecycle import default_experiment, launched_run, tracked_run
+    from emo.runs.tracker import MemoryTracker
 
     checkpoint_body = load_checkpoint(resume) if resume else None
     if checkpoint_body is not None:
@@ -403,13 +395,13 @@ def run_experiment(
             inputs.stats = {}
         return ds, inputs
 
-    new_run = track and not resume and parent_run_id is None and not os.environ.get("MLFLOW_RUN_ID")
+    new_run = track and not resume and parent_run_id is None and not launched_run()
     prepared = prepare() if new_run else None
 
     def body(tracker) -> Result:
         if on_start is not None:
             on_start(tracker.run_id)
-        if tracker.experiment_id == "0" and os.environ.get("MLFLOW_RUN_ID"):
+        if tracker.experiment_id == "0" and launched_run():
             log.warning(
                 "`mlflow run` put this run in MLflow's Default experiment; `mlflow run --experiment-name "
                 "emo-%s` (or MLFLOW_EXPERIMENT_NAME) keeps the family's runs together, as `emo train` does.",
@@ -437,7 +429,7 @@ def run_experiment(
                         parent_run_id=tracker.run_id,
                         tags={**tags, "emo.algorithm": algorithm},
                     )
-                return contextlib.nullcontext(NullTracker())
+                return contextlib.nullcontext(MemoryTracker())
 
             return _run_baseline(config, inputs, tracker, nested_tracker=child)
         return _run_torch(
@@ -451,7 +443,7 @@ def run_experiment(
         )
 
     if not track:
-        return body(NullTracker())
+        return body(MemoryTracker())
     experiment = default_experiment(f"emo-{config.family}", experiment)
     with tracked_run(
         run_name=name,
@@ -469,7 +461,7 @@ RESUME_MAY_CHANGE = {"epochs", "patience", "device", "threads", "extra"}
 
 def resume_config(run_id: str, overrides: dict) -> Config:
     """The config of run `run_id`'s checkpoint, with `overrides` (only epochs, patience, device, threads)."""
-    from emo.runs.tracking import load_checkpoint
+    from emo.runs.checkpoints import load_checkpoint
 
     saved = load_checkpoint(run_id).get("config")
     if not saved:

@@ -17,20 +17,6 @@ from emo.data.inputs import build_inputs
 log = logging.getLogger(__name__)
 
 
-def load_model(uri: str):
-    """The pyfunc model at `uri` (`models:/emo-fusion4@champion`, `models:/m-…`, `runs:/…/model`)."""
-    import mlflow
-
-    try:
-        return mlflow.pyfunc.load_model(uri)
-    except Exception as exc:
-        raise ConfigError(
-            f"cannot load the model {uri!r} from {mlflow.get_tracking_uri()} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the URI "
-            f"(`mlflow ui` lists registered models) and MLFLOW_TRACKING_URI."
-        ) from None
-
-
 def predict_split(
     model,
     data: str,

@@ -128,7 +128,7 @@ def test_threads_are_set_logged_and_may_change_when_a_run_is_resumed(corpus, tra
 @cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_cuda_trains_in_each_precision_and_its_checkpoint_and_model_load_on_the_cpu(fusion_corpus, tracking, precision):
-    from emo.runs.tracking import load_checkpoint
+    from emo.runs.checkpoints import load_checkpoint
 
     cfg = Config(family="fusion", data=str(fusion_corpus), device="cuda", precision=precision, **FAST)
     result = run_experiment(cfg, progress=False)

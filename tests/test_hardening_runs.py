@@ -17,9 +17,10 @@ from click.testing import CliRunner
 
 from emo.cli import main
 from emo.core.config import Config
-from emo.core.errors import EmoError
+from emo.core.errors import EmoError, TrackingError
 from emo.experiment import run_experiment
-from emo.runs.tracking import TrackingError, load_checkpoint, local_checkpoint, tracked_run
+from emo.runs.checkpoints import load_checkpoint, local_checkpoint
+from emo.runs.lifecycle import tracked_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,7 +18,7 @@ import pytest
 from emo.report.comparison import paired_bootstrap
 from emo.report.page import write
 from emo.report.tables import COLUMNS, build, collect, matrix_runs
-from emo.runs.tracking import run_table
+from emo.runs.queries import run_table
 from emo.studies.matrix import select
 from emo.studies.reproduce import default_study_name, reproduce
 

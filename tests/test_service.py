@@ -802,7 +802,7 @@ def test_conda_yaml_installs_pyprojects_dependencies_with_the_images_torch():
 
 
 def test_a_logged_model_conda_yaml_and_the_image_install_the_same_cpu_torch():
-    from emo.runs.tracking import _requirements
+    from emo.runs.bundle import pip_requirements as _requirements
 
     (image_torch,) = re.findall(
         r'--index-url https://download.pytorch.org/whl/cpu "torch==([^"]+)"', (ROOT / "Dockerfile").read_text()

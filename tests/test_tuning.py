@@ -195,7 +195,7 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
 ):
     import threading
 
-    from emo.runs.tracking import NullTracker
+    from emo.runs.tracker import MemoryTracker
     from emo.studies.storage import make_storage
     from emo.studies.tuning import _finish, _parent_run
 
@@ -218,7 +218,7 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
                     storage,
                     best,
                     Config(data=str(fusion_corpus), **TINY),
-                    NullTracker(),
+                    MemoryTracker(),
                     metric="rmse",
                     register=True,
                 ),

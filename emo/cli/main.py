@@ -605,7 +605,7 @@ def report_cmd(target, out, resamples):
     names the missing ones."""
     from emo.report.page import write
     from emo.report.tables import build, collect, matrix_runs
-    from emo.runs.tracking import log_artifacts, run_table
+    from emo.runs.queries import log_artifacts, run_table
 
     matrix = matrix_runs(target)
     report = build(
@@ -683,8 +683,9 @@ def register_cmd(run_ids, experiment, all_experiments, metric, name):
 def predict_cmd(model_uri, data, split, out, **opts):
     """Predict valence and arousal for every sample of a dataset split; print metrics against the labels
     (where there are labels)."""
-    from emo.predict import load_model, predict_split, write_predictions
+    from emo.predict import predict_split, write_predictions
     from emo.report.summary import metrics_table
+    from emo.runs.queries import load_model
 
     model = load_model(model_uri)
     table, metrics = predict_split(model, data, split=split, **opts)

@@ -37,3 +37,9 @@ class StudyError(EmoError):
 
 class SomeFailed(EmoError):
     """Some recordings could not be processed; the others were."""
+
+
+def short_error(exc: BaseException) -> str:
+    """An exception in one line, for messages and a failed run's `failure_reason`: its type and first line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from emo import TARGETS
+from emo.runs.ui import where
 
 
 def metrics_table(rows: dict[str, dict[str, float]], prefix: str) -> str:
@@ -36,21 +37,3 @@ def describe(result) -> str:
         parts.append(f"MLflow run {result.run_id}" + (f", model {result.model_uri}" if result.model_uri else "") + ".")
         parts.append(where(result.run_id))
     return "\n".join(parts)
-
-
-def where(run_id: str) -> str:
-    """How to look at run `run_id`: `mlflow ui` for a local store, and links to the run and its experiment
-    (in emo's saved view)."""
-    import mlflow
-
-    from emo.runs import ui
-
-    uri = mlflow.get_tracking_uri()
-    experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id
-    start = (
-        "" if uri.startswith(("http://", "https://")) else f"Start `mlflow ui --backend-store-uri {uri}`, then open "
-    )
-    return (
-        f"{start or 'Open '}{ui.run_link(uri, experiment, run_id)}\n"
-        f"  and all runs of its experiment: {ui.runs_link(uri, experiment)}"
-    )

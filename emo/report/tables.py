@@ -18,6 +18,7 @@ import pandas as pd
 from emo import TARGETS, __version__
 from emo.core.errors import ConfigError
 from emo.report.comparison import Comparison, compare
+from emo.runs import queries
 from emo.studies.matrix import CELLS, PUBLISHED, TABLES
 
 METRICS = ("mae", "rmse", "ccc", "ccc_per_recording")
@@ -34,12 +35,6 @@ RUN_FIELDS = {
     "emo_version": ("params", "emo_version"),
     "epochs_run": ("tags", "epochs_run"),
 }
-
-
-def _client():
-    import mlflow
-
-    return mlflow.MlflowClient()
 
 
 @dataclass
@@ -65,44 +60,24 @@ class Matrix:
         return f"{place} at tracking URI {self.uri}"
 
 
-def _maybe(get, key: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return get(key)
-    except MlflowException:
-        return None
-
-
 def matrix_runs(target: str) -> Matrix:
     """The cell runs of `target`: a matrix's parent run id (its children in any experiment: a worker may
     have logged its cells outside the parent's), or an experiment name or id (all its matrix runs)."""
-    import mlflow
-
-    from emo.dburl import masked
-
-    client, uri = _client(), masked(mlflow.get_tracking_uri())
-    parent = _maybe(client.get_run, target)
+    uri = queries.masked_uri()
+    parent = queries.find_run(target)
     if parent is not None:
-        experiments = [e.experiment_id for e in mlflow.search_experiments()]
-        runs = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{target}'", max_results=50000)
-        return Matrix(
-            [r for r in runs if "emo.cell" in r.data.tags],
-            target,
-            _named(client.get_experiment(parent.info.experiment_id)),
-            uri,
-            _expected([parent]),
-        )
-    experiment = client.get_experiment_by_name(target) or _maybe(client.get_experiment, target)
+        runs = [r for r in queries.children(target) if "emo.cell" in r.data.tags]
+        return Matrix(runs, target, _named(queries.experiment_of(parent)), uri, _expected([parent]))
+    experiment = queries.find_experiment(target)
     if experiment is None:
         raise ConfigError(
             f"{target!r} is neither a run id nor an experiment name or id at tracking URI {uri}; pass "
             f"the parent run id `emo reproduce` printed, or the experiment's name (or set "
             f"MLFLOW_TRACKING_URI to the store the matrix ran on)."
         )
-    runs = client.search_runs([experiment.experiment_id], "tags.`emo.cell` != ''", max_results=50000)
-    parents = client.search_runs([experiment.experiment_id], "tags.`emo.kind` = 'reproduce'", max_results=50000)
-    return Matrix(list(runs), None, _named(experiment), uri, _expected(parents))
+    runs = queries.search("tags.`emo.cell` != ''", [experiment.experiment_id])
+    parents = queries.search("tags.`emo.kind` = 'reproduce'", [experiment.experiment_id])
+    return Matrix(runs, None, _named(experiment), uri, _expected(parents))
 
 
 def _named(experiment) -> str:
@@ -112,12 +87,10 @@ def _named(experiment) -> str:
 def _expected(parents: list) -> pd.DataFrame | None:
     """The (cell, seed) pairs that the matrices of `parents` queued: the cells each logged (cells.txt)
     × its seeds 0 … N-1. None where no parent records both."""
-    from emo.runs.tracking import run_text
-
     queued = [
         (cells.split(), int(p.data.params["seeds"]))
         for p in parents
-        if "seeds" in p.data.params and (cells := run_text(p.info.run_id, "cells.txt")) is not None
+        if "seeds" in p.data.params and (cells := queries.run_text(p.info.run_id, "cells.txt")) is not None
     ]
     if not queued:
         return None
@@ -187,9 +160,7 @@ def collect(runs: list, where: str = "there") -> pd.DataFrame:
         }
         base["data_source"] = base["data_source"] or "unknown"
         if tags.get("emo.family") == "baseline":
-            for child in _client().search_runs(
-                [run.info.experiment_id], f"tags.mlflow.parentRunId = '{base['source_run']}'"
-            ):
+            for child in queries.children(base["source_run"], [run.info.experiment_id]):
                 algorithm = child.data.tags.get("emo.algorithm", child.info.run_name)
                 rows.append(
                     {

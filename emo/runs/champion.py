@@ -72,7 +72,7 @@ def best_fusion4_run(*, run_ids: list[str] | None = None, experiment: str | None
     if run_ids:
         runs = [client.get_run(r) for r in run_ids]
     else:
-        from emo.runs.tracking import default_experiment
+        from emo.runs.lifecycle import default_experiment
 
         experiment = default_experiment("emo-fusion", experiment)  # None: MLflow's active one
         if all_experiments:
@@ -111,8 +111,8 @@ def _better(a: float, b: float, metric: str) -> bool:
 def _scores_on_candidate_dev(candidate, champion_version, metric: str) -> tuple[float, float, int]:
     """Both models scored on the candidate's dev targets, on the windows both predicted."""
     from emo.core.metrics import evaluate
-    from emo.predict import load_model, predict_split
-    from emo.runs.tracking import run_table
+    from emo.predict import predict_split
+    from emo.runs.queries import load_model, run_table
 
     ours = run_table(candidate.info.run_id, "predictions/dev.parquet")
     p = candidate.data.params
@@ -142,7 +142,7 @@ def current_champion(client, name: str):
     any candidate, however bad, take the alias."""
     from mlflow.exceptions import MlflowException
 
-    from emo.runs.tracking import TrackingError, short_error
+    from emo.core.errors import TrackingError, short_error
 
     try:
         try:

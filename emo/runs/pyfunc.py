@@ -194,29 +194,18 @@ def _frame(pred: np.ndarray) -> pd.DataFrame:
 
 
 class EmoModel(PythonModel):
-    """A trained emo model rebuilt from its artifacts: a torch network from `checkpoint`
-    ({"model_name", "model_kwargs", "dims", "kind", "standardized", "weights"}), or scikit-learn regressors, one
-    per target, from `estimators` (joblib)."""
+    """A trained emo model rebuilt from its artifacts (an `emo.runs.bundle` bundle): a torch network, or
+    scikit-learn regressors, one per target."""
 
     def load_context(self, context) -> None:
-        if "checkpoint" in context.artifacts:
-            import torch
+        from emo.runs.bundle import NetworkBundle, load_bundle
 
-            from emo.models import build_model
-
-            ckpt = torch.load(context.artifacts["checkpoint"], weights_only=True, map_location="cpu")
-            self.kind, self.dims, self.inputs = ckpt["kind"], ckpt["dims"], ckpt["inputs"]
-            self.network = build_model(
-                ckpt["model_name"], ckpt["model_kwargs"], ckpt["dims"], tuple(ckpt["standardized"])
-            ).eval()
-            self.network.load_state_dict(ckpt["weights"])
-            self.estimators = None
+        bundle = load_bundle(context.artifacts)
+        self.kind, self.dims, self.inputs = bundle.kind, bundle.dims, bundle.inputs
+        if isinstance(bundle, NetworkBundle):
+            self.network, self.estimators = bundle.network(), None
         else:
-            import joblib
-
-            body = joblib.load(context.artifacts["estimators"])
-            self.kind, self.dims, self.estimators = "frame", body["dims"], body["estimators"]
-            self.inputs = body["inputs"]
+            self.estimators = bundle.estimators
         self.max_batch = max_batch()
 
     # `model_input` is a dict of named arrays (or a DataFrame for frame models; served: parsed JSON

@@ -73,3 +73,19 @@ def runs_link(tracking_uri: str, experiment_id: str) -> str:
         f"{base_url(tracking_uri)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
         f"&viewStateShareKey={VIEW}"
     )
+
+
+def where(run_id: str) -> str:
+    """How to look at run `run_id`: `mlflow ui` for a local store, and links to the run and its experiment
+    (in emo's saved view)."""
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    experiment = mlflow.MlflowClient().get_run(run_id).info.experiment_id
+    start = (
+        "" if uri.startswith(("http://", "https://")) else f"Start `mlflow ui --backend-store-uri {uri}`, then open "
+    )
+    return (
+        f"{start or 'Open '}{run_link(uri, experiment, run_id)}\n"
+        f"  and all runs of its experiment: {runs_link(uri, experiment)}"
+    )

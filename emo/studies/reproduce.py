@@ -122,7 +122,7 @@ def reproduce(
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
-    from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run
+    from emo.runs.lifecycle import create_run, default_experiment, reopen_run, tracked_run
     from emo.studies.storage import make_storage, masked_url, storage_url
 
     if seeds < 1:

@@ -258,7 +258,7 @@ def _storage_failure(exc: BaseException) -> StorageUnavailableError | None:
 @contextlib.contextmanager
 def reopen_if_storage_lost(run_id: str):
     """Mark the study's parent run RUNNING again after a lost storage ended this worker's part."""
-    from emo.runs.tracking import reopen_run
+    from emo.runs.lifecycle import reopen_run
 
     try:
         yield
@@ -284,7 +284,7 @@ def _on_stale_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> Non
     """A worker died mid-trial: close its MLflow run as failed, then queue the trial again."""
     run_id = trial.user_attrs.get("mlflow_run_id")
     if run_id:
-        from emo.runs.tracking import update_run
+        from emo.runs.lifecycle import update_run
 
         try:
             update_run(

@@ -204,7 +204,7 @@ def tune(
     with `register` (Fusion 4 studies), registers it; the others return what it found.
     """
     from emo.experiment import run_experiment
-    from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run, update_run
+    from emo.runs.lifecycle import create_run, default_experiment, reopen_run, tracked_run, update_run
 
     base.validate()
     if metric not in METRICS:
@@ -433,8 +433,9 @@ def _finish(
 def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> dict[str, float]:
     """The winner's test metrics: the first and only time a model of the study sees the test set."""
     from emo.experiment import test_metrics
-    from emo.predict import load_model, predict_split
-    from emo.runs.tracking import update_run
+    from emo.predict import predict_split
+    from emo.runs.lifecycle import update_run
+    from emo.runs.queries import load_model
 
     uri = best.user_attrs.get("model_uri")
     if not uri:

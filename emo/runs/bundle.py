@@ -1,0 +1,106 @@
+"""The saved-model format: what an emo model's MLflow artifacts hold, written by training and read by
+the pyfunc model, and what a fresh environment needs to load it.
+
+A network is a plain checkpoint (`model.pt`, read with `torch.load(weights_only=True)`) from which it
+is rebuilt, so a model loads in a fresh process with only emo installed; the scikit-learn baselines
+are joblib files (`estimators.joblib`), one regressor per target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class NetworkBundle:
+    """A torch network: how to build it (`model_name`, `model_kwargs`, `dims`, `standardized`), its
+    weights, its input `kind` and `inputs`, how to rebuild its samples from a dataset folder."""
+
+    model_name: str
+    model_kwargs: dict
+    dims: dict
+    kind: str
+    standardized: list[str]
+    inputs: dict
+    weights: dict
+
+    ARTIFACT = "checkpoint"
+
+    def save(self, folder: str | Path) -> dict[str, str]:
+        """Write the bundle under `folder`; returns the artifacts MLflow logs with the model."""
+        import torch
+
+        path = Path(folder) / "model.pt"
+        torch.save(asdict(self), path)
+        return {self.ARTIFACT: str(path)}
+
+    @classmethod
+    def load(cls, file: str | Path) -> NetworkBundle:
+        import torch
+
+        body = torch.load(file, weights_only=True, map_location="cpu")
+        return cls(**{k: body[k] for k in cls.__dataclass_fields__})
+
+    def network(self):
+        """The network in eval mode, with its weights."""
+        from emo.models import build_model
+
+        net = build_model(self.model_name, self.model_kwargs, self.dims, tuple(self.standardized)).eval()
+        net.load_state_dict(self.weights)
+        return net
+
+
+@dataclass
+class EstimatorBundle:
+    """scikit-learn regressors, one per target, on frame features of `dims`."""
+
+    estimators: list
+    dims: dict
+    inputs: dict
+
+    ARTIFACT = "estimators"
+    kind = "frame"
+
+    def save(self, folder: str | Path) -> dict[str, str]:
+        import joblib
+
+        path = Path(folder) / "estimators.joblib"
+        joblib.dump(asdict(self), path)
+        return {self.ARTIFACT: str(path)}
+
+    @classmethod
+    def load(cls, file: str | Path) -> EstimatorBundle:
+        import joblib
+
+        body = joblib.load(file)
+        return cls(**{k: body[k] for k in cls.__dataclass_fields__})
+
+
+Bundle = NetworkBundle | EstimatorBundle
+
+
+def load_bundle(artifacts: dict[str, str]) -> Bundle:
+    """The bundle a logged model's artifacts hold (MLflow's `context.artifacts`)."""
+    if NetworkBundle.ARTIFACT in artifacts:
+        return NetworkBundle.load(artifacts[NetworkBundle.ARTIFACT])
+    return EstimatorBundle.load(artifacts[EstimatorBundle.ARTIFACT])
+
+
+def pip_requirements() -> list[str]:
+    """What a fresh environment needs to load an emo model (stated, not inferred: inference is slow).
+
+    torch comes from PyTorch's CPU index, as in the Dockerfile and conda.yaml: a bare `torch==X` from
+    PyPI is the multi-GB CUDA build on Linux. With that index `torch==X` resolves to X+cpu on Linux
+    (the local label sorts higher) and to plain X on macOS. The README's team setup says how to get a
+    CUDA build instead.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    reqs = ["--extra-index-url https://download.pytorch.org/whl/cpu"]  # MLflow copies it into requirements.txt
+    for name in ("mlflow", "torch", "numpy", "pandas", "scikit-learn"):
+        try:
+            reqs.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            reqs.append(name)
+    return reqs
