@@ -1,4 +1,6 @@
-"""One experiment, `config → metrics`: the function behind the CLI, the MLproject entry points and tuning.
+"""One experiment, `config → metrics`: `train(config, tracker)` reads the data, builds the inputs and the
+model, trains, evaluates and logs to the tracker it is handed; `run_experiment` opens the MLflow run
+around it (the function behind the CLI, the MLproject entry points, tuning and the matrix).
 
 tables → inputs → model → trainer → metrics → tracking. Training and early stopping see train and
 dev only; the test set is evaluated once, with the best-on-dev weights, after training.
@@ -15,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from emo import __version__
 from emo.core.compute import check_precision, pick_device, set_threads
 from emo.core.config import Config
 from emo.core.errors import ConfigError
@@ -24,7 +25,14 @@ from emo.data.dataset import Dataset, load_dataset
 from emo.data.inputs import Inputs, build_inputs
 from emo.models import build_model
 from emo.runs.bundle import EstimatorBundle, NetworkBundle
-from emo.trainer import TrainState, checkpoint, predict, train
+from emo.runs.checkpoints import load_checkpoint
+from emo.runs.lifecycle import default_experiment, launched_run, tracked_run
+from emo.runs.naming import dataset_params, final_metrics, model_description, model_label, run_tags
+from emo.runs.naming import run_name as default_run_name
+from emo.runs.resume import RESUME_MAY_CHANGE, check_resumable
+from emo.runs.tracker import MemoryTracker, Tracker
+from emo.trainer import TrainState, checkpoint, predict
+from emo.trainer import train as fit
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +61,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def dataset_params(ds: Dataset, inputs: Inputs) -> dict:
-    """What the data decided, under keys of their own (a setting's key holds the setting as given)."""
-    params = {
-        "data_folder": str(ds.folder.resolve()),
-        "data_name": ds.name,
-        "data_fingerprint": ds.fingerprint,
-        "data_synthetic": ds.synthetic,
-        "split_hash": ds.split.hash,
-        "data_fps": ds.fps,
-        "data_label_scale": ds.label_scale,
-        "emo_version": __version__,
-        "input_kind": inputs.kind,
-        "data_source": "synthetic" if ds.synthetic else str(ds.meta.get("source_format", "unknown")),
-    }
-    params.update({f"n_{name}": n for name, n in inputs.sizes().items()})
-    params.update({f"dim_{k}": v for k, v in inputs.dims.items()})
-    params.update({f"data_{k}" if k in Config.__dataclass_fields__ else k: v for k, v in inputs.notes.items()})
-    return params
 
 
 def _mean_predictor(inputs: Inputs) -> dict[str, float]:
@@ -123,21 +111,6 @@ def input_spec(config: Config, inputs: Inputs) -> dict:
     }
 
 
-def model_label(config: Config, algorithm: str | None = None) -> str:
-    """A logged model's name, saying what it is: its run's name with dashes (`fusion4-v2-4s-seed0`,
-    `video-3s-max-seed1`), or `baseline-svr-seed0`."""
-    name = _default_run_name(config).replace(" ", "-")
-    return name if algorithm is None else name.replace("baseline", f"baseline-{algorithm}", 1)
-
-
-def _model_description(config: Config, what: str) -> str:
-    """The logged model's description in the UI: what it is, on which data, where its settings are."""
-    return (
-        f"{what}: emo {config.family} model trained on `{config.data}`, seed {config.seed}, arch {config.arch}. "
-        f"Its settings are the run's parameters; its inputs, the signature."
-    )
-
-
 def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Module) -> str | None:
     from emo.runs.pyfunc import signature
 
@@ -156,8 +129,48 @@ def _log_torch_model(tracker, config: Config, inputs: Inputs, model: torch.nn.Mo
         signature(inputs.kind, inputs.dims),
         _input_example(inputs),
         name=name,
-        description=_model_description(config, name),
+        description=model_description(config, name),
     )
+
+
+def _build_network(
+    config: Config, inputs: Inputs, tracker, resume: dict | None
+) -> tuple[torch.nn.Module, torch.device]:
+    """The seeded network for `inputs` and the device it trains on; a checkpoint to resume must be of it."""
+    seed_everything(config.seed)
+    model = build_model(config.model_name, config.model_kwargs(), inputs.dims, tuple(inputs.stats))
+    model.set_stats(inputs.stats)  # empty for arch=thesis: no standardisation
+    device = pick_device(config.device)
+    tracker.log_params(
+        {
+            "device_used": device.type,
+            "threads_used": torch.get_num_threads(),
+            "n_parameters": sum(p.numel() for p in model.parameters()),
+        }
+    )
+    if resume is not None and (resume.get("model_name") != config.model_name or resume.get("dims") != inputs.dims):
+        raise ConfigError(
+            f"the checkpoint to resume is a {resume.get('model_name')} on inputs "
+            f"{resume.get('dims')}, but this run builds a {config.model_name} on {inputs.dims}. "
+            f"Resume with the same family, window and data as the original run."
+        )
+    return model, device
+
+
+def _epoch_logger(config: Config, inputs: Inputs, tracker, on_epoch: Callable | None) -> Callable:
+    """What the trainer calls after each epoch: the epoch's metrics and a checkpoint go to the run."""
+
+    def epoch_end(state: TrainState, net, optimizer, generator) -> None:
+        record = state.history[-1]
+        tracker.log_metrics({k: v for k, v in record.items() if k not in ("epoch", "improved")}, step=state.epoch)
+        body = checkpoint(
+            state, net, optimizer, generator, config=config.to_dict(), model_name=config.model_name, dims=inputs.dims
+        )
+        tracker.log_checkpoint(body)
+        if on_epoch is not None:
+            on_epoch(state)
+
+    return epoch_end
 
 
 def _run_torch(
@@ -170,43 +183,8 @@ def _run_torch(
     progress: bool,
     evaluate_test: bool,
 ) -> Result:
-    seed_everything(config.seed)
-    model = build_model(config.model_name, config.model_kwargs(), inputs.dims, tuple(inputs.stats))
-    model.set_stats(inputs.stats)  # empty for arch=thesis: no standardisation
-    device = pick_device(config.device)
-    tracker.log_params(
-        {
-            "device_used": device.type,
-            "threads_used": torch.get_num_threads(),
-            "n_parameters": sum(p.numel() for p in model.parameters()),
-        }
-    )
-    if resume is not None:
-        if resume.get("model_name") != config.model_name or resume.get("dims") != inputs.dims:
-            raise ConfigError(
-                f"the checkpoint to resume is a {resume.get('model_name')} on inputs "
-                f"{resume.get('dims')}, but this run builds a {config.model_name} on {inputs.dims}. "
-                f"Resume with the same family, window and data as the original run."
-            )
-
-    def epoch_end(state: TrainState, net, optimizer, generator) -> None:
-        record = state.history[-1]
-        tracker.log_metrics({k: v for k, v in record.items() if k not in ("epoch", "improved")}, step=state.epoch)
-        tracker.log_checkpoint(
-            checkpoint(
-                state,
-                net,
-                optimizer,
-                generator,
-                config=config.to_dict(),
-                model_name=config.model_name,
-                dims=inputs.dims,
-            )
-        )
-        if on_epoch is not None:
-            on_epoch(state)
-
-    state = train(
+    model, device = _build_network(config, inputs, tracker, resume)
+    state = fit(
         model,
         inputs.samples["train"],
         inputs.samples["dev"],
@@ -218,7 +196,7 @@ def _run_torch(
         seed=config.seed,
         device=device,
         precision=config.precision,
-        on_epoch=epoch_end,
+        on_epoch=_epoch_logger(config, inputs, tracker, on_epoch),
         resume=resume,
         progress=progress,
     )
@@ -254,66 +232,53 @@ def _evaluate_split(tracker, inputs: Inputs, split: str, y: np.ndarray, p: np.nd
     return evaluate(y, p, f"{split}/", groups=index.video_id)
 
 
-def test_metrics(test: dict[str, float]) -> dict[str, float]:
-    """Test metrics with their mean RMSE, as logged (empty when the test set was not evaluated)."""
-    if not test:
-        return {}
-    return {**test, "test/rmse_mean": target_mean(test, "test/rmse")}
+def _log_results(tracker, result: Result, **tags) -> None:
+    tracker.log_metrics(final_metrics(result.dev, result.test, result.mean_predictor_dev, result.best_epoch))
+    tracker.set_tags(tags)
 
 
-def _log_results(tracker, result: Result, **extra) -> None:
-    final = {f"best_{k}": v for k, v in result.dev.items()}
-    final.update(test_metrics(result.test))
-    final.update(
-        {f"dev/mean_predictor_{k.split('/', 1)[1]}": v for k, v in result.mean_predictor_dev.items() if "rmse" in k}
-    )
-    final["best_dev/rmse_mean"] = result.objective
-    final["best_epoch"] = result.best_epoch
-    tracker.log_metrics(final)
-    tracker.set_tags({k: v for k, v in extra.items()})
-
-
-def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Callable | None) -> Result:
-    from emo.baseline import fit_baseline, predict_baseline
+def _fit_baseline(config: Config, inputs: Inputs, child, algorithm: str, x: dict, y: dict) -> Result:
+    """One scikit-learn baseline trained, evaluated and logged to its own (nested) run `child`."""
+    from emo.models.baselines import fit_baseline, predict_baseline  # scikit-learn loads only when needed
     from emo.runs.pyfunc import signature
 
+    child.log_params({"family": "baseline", "algorithm": algorithm, "seed": config.seed})
+    estimators, notes = fit_baseline(
+        algorithm, x["train"], y["train"], x["dev"], y["dev"], seed=config.seed, svr_max_samples=config.svr_max_samples
+    )
+    child.log_params(notes)
+    p_dev, p_test = predict_baseline(estimators, x["dev"]), predict_baseline(estimators, x["test"])
+    result = Result(
+        config=config,
+        dev=_evaluate_split(child, inputs, "dev", y["dev"], p_dev),
+        test=_evaluate_split(child, inputs, "test", y["test"], p_test),
+        mean_predictor_dev=_mean_predictor(inputs),
+        run_id=child.run_id,
+    )
+    _log_results(child, result)
+    _log_figures(child, inputs, y["dev"], p_dev, None)
+    name = model_label(config, algorithm)
+    result.model_uri = child.log_model(
+        EstimatorBundle(estimators, inputs.dims, input_spec(config, inputs)),
+        signature("frame", inputs.dims),
+        {"video": x["dev"][:2]},
+        name=name,
+        description=model_description(config, name),
+    )
+    return result
+
+
+def _run_baseline(config: Config, inputs: Inputs, tracker, children: Callable) -> Result:
+    """Every baseline algorithm in a child run of its own; the parent holds the best on dev."""
     x = {name: s.features[s.rows].numpy() for name, s in inputs.samples.items()}
     y = {name: s.labels.numpy() for name, s in inputs.samples.items()}
     results = {}
     for algorithm in config.algorithms:
         log.info("baseline %s on %d train frames", algorithm, len(x["train"]))
-        with nested_tracker(algorithm) as child:
-            child.log_params({"family": "baseline", "algorithm": algorithm, "seed": config.seed})
-            estimators, notes = fit_baseline(
-                algorithm,
-                x["train"],
-                y["train"],
-                x["dev"],
-                y["dev"],
-                seed=config.seed,
-                svr_max_samples=config.svr_max_samples,
-            )
-            child.log_params(notes)
-            p_dev, p_test = predict_baseline(estimators, x["dev"]), predict_baseline(estimators, x["test"])
-            res = Result(
-                config=config,
-                dev=_evaluate_split(child, inputs, "dev", y["dev"], p_dev),
-                test=_evaluate_split(child, inputs, "test", y["test"], p_test),
-                mean_predictor_dev=_mean_predictor(inputs),
-                run_id=child.run_id,
-            )
-            _log_results(child, res)
-            _log_figures(child, inputs, y["dev"], p_dev, None)
-            name = model_label(config, algorithm)
-            res.model_uri = child.log_model(
-                EstimatorBundle(estimators, inputs.dims, input_spec(config, inputs)),
-                signature("frame", inputs.dims),
-                {"video": x["dev"][:2]},
-                name=name,
-                description=_model_description(config, name),
-            )
-            results[algorithm] = res
-    best = min(results.values(), key=lambda r: r.objective)
+        with children(algorithm) as child:
+            results[algorithm] = _fit_baseline(config, inputs, child, algorithm, x, y)
+    best_algorithm = min(results, key=lambda a: results[a].objective)
+    best = results[best_algorithm]
     summary = Result(
         config=config,
         dev=best.dev,
@@ -331,8 +296,57 @@ def _run_baseline(config: Config, inputs: Inputs, tracker, *, nested_tracker: Ca
         ),
         "baseline_summary.txt",
     )
-    _log_results(tracker, summary, best_algorithm=min(results, key=lambda a: results[a].objective))
+    _log_results(tracker, summary, best_algorithm=best_algorithm)
     return summary
+
+
+def prepare_inputs(config: Config, dataset: Dataset | None = None) -> tuple[Dataset, Inputs]:
+    """The dataset (`dataset`, else read from `config.data`) and the model inputs `config` asks for."""
+    ds = dataset or load_dataset(config.data, **config.data_options())
+    inputs = build_inputs(
+        ds,
+        config.input_kind,
+        window_s=config.window,
+        label=config.window_label,
+        stride=config.stride,
+        audio_window=config.audio_window,
+        audio_len=config.audio_len,
+    )
+    if not config.standardize:
+        inputs.stats = {}
+    return ds, inputs
+
+
+def train(
+    config: Config,
+    tracker: Tracker,
+    *,
+    data: tuple[Dataset, Inputs] | Dataset | None = None,
+    resume: dict | None = None,
+    children: Callable | None = None,
+    on_epoch: Callable[[TrainState], None] | None = None,
+    progress: bool = True,
+    evaluate_test: bool = True,
+) -> Result:
+    """Train and evaluate `config`'s model, logging to `tracker`: the data (`data`: a dataset or its
+    prepared inputs, else read from `config.data`), the model, training from the checkpoint `resume`,
+    dev and (with `evaluate_test`) test. `children(algorithm)` opens a baseline algorithm's own
+    tracker (default: in memory)."""
+    ds, inputs = data if isinstance(data, tuple) else prepare_inputs(config, data)
+    params = {**config.params(), "family": config.family, "model": config.model_name, **dataset_params(ds, inputs)}
+    tracker.log_params(params)
+    tracker.log_dataset(ds)
+    if resume is not None:  # the run's own params stay; what changed is logged beside them
+        tracker.log_params({f"resumed_{k}": v for k, v in params.items() if k in RESUME_MAY_CHANGE})
+    if config.family != "baseline" and config.unused():
+        log.warning("%s does not use %s: ignored, and not logged.", config.model_name, ", ".join(config.unused()))
+    tracker.set_tags({"emo.synthetic_data": ds.synthetic})
+    log.info("%s on %s: %s samples (train/dev/test), dims %s", config.model_name, ds.name, inputs.sizes(), inputs.dims)
+    if config.family == "baseline":
+        return _run_baseline(config, inputs, tracker, children or (lambda _: contextlib.nullcontext(MemoryTracker())))
+    return _run_torch(
+        config, inputs, tracker, resume=resume, on_epoch=on_epoch, progress=progress, evaluate_test=evaluate_test
+    )
 
 
 def run_experiment(
@@ -350,10 +364,10 @@ def run_experiment(
     tags: dict | None = None,
     on_start: Callable[[str | None], None] | None = None,
 ) -> Result:
-    """Run one experiment. With `track`, everything goes to an MLflow run (reused under `mlflow run`,
-    resumed with `resume=RUN_ID`, nested under `parent_run_id`); without, nothing leaves the process.
-    `evaluate_test=False` leaves the test set unseen (tuning trials); `on_start(run_id)` is called
-    once the run exists.
+    """Run one experiment: `train` inside its MLflow run. With `track`, everything goes to that run
+    (reused under `mlflow run`, resumed with `resume=RUN_ID`, nested under `parent_run_id`); without,
+    nothing leaves the process. `evaluate_test=False` leaves the test set unseen (tuning trials);
+    `on_start(run_id)` is called once the run exists.
 
     A new top-level run starts only once the data are read and the inputs built: a dataset error
     leaves no FAILED run behind. A run that exists already (resumed, or made by `mlflow run`) and
@@ -362,43 +376,25 @@ def run_experiment(
     if config.family != "baseline":  # refused before a run exists: a GPU or a precision this machine lacks
         check_precision(config.precision, pick_device(config.device))
     set_threads(config.threads)
-    from emo.runs.checkpoints import load_checkpoint
-    from emo.runs.lifecycle import default_experiment, launched_run, tracked_run
-    from emo.runs.tracker import MemoryTracker
-
-    checkpoint_body = load_checkpoint(resume) if resume else None
-    if checkpoint_body is not None:
-        _check_resumable(config, checkpoint_body, resume)  # before the run is reopened
-    name = run_name or _default_run_name(config)
-    tags = {
-        "emo.family": config.family,
-        "emo.model": config.model_name,
-        "emo.arch": config.arch,
-        "emo.seed": config.seed,
-        **({"emo.window": f"{config.window:g}"} if config.input_kind != "frame" else {}),
-        **({"emo.variant": config.model_kwargs()["variant"]} if config.model_name == "fusion4" else {}),
-        **(tags or {}),
-    }
-
-    def prepare() -> tuple[Dataset, Inputs]:
-        ds = dataset or load_dataset(config.data, **config.data_options())
-        inputs = build_inputs(
-            ds,
-            config.input_kind,
-            window_s=config.window,
-            label=config.window_label,
-            stride=config.stride,
-            audio_window=config.audio_window,
-            audio_len=config.audio_len,
-        )
-        if not config.standardize:
-            inputs.stats = {}
-        return ds, inputs
-
-    new_run = track and not resume and parent_run_id is None and not launched_run()
-    prepared = prepare() if new_run else None
-
-    def body(tracker) -> Result:
+    body = load_checkpoint(resume) if resume else None
+    if body is not None:
+        check_resumable(config, body, resume)  # before the run is reopened
+    run = dict(data=dataset, resume=body, on_epoch=on_epoch, progress=progress, evaluate_test=evaluate_test)
+    if not track:
+        if on_start is not None:
+            on_start(None)
+        return train(config, MemoryTracker(), **run)
+    if not resume and parent_run_id is None and not launched_run():
+        run["data"] = prepare_inputs(config, dataset)
+    tags = run_tags(config, tags)
+    with tracked_run(
+        run_name=run_name or default_run_name(config),
+        experiment=default_experiment(f"emo-{config.family}", experiment),
+        resume_run_id=resume,
+        tags=tags,
+        nested=parent_run_id is not None,
+        parent_run_id=parent_run_id,
+    ) as tracker:
         if on_start is not None:
             on_start(tracker.run_id)
         if tracker.experiment_id == "0" and launched_run():
@@ -407,99 +403,9 @@ def run_experiment(
                 "emo-%s` (or MLFLOW_EXPERIMENT_NAME) keeps the family's runs together, as `emo train` does.",
                 config.family,
             )
-        ds, inputs = prepared or prepare()
-        params = {**config.params(), "family": config.family, "model": config.model_name, **dataset_params(ds, inputs)}
-        tracker.log_params(params)
-        tracker.log_dataset(ds)
-        if resume:  # the run's own params stay; what changed is logged beside them
-            tracker.log_params({f"resumed_{k}": v for k, v in params.items() if k in RESUME_MAY_CHANGE})
-        if config.family != "baseline" and config.unused():
-            log.warning("%s does not use %s: ignored, and not logged.", config.model_name, ", ".join(config.unused()))
-        tracker.set_tags({"emo.synthetic_data": ds.synthetic})
-        log.info(
-            "%s on %s: %s samples (train/dev/test), dims %s", config.model_name, ds.name, inputs.sizes(), inputs.dims
-        )
-        if config.family == "baseline":
 
-            def child(algorithm):
-                if track:
-                    return tracked_run(
-                        run_name=f"baseline-{algorithm}",
-                        nested=True,
-                        parent_run_id=tracker.run_id,
-                        tags={**tags, "emo.algorithm": algorithm},
-                    )
-                return contextlib.nullcontext(MemoryTracker())
+        def children(algorithm: str):
+            tagged = {**tags, "emo.algorithm": algorithm}
+            return tracked_run(run_name=f"baseline-{algorithm}", nested=True, parent_run_id=tracker.run_id, tags=tagged)
 
-            return _run_baseline(config, inputs, tracker, nested_tracker=child)
-        return _run_torch(
-            config,
-            inputs,
-            tracker,
-            resume=checkpoint_body,
-            on_epoch=on_epoch,
-            progress=progress,
-            evaluate_test=evaluate_test,
-        )
-
-    if not track:
-        return body(MemoryTracker())
-    experiment = default_experiment(f"emo-{config.family}", experiment)
-    with tracked_run(
-        run_name=name,
-        experiment=experiment,
-        resume_run_id=resume,
-        tags=tags,
-        nested=parent_run_id is not None,
-        parent_run_id=parent_run_id,
-    ) as tracker:
-        return body(tracker)
-
-
-RESUME_MAY_CHANGE = {"epochs", "patience", "device", "threads", "extra"}
-
-
-def resume_config(run_id: str, overrides: dict) -> Config:
-    """The config of run `run_id`'s checkpoint, with `overrides` (only epochs, patience, device, threads)."""
-    from emo.runs.checkpoints import load_checkpoint
-
-    saved = load_checkpoint(run_id).get("config")
-    if not saved:
-        raise ConfigError(f"run {run_id}'s checkpoint holds no config to resume from.")
-    saved = {**saved, "algorithms": tuple(saved.get("algorithms", ()))}
-    config = Config(**saved)
-    _check_resumable(config.replace(**overrides), {"config": config.to_dict()}, run_id)
-    return config.replace(**overrides)
-
-
-def _check_resumable(config: Config, body: dict, run_id: str) -> None:
-    """Only the stopping rule and the device may change when a run is continued."""
-    saved, now = body.get("config") or {}, config.to_dict()
-    changed = sorted(k for k in now if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != now[k])
-    if changed:
-        shown = lambda v: "default" if v is None else repr(v)  # noqa: E731
-        diffs = ", ".join(f"{k} {shown(saved[k])} -> {shown(now[k])}" for k in changed)
-        raise ConfigError(
-            f"run {run_id} was trained with other settings ({diffs}); a resumed run continues with "
-            f"its own settings (only epochs, patience, device and threads may change). Drop those options, "
-            f"or start a new run."
-        )
-
-
-def _default_run_name(config: Config) -> str:
-    """What the run is, readable in the UI's run list: model, variant, window, the settings that set it
-    apart from the default, and the seed (e.g. `fusion4-v2 4s seed0`, `video 3s max thesis seed1`)."""
-    parts = [config.model_name + (f"-{config.model_kwargs().get('variant')}" if config.model_name == "fusion4" else "")]
-    if config.input_kind != "frame":
-        parts.append(f"{config.window:g}s")
-    parts += [str(getattr(config, k)) for k in ("pooling", "readout") if getattr(config, k) not in (None, "mean")]
-    parts += [
-        v
-        for v, on in (
-            ("thesis", config.arch == "thesis"),
-            ("ccc", config.loss == "ccc"),
-            (config.precision, config.precision != "fp32"),
-        )
-        if on
-    ]
-    return " ".join([*parts, f"seed{config.seed}"])
+        return train(config, tracker, children=children, **run)

@@ -59,8 +59,8 @@ def test_baseline_fits_three_algorithms_and_the_best_beats_the_mean(corpus):
 def test_svr_chooses_its_settings_on_dev_after_fitting_on_train():
     from sklearn.svm import SVR
 
-    from emo.baseline import SVR_GRID, fit_baseline, svr_split
     from emo.core.metrics import rmse
+    from emo.models.baselines import SVR_GRID, fit_baseline, svr_split
 
     folds = list(svr_split(5, 3).split())
     assert len(folds) == 1 and list(folds[0][0]) == [0, 1, 2, 3, 4] and list(folds[0][1]) == [5, 6, 7]

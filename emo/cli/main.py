@@ -321,8 +321,9 @@ def _train_command(family: str) -> click.Command:
                 )
             options["method"] = methods.pop() if methods else None
         config = config_from(family, options)  # refused here, before torch is loaded, when invalid
-        from emo.experiment import resume_config, run_experiment
+        from emo.experiment import run_experiment
         from emo.report.summary import describe
+        from emo.runs.resume import resume_config
 
         if resume:
             given = {k: v for k, v in config.to_dict().items() if options.get(k) is not None}

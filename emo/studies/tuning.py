@@ -432,9 +432,9 @@ def _finish(
 
 def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> dict[str, float]:
     """The winner's test metrics: the first and only time a model of the study sees the test set."""
-    from emo.experiment import test_metrics
     from emo.predict import predict_split
     from emo.runs.lifecycle import update_run
+    from emo.runs.naming import test_metrics
     from emo.runs.queries import load_model
 
     uri = best.user_attrs.get("model_uri")
