@@ -236,3 +236,21 @@ def test_what_a_run_leaves_in_the_working_folder_is_ignored_by_git():
     ]
     proc = subprocess.run(["git", "check-ignore", "--no-index", *left], cwd=ROOT, capture_output=True, text=True)
     assert sorted(proc.stdout.split()) == sorted(left)
+
+
+def test_every_models_hyperparameters_and_defaults_are_the_declared_ones():
+    """emo.models.hyper is what the command line reads without torch; the constructors must take exactly
+    those hyperparameters, with those defaults."""
+    import inspect
+
+    from emo.models import MODELS
+    from emo.models.hyper import HYPER
+    from emo.models.registry import STRUCTURAL_KEYS
+
+    assert set(HYPER) == set(MODELS)
+    for name, constructor in MODELS.items():
+        params = inspect.signature(constructor).parameters.values()
+        taken = {p.name: p.default for p in params if p.name not in STRUCTURAL_KEYS and p.name != "self"}
+        assert taken == HYPER[name], name
+    # the thesis's sizes, written out here apart from emo
+    assert HYPER["fusion4"]["d_model"] == 128 and HYPER["fusion4"]["heads"] == 4 and HYPER["video"]["hidden"] == 128

@@ -50,19 +50,6 @@ def data_options(f):
     return f
 
 
-def dataset_from(data, fps, label_scale, id_pattern, audio_id_pattern, split_seed):
-    from emo.data.dataset import load_dataset
-
-    return load_dataset(
-        data,
-        fps=fps,
-        label_scale=label_scale,
-        id_pattern=id_pattern,
-        audio_id_pattern=audio_id_pattern,
-        split_seed=split_seed,
-    )
-
-
 class Stopped(KeyboardInterrupt):
     """A stop signal, raised like Ctrl-C's KeyboardInterrupt (open runs end as KILLED) and carrying the
     signal, so that the exit code can say which one stopped emo."""
@@ -185,9 +172,10 @@ def synth_cmd(out, kind, scale, videos, duration, dim, audio_dim, fmt, seed):
 )
 def check_cmd(data, window, per_video, **opts):
     """Validate dataset folder DATA and print a summary (videos, frames, fps, dims, labels, coverage, split)."""
+    from emo.data.dataset import load_dataset
     from emo.data.summary import summarize
 
-    ds = dataset_from(data, **opts)
+    ds = load_dataset(data, **opts)  # the --options of `data_options` are load_dataset's keywords
     click.echo(summarize(ds, windows_s=window, per_video=per_video))
 
 
@@ -196,7 +184,9 @@ def check_cmd(data, window, per_video, **opts):
 @data_options
 def split_cmd(data, **opts):
     """Make the train/dev/test split by video (split.json) if missing, and print it."""
-    ds = dataset_from(data, **opts)
+    from emo.data.dataset import load_dataset
+
+    ds = load_dataset(data, **opts)
     s = ds.split
     click.echo(f"split of {ds.folder} ({s.source}, seed {s.seed}, hash {s.hash}):")
     for name in SPLITS:

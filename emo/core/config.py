@@ -9,11 +9,8 @@ generated from them, see `emo.cli.mlproject`) and tuning all log.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from emo.core.errors import ConfigError
 
@@ -35,6 +32,7 @@ FAMILIES = {
     "video": Family("window", ("video",), window=3.0),  # the thesis's best SEWA video window
     "fusion": Family("fusion", ("fusion1", "fusion2", "fusion3", "fusion4"), window=4.0, label="last"),
 }
+MODEL_KINDS = {model: family.kind for family in FAMILIES.values() for model in family.models}  # what each model reads
 POOLINGS = ("avg", "max", "conv1d")
 VARIANTS = ("v1", "v2", "v3")
 LOSSES = ("rmse", "ccc")
@@ -350,50 +348,16 @@ def param_str(value) -> str:
     return str(value)
 
 
-_NO_DEFAULT = object()
-
-
-@functools.cache
-def _signatures() -> dict[str, dict[str, object]]:
-    """Each registered model's constructor parameters and their defaults (`_NO_DEFAULT` when required).
-
-    Read from the source of `emo.models` with `ast`, not by importing it: the command line builds its
-    options and refuses a bad value without loading torch (seconds on a busy machine). The defaults
-    stay declared once, in the constructors; a test checks this reading against `inspect.signature`.
-    """
-    out = {}
-    for path in sorted((Path(__file__).parents[1] / "models").glob("*.py")):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            name = next(
-                (
-                    d.args[0].value
-                    for d in getattr(node, "decorator_list", ())
-                    if isinstance(d, ast.Call) and getattr(d.func, "id", None) == "register" and d.args
-                ),
-                None,
-            )
-            if name is None:
-                continue
-            fn = (
-                node
-                if isinstance(node, ast.FunctionDef)
-                else next(n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-            )
-            a = fn.args
-            positional = [x for x in a.posonlyargs + a.args if x.arg != "self"]
-            defaults = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
-            pairs = list(zip(positional, defaults)) + list(zip(a.kwonlyargs, a.kw_defaults))
-            out[name] = {arg.arg: _NO_DEFAULT if d is None else ast.literal_eval(d) for arg, d in pairs}
-    return out
-
-
 def _signature(model: str) -> dict[str, object]:
-    return _signatures()[model]
+    """A registered model's hyperparameters and their defaults (declared in `emo.models.hyper`)."""
+    from emo.models.hyper import HYPER
+
+    return HYPER[model]
 
 
 def model_defaults(model: str) -> dict:
-    """A registered model's hyperparameters with their defaults (sizes the data decides left out)."""
-    return {k: v for k, v in _signature(model).items() if v is not _NO_DEFAULT and k in MODEL_KEYS}
+    """A registered model's hyperparameters with their defaults (the settings Config holds)."""
+    return {k: v for k, v in _signature(model).items() if k in MODEL_KEYS}
 
 
 def family_settings(family: str) -> tuple[str, ...]:

@@ -6,12 +6,11 @@ train-split statistics, lives outside the model (``normalize.Standardized``).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import Tensor, nn
 
 from emo.core.errors import ConfigError
 from emo.models.blocks import require
+from emo.models.hyper import HYPER
 from emo.models.registry import register
 
 MODALITIES = ("video", "audio")
@@ -21,9 +20,9 @@ MODALITIES = ("video", "audio")
 class FFNN(nn.Module):
     """input -> Linear -> ReLU -> Linear(2) -> tanh, on one frame (``video``) or one audio window (``audio``)."""
 
-    input_kind: ClassVar[str] = "frame"  # takes (B, D) rows, not windows
-
-    def __init__(self, *, input_dim: int, hidden: int = 128, modality: str = "video") -> None:
+    def __init__(
+        self, *, input_dim: int, hidden: int = HYPER["ffnn"]["hidden"], modality: str = HYPER["ffnn"]["modality"]
+    ) -> None:
         super().__init__()
         if modality not in MODALITIES:
             raise ConfigError(f"unknown modality {modality!r} for ffnn; choices: {', '.join(MODALITIES)}")
@@ -42,6 +41,6 @@ class FFNN(nn.Module):
 
 
 @register("audio")
-def audio_model(*, input_dim: int, hidden: int = 128) -> FFNN:
+def audio_model(*, input_dim: int, hidden: int = HYPER["audio"]["hidden"]) -> FFNN:
     """The thesis's audio model: the ffnn architecture on one audio table's features."""
     return FFNN(input_dim=input_dim, hidden=hidden, modality="audio")

@@ -12,14 +12,13 @@ key/value, with ``"thesis"`` they read nothing (see ``blocks.Attention``).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor, nn
 
 from emo.core.config import ARCHS, READOUTS, VARIANTS  # the choices, declared once (torch-free) for the CLI too
 from emo.core.errors import ConfigError
 from emo.models.blocks import AttentionPool, Block, Dropout, PositionalEncoding, masked_mean, require, zero_padding
+from emo.models.hyper import HYPER
 from emo.models.registry import register
 
 
@@ -74,16 +73,14 @@ class Fusion1(nn.Module):
     Linear(2), no dropout (``dropout`` is ignored) and an unbounded output.
     """
 
-    input_kind: ClassVar[str] = "fusion"
-
     def __init__(
         self,
         *,
         video_dim: int,
         audio_dim: int,
-        hidden: int = 128,
-        dropout: float = 0.1,
-        arch: str = "emo",
+        hidden: int = HYPER["fusion1"]["hidden"],
+        dropout: float = HYPER["fusion1"]["dropout"],
+        arch: str = HYPER["fusion1"]["arch"],
         frames: int | None = None,
     ) -> None:
         super().__init__()
@@ -120,19 +117,17 @@ class Fusion2(nn.Module):
     projected to it, positional encoding is kept, and there is no modality embedding nor null key/value.
     """
 
-    input_kind: ClassVar[str] = "fusion"
-
     def __init__(
         self,
         *,
         video_dim: int,
         audio_dim: int,
-        d_model: int = 128,
-        heads: int = 4,
-        ff: int = 256,
-        depth: int = 2,
-        dropout: float = 0.1,
-        arch: str = "emo",
+        d_model: int = HYPER["fusion2"]["d_model"],
+        heads: int = HYPER["fusion2"]["heads"],
+        ff: int = HYPER["fusion2"]["ff"],
+        depth: int = HYPER["fusion2"]["depth"],
+        dropout: float = HYPER["fusion2"]["dropout"],
+        arch: str = HYPER["fusion2"]["arch"],
         frames: int | None = None,
     ) -> None:
         super().__init__()
@@ -180,18 +175,16 @@ class Fusion3(nn.Module):
     attention needs no equal lengths.
     """
 
-    input_kind: ClassVar[str] = "fusion"
-
     def __init__(
         self,
         *,
         video_dim: int,
         audio_dim: int,
-        d_model: int = 128,
-        heads: int = 4,
-        ff: int = 256,
-        dropout: float = 0.1,
-        arch: str = "emo",
+        d_model: int = HYPER["fusion3"]["d_model"],
+        heads: int = HYPER["fusion3"]["heads"],
+        ff: int = HYPER["fusion3"]["ff"],
+        dropout: float = HYPER["fusion3"]["dropout"],
+        arch: str = HYPER["fusion3"]["arch"],
         frames: int | None = None,
     ) -> None:
         super().__init__()
@@ -237,22 +230,20 @@ class Fusion4(nn.Module):
     pools with softmax weights from a learned Linear(d_model, 1) over the valid video steps.
     """
 
-    input_kind: ClassVar[str] = "fusion"
-
     def __init__(
         self,
         *,
         video_dim: int,
         audio_dim: int,
-        variant: str = "v2",
-        d_model: int = 128,
-        heads: int = 4,
-        ff: int = 256,
-        repeats: int = 3,
-        dropout: float = 0.1,
-        kernel_size: int = 3,
-        arch: str = "emo",
-        readout: str = "mean",
+        variant: str = HYPER["fusion4"]["variant"],
+        d_model: int = HYPER["fusion4"]["d_model"],
+        heads: int = HYPER["fusion4"]["heads"],
+        ff: int = HYPER["fusion4"]["ff"],
+        repeats: int = HYPER["fusion4"]["repeats"],
+        dropout: float = HYPER["fusion4"]["dropout"],
+        kernel_size: int = HYPER["fusion4"]["kernel_size"],
+        arch: str = HYPER["fusion4"]["arch"],
+        readout: str = HYPER["fusion4"]["readout"],
         frames: int | None = None,
     ) -> None:
         super().__init__()

@@ -6,8 +6,6 @@ train-split statistics, lives outside the model (``normalize.Standardized``).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -15,6 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from emo.core.config import POOLINGS  # declared once, for the CLI and the model
 from emo.core.errors import ConfigError
 from emo.models.blocks import Dropout, masked_mean, require, zero_padding
+from emo.models.hyper import HYPER
 from emo.models.registry import register
 
 
@@ -22,17 +21,15 @@ from emo.models.registry import register
 class VideoGRU(nn.Module):
     """GRU -> dropout -> temporal pooling (avg | max | conv1d) -> Linear(2) -> tanh, on (B, T, D) windows."""
 
-    input_kind: ClassVar[str] = "window"
-
     def __init__(
         self,
         *,
         input_dim: int,
         frames: int,
-        hidden: int = 128,
-        layers: int = 1,
-        dropout: float = 0.2,
-        pooling: str = "avg",
+        hidden: int = HYPER["video"]["hidden"],
+        layers: int = HYPER["video"]["layers"],
+        dropout: float = HYPER["video"]["dropout"],
+        pooling: str = HYPER["video"]["pooling"],
     ) -> None:
         super().__init__()
         if pooling not in POOLINGS:
