@@ -239,12 +239,12 @@ def test_what_a_run_leaves_in_the_working_folder_is_ignored_by_git():
 
 
 def test_every_models_hyperparameters_and_defaults_are_the_declared_ones():
-    """emo.models.hyper is what the command line reads without torch; the constructors must take exactly
+    """emo.core.hyper is what the command line reads without torch; the constructors must take exactly
     those hyperparameters, with those defaults."""
     import inspect
 
+    from emo.core.hyper import HYPER
     from emo.models import MODELS
-    from emo.models.hyper import HYPER
     from emo.models.registry import STRUCTURAL_KEYS
 
     assert set(HYPER) == set(MODELS)

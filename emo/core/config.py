@@ -349,8 +349,8 @@ def param_str(value) -> str:
 
 
 def _signature(model: str) -> dict[str, object]:
-    """A registered model's hyperparameters and their defaults (declared in `emo.models.hyper`)."""
-    from emo.models.hyper import HYPER
+    """A registered model's hyperparameters and their defaults (declared in `emo.core.hyper`)."""
+    from emo.core.hyper import HYPER
 
     return HYPER[model]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from emo.core.errors import ConfigError
+from emo.core.hyper import HYPER
 from emo.models.blocks import require
-from emo.models.hyper import HYPER
 from emo.models.registry import register
 
 MODALITIES = ("video", "audio")

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from emo.core.config import ARCHS, READOUTS, VARIANTS  # the choices, declared once (torch-free) for the CLI too
 from emo.core.errors import ConfigError
+from emo.core.hyper import HYPER
 from emo.models.blocks import AttentionPool, Block, Dropout, PositionalEncoding, masked_mean, require, zero_padding
-from emo.models.hyper import HYPER
 from emo.models.registry import register
 
 

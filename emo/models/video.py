@@ -12,8 +12,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emo.core.config import POOLINGS  # declared once, for the CLI and the model
 from emo.core.errors import ConfigError
+from emo.core.hyper import HYPER
 from emo.models.blocks import Dropout, masked_mean, require, zero_padding
-from emo.models.hyper import HYPER
 from emo.models.registry import register
 
 
