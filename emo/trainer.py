@@ -37,6 +37,8 @@ def ccc_loss(pred: Tensor, target: Tensor) -> Tensor:
     return (1 - ccc).sum()
 
 
+EPOCH_BAR = {"desc": "epochs", "unit": "epoch", "dynamic_ncols": True}
+EARLY_STOP = "early stop after epoch %d: no dev improvement for %d epochs (best epoch %d)"
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"rmse": rmse_loss, "ccc": ccc_loss}
 
 
@@ -104,89 +106,87 @@ def train(
     optimizer = adam(model.parameters(), lr, device)
     scaler = grad_scaler(device, precision)  # fp16 only; its scale is re-learnt in a few steps after a resume
     generator = torch.Generator().manual_seed(seed)
-    state = TrainState()
-    if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        generator.set_state(resume["generator"])
-        torch.set_rng_state(resume["torch_rng"])  # dropout draws from the global generator
-        if torch.cuda.is_available() and resume.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(resume["cuda_rng"])
-        state = TrainState(**resume["state"])
-        # the stopping rule is the caller's: a run that stopped early goes on when resumed with more patience
-        state.stopped_early = state.bad_epochs >= patience
-        log.info(
-            "resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss, state.best_epoch
-        )
+    state = TrainState() if resume is None else _restore(resume, model, optimizer, generator, patience)
     batches = loader(train_set, batch_size, shuffle=True, generator=generator, pin_memory=device.type == "cuda")
-    bar = tqdm(
-        range(state.epoch + 1, epochs + 1),
-        desc="epochs",
-        unit="epoch",
-        disable=not progress,
-        initial=state.epoch,
-        total=epochs,
-        dynamic_ncols=True,
-    )
+    bar = tqdm(range(state.epoch + 1, epochs + 1), total=epochs, initial=state.epoch, disable=not progress, **EPOCH_BAR)
     for epoch in bar:
         if state.stopped_early:
             break
         t0 = time.perf_counter()
-        model.train()
-        total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: no sync per batch
-        for batch in batches:
-            batch = batch.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, precision):
-                output = model(**batch.inputs())
-            value = criterion(output.float(), batch.target)
-            scaler.scale(value).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            total += value.detach() * len(batch)
-            count += len(batch)
+        train_loss = _fit_epoch(model, batches, criterion, optimizer, scaler, device, precision)
         y_dev, p_dev = predict(model, dev_set, batch_size=max(batch_size, 512), device=device, precision=precision)
-        dev_loss = float(criterion(torch.from_numpy(p_dev), torch.from_numpy(y_dev)))
-        improved = dev_loss < state.best_loss
-        if improved:
-            state.best_loss, state.best_epoch, state.bad_epochs = dev_loss, epoch, 0
-            state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch
-        record = {
-            "epoch": epoch,
-            "train/loss": total.item() / max(count, 1),
-            "dev/loss": dev_loss,
-            "train/seconds": time.perf_counter() - t0,
-            "improved": improved,
-            **evaluate(y_dev, p_dev, "dev/"),
-        }
-        state.history.append(record)
-        bar.set_postfix(train=f"{record['train/loss']:.4f}", dev=f"{dev_loss:.4f}", best=state.best_epoch)
+        record = _score_epoch(state, epoch, model, criterion, train_loss, y_dev, p_dev, t0)
+        bar.set_postfix(train=f"{train_loss:.4f}", dev=f"{record['dev/loss']:.4f}", best=state.best_epoch)
         if not progress:
-            log.info(
-                "epoch %d: train loss %.4f, dev loss %.4f%s",
-                epoch,
-                record["train/loss"],
-                dev_loss,
-                " (best)" if improved else "",
-            )
-        state.stopped_early = not improved and state.bad_epochs >= patience
+            improved = " (best)" if record["improved"] else ""
+            log.info("epoch %d: train loss %.4f, dev loss %.4f%s", epoch, train_loss, record["dev/loss"], improved)
+        state.stopped_early = not record["improved"] and state.bad_epochs >= patience
         if on_epoch is not None:
             on_epoch(state, model, optimizer, generator)
         if state.stopped_early:
-            log.info(
-                "early stop after epoch %d: no dev improvement for %d epochs (best epoch %d)",
-                epoch,
-                state.bad_epochs,
-                state.best_epoch,
-            )
+            log.info(EARLY_STOP, epoch, state.bad_epochs, state.best_epoch)
             break
     bar.close()
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
     return state
+
+
+def _restore(resume: dict, model: nn.Module, optimizer, generator: torch.Generator, patience: int) -> TrainState:
+    """Put the model, the optimizer and every random generator back where checkpoint `resume` left them."""
+    model.load_state_dict(resume["model"])
+    optimizer.load_state_dict(resume["optimizer"])
+    generator.set_state(resume["generator"])
+    torch.set_rng_state(resume["torch_rng"])  # dropout draws from the global generator
+    if torch.cuda.is_available() and resume.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all(resume["cuda_rng"])
+    state = TrainState(**resume["state"])
+    # the stopping rule is the caller's: a run that stopped early goes on when resumed with more patience
+    state.stopped_early = state.bad_epochs >= patience
+    log.info("resuming after epoch %d (best dev loss %.4f at epoch %d)", state.epoch, state.best_loss, state.best_epoch)
+    return state
+
+
+def _fit_epoch(model: nn.Module, batches, criterion, optimizer, scaler, device: torch.device, precision: str) -> float:
+    """One pass over the training batches; returns the mean training loss."""
+    model.train()
+    total, count = torch.zeros((), dtype=torch.float64, device=device), 0  # summed on the device: no sync per batch
+    for batch in batches:
+        batch = batch.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, precision):
+            output = model(**batch.inputs())
+        value = criterion(output.float(), batch.target)
+        scaler.scale(value).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += value.detach() * len(batch)
+        count += len(batch)
+    return total.item() / max(count, 1)
+
+
+def _score_epoch(
+    state: TrainState, epoch: int, model: nn.Module, criterion, train_loss: float, y_dev, p_dev, t0: float
+) -> dict:
+    """The epoch's dev loss and metrics, recorded in `state`; the best weights so far are kept."""
+    dev_loss = float(criterion(torch.from_numpy(p_dev), torch.from_numpy(y_dev)))
+    improved = dev_loss < state.best_loss
+    if improved:
+        state.best_loss, state.best_epoch, state.bad_epochs = dev_loss, epoch, 0
+        state.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    else:
+        state.bad_epochs += 1
+    state.epoch = epoch
+    record = {
+        "epoch": epoch,
+        "train/loss": train_loss,
+        "dev/loss": dev_loss,
+        "train/seconds": time.perf_counter() - t0,
+        "improved": improved,
+        **evaluate(y_dev, p_dev, "dev/"),
+    }
+    state.history.append(record)
+    return record
 
 
 def _plain(value):

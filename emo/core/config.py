@@ -273,68 +273,76 @@ class Config:
 
     def validate(self) -> Config:
         """Fail with a clear message before any data is read or any training starts."""
+        self._check_choices()
+        self._check_numbers()
+        return self
 
-        def bad(msg: str):
-            raise ConfigError(msg)
-
+    def _check_choices(self) -> None:
+        """Every closed-list setting holds one of its choices."""
         if self.family not in FAMILIES:
-            bad(f"unknown family {self.family!r}; choose one of {', '.join(FAMILIES)}.")
-        if not self.window > 0:
-            bad(f"window must be a positive number of seconds (got {self.window:g}); the thesis uses 1, 2, 3 or 4.")
-        if self.family == "audio" and self.window not in AUDIO_WINDOWS:
-            bad(
-                f"the audio model reads one of the audio_1s … audio_4s tables: window must be 1, 2, 3 or 4 "
-                f"(got {self.window:g})."
-            )
+            _bad(f"unknown family {self.family!r}; choose one of {', '.join(FAMILIES)}.")
         if self.pooling is not None and self.pooling not in POOLINGS:
-            bad(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}.")
+            _bad(f"unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}.")
         if self.family == "fusion" and self.method not in METHODS:
-            bad(f"unknown fusion method {self.method}; choose 1, 2, 3 or 4.")
+            _bad(f"unknown fusion method {self.method}; choose 1, 2, 3 or 4.")
         if self.variant is not None and self.variant not in VARIANTS:
-            bad(f"unknown fusion 4 variant {self.variant!r}; choose one of {', '.join(VARIANTS)}.")
+            _bad(f"unknown fusion 4 variant {self.variant!r}; choose one of {', '.join(VARIANTS)}.")
         if self.label is not None and self.label not in LABELS:
-            bad(f"unknown window label {self.label!r}; choose mean or last.")
+            _bad(f"unknown window label {self.label!r}; choose mean or last.")
         if self.arch not in ARCHS:
-            bad(
+            _bad(
                 f"unknown arch {self.arch!r}; choose emo (emo's models) or thesis (the models as the thesis "
                 f"wrote them)."
             )
         if self.readout is not None and self.readout not in READOUTS:
-            bad(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}.")
+            _bad(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}.")
         if self.loss not in LOSSES:
-            bad(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+            _bad(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        unknown = set(self.algorithms) - set(ALGORITHMS)
+        if unknown:
+            _bad(f"unknown baseline algorithm(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALGORITHMS)}.")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            _bad(f"unknown device {self.device!r}; choose auto, cpu or cuda.")
+        if self.precision not in PRECISIONS:
+            _bad(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
+
+    def _check_numbers(self) -> None:
+        """Every number is in its range."""
+        if not self.window > 0:
+            _bad(f"window must be a positive number of seconds (got {self.window:g}); the thesis uses 1, 2, 3 or 4.")
         if self.audio_window is not None and self.audio_window not in AUDIO_WINDOWS:
-            bad(f"audio_window must be 1, 2, 3 or 4 (got {self.audio_window}).")
+            _bad(f"audio_window must be 1, 2, 3 or 4 (got {self.audio_window}).")
+        if self.family == "audio" and self.window not in AUDIO_WINDOWS:
+            _bad(
+                f"the audio model reads one of the audio_1s … audio_4s tables: window must be 1, 2, 3 or 4 "
+                f"(got {self.window:g})."
+            )
         for name in ("epochs", "batch_size", "stride"):
             if getattr(self, name) < 1:
-                bad(f"{name} must be at least 1 (got {getattr(self, name)}).")
+                _bad(f"{name} must be at least 1 (got {getattr(self, name)}).")
         if self.patience < 0:
-            bad(f"patience must be 0 or more (got {self.patience}).")
+            _bad(f"patience must be 0 or more (got {self.patience}).")
         if not 0 <= self.label_delay < 60:
-            bad(
+            _bad(
                 f"label_delay must be 0 or more seconds, below a minute (got {self.label_delay:g}); raters react "
                 f"about 1-4 s late."
             )
         if not self.lr > 0:
-            bad(f"lr must be positive (got {self.lr:g}).")
+            _bad(f"lr must be positive (got {self.lr:g}).")
         if self.dropout is not None and not 0 <= self.dropout < 1:
-            bad(f"dropout must be in [0, 1) (got {self.dropout:g}).")
+            _bad(f"dropout must be in [0, 1) (got {self.dropout:g}).")
         for name in ("hidden", "layers", "d_model", "heads", "ff", "depth", "repeats", "kernel_size", "audio_len"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                bad(f"{name} must be at least 1 (got {value}).")
+                _bad(f"{name} must be at least 1 (got {value}).")
         if self.d_model is not None and self.heads is not None and self.d_model % self.heads:
-            bad(f"d_model ({self.d_model}) must be divisible by heads ({self.heads}).")
-        unknown = set(self.algorithms) - set(ALGORITHMS)
-        if unknown:
-            bad(f"unknown baseline algorithm(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALGORITHMS)}.")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            bad(f"unknown device {self.device!r}; choose auto, cpu or cuda.")
-        if self.precision not in PRECISIONS:
-            bad(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}.")
+            _bad(f"d_model ({self.d_model}) must be divisible by heads ({self.heads}).")
         if self.threads is not None and self.threads < 1:
-            bad(f"threads must be at least 1 (got {self.threads}); leave it unset for torch's choice.")
-        return self
+            _bad(f"threads must be at least 1 (got {self.threads}); leave it unset for torch's choice.")
+
+
+def _bad(msg: str):
+    raise ConfigError(msg)
 
 
 def param_str(value) -> str:
