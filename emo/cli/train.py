@@ -1,0 +1,76 @@
+"""`emo train FAMILY`: one command per model family, its options from `Config`."""
+
+from __future__ import annotations
+
+import click
+
+from emo.cli.options import config_from, config_options
+
+FAMILY_HELP = {
+    "baseline": "Bayesian Ridge, SVR and a Decision Tree on single frames (scikit-learn), one nested run each.",
+    "ffnn": "A feed-forward net on single frames' face embeddings.",
+    "video": "A GRU over windows of face embeddings, pooled over time (avg, max or conv1d).",
+    "audio": "A feed-forward net on one audio table's functionals (audio_1s ... audio_4s).",
+    "fusion": "Audio-visual fusion of a window's face embeddings and audio rows: methods 1-4 (4: transformer "
+    "cross-attention, variants v1-v3).",
+}
+
+
+@click.group("train")
+def train_group() -> None:
+    """Train one model family on a dataset and track it in MLflow.
+
+    The tracking store is MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here; runs go to the experiment
+    emo-FAMILY unless --experiment (or MLFLOW_EXPERIMENT_NAME) says otherwise.
+    `emo train FAMILY --help` lists the family's settings.
+    """
+
+
+def _train_command(family: str) -> click.Command:
+    @click.pass_context
+    def train_cmd(ctx, experiment, run_name, resume, no_track, **options):
+        if isinstance(options.get("method"), tuple):  # see the --method option below
+            methods = set(options["method"])
+            if len(methods) > 1:
+                raise click.UsageError(
+                    "--method was given twice with different values: under `mlflow run`, "
+                    "`-e fusion` trains Fusion 4; use `-e fusion1`, `-e fusion2` or `-e fusion3` "
+                    "for the other methods.",
+                    ctx,
+                )
+            options["method"] = methods.pop() if methods else None
+        config = config_from(family, options)  # refused here, before torch is loaded, when invalid
+        from emo.experiment import run_experiment
+        from emo.report.summary import describe
+        from emo.runs.resume import resume_config
+
+        if resume:
+            given = {k: v for k, v in config.to_dict().items() if options.get(k) is not None}
+            config = resume_config(resume, given).validate()
+        result = run_experiment(config, track=not no_track, run_name=run_name, experiment=experiment, resume=resume)
+        click.echo(describe(result))
+
+    f = click.option("--no-track", is_flag=True, help="Do not log to MLflow (print the metrics only).")(train_cmd)
+    f = click.option(
+        "--resume", default=None, metavar="RUN_ID", help="Continue the run RUN_ID from its last checkpoint."
+    )(f)
+    f = click.option("--run-name", default=None, help="MLflow run name. [default: model, settings and seed]")(f)
+    f = click.option(
+        "--experiment", default=None, help=f"MLflow experiment (ignored under `mlflow run`). [default: emo-{family}]"
+    )(f)
+    command = click.command(family, help=FAMILY_HELP[family], short_help=FAMILY_HELP[family])(config_options(family)(f))
+    if family == "fusion":
+        # the MLproject's per-method entry points pass --method N; a second -P method=M is refused, not obeyed
+        method = next(p for p in command.params if p.name == "method")
+        method.multiple, method.default = True, None
+    return command
+
+
+def _add_train_commands() -> None:
+    from emo.core.config import FAMILIES
+
+    for family in FAMILIES:
+        train_group.add_command(_train_command(family))
+
+
+_add_train_commands()
