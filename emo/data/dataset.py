@@ -23,6 +23,7 @@ from emo.data.tables import FrameTable, read_table
 log = logging.getLogger(__name__)
 
 SYNTHETIC = {"synthetic": "sewa", "synthetic:sewa": "sewa", "synthetic:afew": "afew"}
+AUDIO_TABLES = f"audio_{AUDIO_WINDOWS[0]}s … audio_{AUDIO_WINDOWS[-1]}s"  # the contract's audio tables, for messages
 
 
 def find_table(folder: Path, stem: str) -> Path | None:
@@ -162,7 +163,7 @@ class Dataset:
                     f"Audio tables exist for windows {have} s: pick one of those."
                     if have
                     else "This dataset has no audio tables (like AFEW-VA): audio and fusion "
-                    "models need audio_1s … audio_4s tables; use a video model instead."
+                    f"models need {AUDIO_TABLES} tables; use a video model instead."
                 )
             )
         table = read_table(path, modality="audio", label_scale=self.label_scale, id_pattern=self.audio_id_pattern)

@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from emo.core.config import SPLITS as PARTITIONS  # official partitions map onto emo's splits
 from emo.core.errors import DataError
 from emo.data.align import Aligned, Series, align, to_grid
 from emo.data.split import Split
-from emo.data.tables import SPLITS as PARTITIONS  # official partitions map onto emo's splits
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from emo.core.config import SPLITS
 from emo.core.errors import ConfigError, DataError
-from emo.data.dataset import Dataset
+from emo.data.dataset import AUDIO_TABLES, Dataset
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
 from emo.data.tables import FrameTable
 from emo.data.windows import (
@@ -333,7 +333,7 @@ def build_inputs(
         have = ds.audio_windows()
         if not have:
             raise DataError(
-                f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
+                f"{ds.folder}: fusion needs audio tables ({AUDIO_TABLES}), and this dataset has "
                 f"none (like AFEW-VA). Use a video model, or add the audio tables."
             )
         audio_window = choose_audio_window(window_s, have)

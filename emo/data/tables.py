@@ -427,7 +427,7 @@ def _split_column(df: pd.DataFrame, ids: np.ndarray, path: Path) -> dict[str, st
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{path}: column 'split' is {df['split'].iloc[row]!r} at {_line(path, row)}; it must be "
-            f"one of train, dev, test (or drop the column to let emo split by video)."
+            f"one of {', '.join(SPLITS)} (or drop the column to let emo split by video)."
         )
     pairs = pd.DataFrame({"id": ids, "split": s}).drop_duplicates()
     dup = pairs["id"].duplicated(keep=False)
