@@ -444,6 +444,7 @@ class _Writers:
         return {int(t.split("_")[1][:-1]): w.rows for (f, t), w in self.tables.items() if f == "." and t != "video"}
 
     def close(self) -> None:
+        """Close every writer, even when one fails (`close_all`)."""
         close_all(self.tables.values())
 
 
