@@ -25,6 +25,7 @@ The rules, the same for every corpus:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,15 @@ def series(
     v = np.asarray(values, np.float64)
     v = v.reshape(len(v), -1)
     col = f"the {what} column {column!r}" if column else f"the {what} column"
+    _check_finite(t, source, what, column, at)
+    step = np.diff(t)
+    _check_order(t, step, source, col, at)
+    t, v = _drop_repeats(t, v, np.flatnonzero(step == 0) + 1, repeats, source, what, col, at)
+    return Series(source, t, v, first_line, column, unit)
+
+
+def _check_finite(t: np.ndarray, source: str, what: str, column: str, at: Callable[[int], str]) -> None:
+    """Every row needs a time: a missing one is an error naming its row."""
     bad = ~np.isfinite(t)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -93,13 +103,16 @@ def series(
             f"{source}: the {what} is missing or not a number at {at(row)}"
             f"{f' (column {column!r})' if column else ''}. Every row needs a {what}."
         )
+
+
+def _check_order(t: np.ndarray, step: np.ndarray, source: str, col: str, at: Callable[[int], str]) -> None:
+    """Times count from the recording's start and never go back (`step`: their differences)."""
     if (t < 0).any():
         row = int(np.flatnonzero(t < 0)[0])
         raise DataError(
             f"{source}: {col} holds a negative time, {t[row]:g} s, at {at(row)}. Times count from the "
             f"recording's start: shift them so that it starts at 0, or drop the rows before it."
         )
-    step = np.diff(t)
     if (step < 0).any():
         row = int(np.flatnonzero(step < 0)[0]) + 1
         raise DataError(
@@ -107,26 +120,39 @@ def series(
             f"{t[row]:g} s at {at(row)}. Sort the file by time (or check that it holds one recording "
             f"only)."
         )
-    repeat = np.flatnonzero(step == 0) + 1
-    if len(repeat) and repeats != "drop":
+
+
+def _drop_repeats(
+    t: np.ndarray,
+    v: np.ndarray,
+    repeat: np.ndarray,
+    repeats: str,
+    source: str,
+    what: str,
+    col: str,
+    at: Callable[[int], str],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Times and values without the `repeat` rows (each repeats the time before it): refused unless
+    `repeats="drop"`, then dropped with a note."""
+    if not len(repeat):
+        return t, v
+    if repeats != "drop":
         row = int(repeat[0])
         raise DataError(
             f"{source}: {col} repeats {t[row]:g} s at {at(row)} (also at {at(row - 1)}; {len(repeat)} "
             f"repeated time(s) in all). A recording has one row per time: delete the repeated rows, or "
             f"check that the file holds one recording only."
         )
-    if len(repeat):
-        log.info(
-            "%s: %d row(s) repeat the previous %s (first at %s); the repeats are dropped.",
-            source,
-            len(repeat),
-            what,
-            at(int(repeat[0])),
-        )
-        keep = np.ones(len(t), bool)
-        keep[repeat] = False
-        t, v = t[keep], v[keep]
-    return Series(source, t, v, first_line, column, unit)
+    log.info(
+        "%s: %d row(s) repeat the previous %s (first at %s); the repeats are dropped.",
+        source,
+        len(repeat),
+        what,
+        at(int(repeat[0])),
+    )
+    keep = np.ones(len(t), bool)
+    keep[repeat] = False
+    return t[keep], v[keep]
 
 
 @dataclass

@@ -23,6 +23,7 @@ from emo.data.tables import FrameTable, read_table
 log = logging.getLogger(__name__)
 
 SYNTHETIC = {"synthetic": "sewa", "synthetic:sewa": "sewa", "synthetic:afew": "afew"}
+AUDIO_TABLES = f"audio_{AUDIO_WINDOWS[0]}s … audio_{AUDIO_WINDOWS[-1]}s"  # the contract's audio tables, for messages
 
 
 def find_table(folder: Path, stem: str) -> Path | None:
@@ -162,7 +163,7 @@ class Dataset:
                     f"Audio tables exist for windows {have} s: pick one of those."
                     if have
                     else "This dataset has no audio tables (like AFEW-VA): audio and fusion "
-                    "models need audio_1s … audio_4s tables; use a video model instead."
+                    f"models need {AUDIO_TABLES} tables; use a video model instead."
                 )
             )
         table = read_table(path, modality="audio", label_scale=self.label_scale, id_pattern=self.audio_id_pattern)
@@ -229,39 +230,12 @@ def load_dataset(
     """
     folder = resolve_data(data)
     meta = read_meta(folder)
-    meta_path = folder / "meta.json"
-    fps = (
-        _positive(fps, "fps", "--fps")
-        if fps is not None
-        else _positive(meta.get("fps"), "fps", str(meta_path), strict=True)
-    )
-    scale = (
-        _positive(label_scale, "label_scale", "--label-scale")
-        if label_scale is not None
-        else _positive(meta.get("label_scale", 1.0), "label_scale", str(meta_path), strict=True) or 1.0
-    )
-    path = find_table(folder, "video")
-    if path is None:
-        raise DataError(
-            f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
-            f"(see the data contract)."
-        )
-    video = read_table(
-        path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern, require_labels=not whole
-    )
+    fps, scale = _rate_and_scale(folder, meta, fps, label_scale)
+    video = _read_video(folder, fps, scale, id_pattern, whole)
     if fps is None:
         fps = _infer_fps(video)
     if label_delay:
-        before = int(video.labelled.sum())
-        video = dataclasses.replace(
-            video, labels=shift_labels(video.video_ids, video.offsets, video.times, video.labels, label_delay, fps)
-        )
-        log.info(
-            "labels delayed by %g s: %d of %d labelled frames keep a label.",
-            label_delay,
-            int(video.labelled.sum()),
-            before,
-        )
+        video = _delay_labels(video, label_delay, fps)
     if whole:
         split = Split(train=(), dev=(), test=tuple(video.video_ids.tolist()), seed=None, source="every recording")
     else:
@@ -275,6 +249,53 @@ def load_dataset(
         split=split,
         audio_id_pattern=audio_id_pattern,
     )
+
+
+def _rate_and_scale(
+    folder: Path, meta: dict, fps: float | None, label_scale: float | None
+) -> tuple[float | None, float]:
+    """fps and label_scale, each from its option when given, else from meta.json (fps may stay None:
+    the timestamps tell it then)."""
+    meta_path = folder / "meta.json"
+    fps = (
+        _positive(fps, "fps", "--fps")
+        if fps is not None
+        else _positive(meta.get("fps"), "fps", str(meta_path), strict=True)
+    )
+    scale = (
+        _positive(label_scale, "label_scale", "--label-scale")
+        if label_scale is not None
+        else _positive(meta.get("label_scale", 1.0), "label_scale", str(meta_path), strict=True) or 1.0
+    )
+    return fps, scale
+
+
+def _read_video(folder: Path, fps: float | None, scale: float, id_pattern: str | None, whole: bool) -> FrameTable:
+    """The folder's video frame table, validated; `whole` (recordings to predict) needs no labels."""
+    path = find_table(folder, "video")
+    if path is None:
+        raise DataError(
+            f"{folder}: no video.csv or video.parquet. A dataset folder needs its video frame table "
+            f"(see the data contract)."
+        )
+    return read_table(
+        path, modality="video", fps=fps, label_scale=scale, id_pattern=id_pattern, require_labels=not whole
+    )
+
+
+def _delay_labels(video: FrameTable, label_delay: float, fps: float) -> FrameTable:
+    """The table with each frame's label taken `label_delay` seconds later (annotator lag)."""
+    before = int(video.labelled.sum())
+    video = dataclasses.replace(
+        video, labels=shift_labels(video.video_ids, video.offsets, video.times, video.labels, label_delay, fps)
+    )
+    log.info(
+        "labels delayed by %g s: %d of %d labelled frames keep a label.",
+        label_delay,
+        int(video.labelled.sum()),
+        before,
+    )
+    return video
 
 
 MAX_FPS = 1000.0  # no face-video corpus comes close; a larger value is a typo or a unit mix-up

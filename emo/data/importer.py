@@ -25,10 +25,10 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from emo.core.config import SPLITS as PARTITIONS  # official partitions map onto emo's splits
 from emo.core.errors import DataError
-from emo.data.align import Series, align, to_grid
+from emo.data.align import Aligned, Series, align, to_grid
 from emo.data.split import Split
-from emo.data.tables import SPLITS as PARTITIONS  # official partitions map onto emo's splits
 
 log = logging.getLogger(__name__)
 
@@ -385,72 +385,133 @@ def write_dataset(
     return replace(summary, dest=shown)  # the folder as the user named it
 
 
-def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, options, fmt, seed, progress):
+def _write(
+    recordings: Iterable[Recording],
+    tmp: Path,
+    dest: Path,
+    fps: float,
+    label_scale: float,
+    source_format: str,
+    options: dict,
+    fmt: str,
+    seed: int,
+    progress: bool,
+) -> ImportSummary:
+    """Write every recording's tables, the split and meta.json into `tmp` (which becomes `dest`)."""
     from tqdm import tqdm
 
-    writers: dict[tuple[str, str], _TableWriter] = {}
-    stats, unlabelled = [], []
-    partition: dict[str, str | None] = {}
-    groups: dict[str, dict[str, str]] = {}
-    seen: set[str] = set()
+    writers = _Writers(tmp, fmt)
+    done = _Imported()
+    try:
+        for rec in tqdm(recordings, desc=f"import {source_format}", unit="rec", disable=not progress):
+            _write_recording(rec, writers, done, fps, label_scale)
+    finally:
+        writers.close()
+    if not done.stats:
+        raise DataError("no recording has labels, so there is nothing to train on. Check --labels.")
+    split, rule = official_split(done.partition, done.groups, seed)
+    if split is not None:
+        body = {**split.to_json(), "rule": rule}
+        (tmp / "split.json").write_text(json.dumps(body, indent=1) + "\n")
+    _write_meta(tmp, dest, _meta(dest, fps, label_scale, source_format, options, rule, done), bool(done.unlabelled))
+    return ImportSummary(dest, source_format, fps, label_scale, done.stats, done.unlabelled, rule, writers.audio_rows())
 
-    def writer(folder: str, table: str, names: list[str], labels: bool, source: str) -> _TableWriter:
+
+class _Writers:
+    """The table writers of one import, one per (folder, table), each opened with its first rows."""
+
+    def __init__(self, tmp: Path, fmt: str):
+        self.tmp, self.fmt = tmp, fmt
+        self.tables: dict[tuple[str, str], _TableWriter] = {}
+
+    def get(self, folder: str, table: str, names: list[str], labels: bool, source: str) -> _TableWriter:
+        """The writer of `folder/table`; every recording must bring it the same feature columns."""
         key = (folder, table)
-        if key not in writers:
-            (tmp / folder).mkdir(parents=True, exist_ok=True)
-            writers[key] = _TableWriter(tmp / folder / f"{table}.{fmt}", names, labels, source)
-        elif writers[key].names != names:
-            first = writers[key]
+        if key not in self.tables:
+            (self.tmp / folder).mkdir(parents=True, exist_ok=True)
+            self.tables[key] = _TableWriter(self.tmp / folder / f"{table}.{self.fmt}", names, labels, source)
+        elif self.tables[key].names != names:
+            first = self.tables[key]
             raise DataError(
                 f"{source}: its features ({len(names)}: {', '.join(names[:3])} …) differ from those of "
                 f"{first.source} ({len(first.names)}: {', '.join(first.names[:3])} …). Every "
                 f"recording's {table} features must be the same columns."
             )
-        return writers[key]
+        return self.tables[key]
 
-    try:
-        for rec in tqdm(recordings, desc=f"import {source_format}", unit="rec", disable=not progress):
-            if rec.id in seen:
-                raise DataError(
-                    f"{rec.video.source}: recording id {rec.id!r} appears twice in the corpus. Ids "
-                    f"must be unique; import the parts separately or rename one."
-                )
-            seen.add(rec.id)
-            labelled = rec.labels is not None
-            on = align(rec.video, rec.labels, fps)
-            y = on.labels  # written in the corpus's own scale; emo divides by label_scale when it reads
-            peak = np.abs(np.nan_to_num(y)).max(axis=1) if labelled else np.zeros(0)
-            if (peak > label_scale * (1 + 1e-6)).any():
-                row = int(np.argmax(peak))
-                raise DataError(
-                    f"{rec.labels.source}: a label reaches {peak[row]:g} near "
-                    f"{on.times[row]:g} s, outside [-{label_scale:g}, {label_scale:g}]. Pass the "
-                    f"corpus's scale with --label-scale."
-                )
-            folder = "." if labelled else "unlabelled"
-            names = [f"emb_{j}" for j in range(on.features.shape[1])]
-            writer(folder, "video", names, True, rec.video.source).append(
-                rec.id, on.times, on.features, y if labelled else np.full((len(on.times), 2), np.nan, np.float32)
-            )
-            for w, series in sorted(rec.audio.items()):
-                times, xa, _ = to_grid(series, fps, keep_sparse=True)
-                aname = rec.audio_names.get(w) or [f"emb_{j}" for j in range(xa.shape[1])]
-                writer(folder, f"audio_{w}s", aname, False, series.source).append(rec.id, times, xa)
-            (stats if labelled else unlabelled).append(_stats(rec, on.times, y, fps))
-            if labelled:
-                partition[rec.id] = rec.partition
-                for g, value in rec.groups.items():
-                    groups.setdefault(g, {})[rec.id] = value
-    finally:
-        close_all(writers.values())
-    if not stats:
-        raise DataError("no recording has labels, so there is nothing to train on. Check --labels.")
-    split, rule = official_split(partition, groups, seed)
-    if split is not None:
-        body = {**split.to_json(), "rule": rule}
-        (tmp / "split.json").write_text(json.dumps(body, indent=1) + "\n")
-    audio_rows = {int(t.split("_")[1][:-1]): w.rows for (f, t), w in writers.items() if f == "." and t != "video"}
-    meta = {
+    def audio_rows(self) -> dict[int, int]:
+        """Rows written per audio window length (seconds), labelled recordings only."""
+        return {int(t.split("_")[1][:-1]): w.rows for (f, t), w in self.tables.items() if f == "." and t != "video"}
+
+    def close(self) -> None:
+        """Close every writer, even when one fails (`close_all`)."""
+        close_all(self.tables.values())
+
+
+@dataclass
+class _Imported:
+    """What the recordings written so far add up to: their stats, official partitions and groups."""
+
+    stats: list[RecordingStats] = field(default_factory=list)
+    unlabelled: list[RecordingStats] = field(default_factory=list)
+    partition: dict[str, str | None] = field(default_factory=dict)
+    groups: dict[str, dict[str, str]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def add(self, rec: Recording, stats: RecordingStats) -> None:
+        """Count a written recording; only a labelled one takes part in the split."""
+        if rec.labels is None:
+            self.unlabelled.append(stats)
+            return
+        self.stats.append(stats)
+        self.partition[rec.id] = rec.partition
+        for g, value in rec.groups.items():
+            self.groups.setdefault(g, {})[rec.id] = value
+
+
+def _write_recording(rec: Recording, writers: _Writers, done: _Imported, fps: float, label_scale: float) -> None:
+    """Align one recording to the grid and append its rows: a labelled one to the dataset's tables,
+    an unlabelled one to those under `unlabelled/`."""
+    if rec.id in done.seen:
+        raise DataError(
+            f"{rec.video.source}: recording id {rec.id!r} appears twice in the corpus. Ids "
+            f"must be unique; import the parts separately or rename one."
+        )
+    done.seen.add(rec.id)
+    labelled = rec.labels is not None
+    on = align(rec.video, rec.labels, fps)
+    y = on.labels  # written in the corpus's own scale; emo divides by label_scale when it reads
+    if labelled:
+        _check_label_range(rec, on, label_scale)
+    folder = "." if labelled else "unlabelled"
+    names = [f"emb_{j}" for j in range(on.features.shape[1])]
+    writers.get(folder, "video", names, True, rec.video.source).append(
+        rec.id, on.times, on.features, y if labelled else np.full((len(on.times), 2), np.nan, np.float32)
+    )
+    for w, series in sorted(rec.audio.items()):
+        times, xa, _ = to_grid(series, fps, keep_sparse=True)
+        aname = rec.audio_names.get(w) or [f"emb_{j}" for j in range(xa.shape[1])]
+        writers.get(folder, f"audio_{w}s", aname, False, series.source).append(rec.id, times, xa)
+    done.add(rec, _stats(rec, on.times, y, fps))
+
+
+def _check_label_range(rec: Recording, on: Aligned, label_scale: float) -> None:
+    """A label beyond ±label_scale means the corpus's scale was not passed (--label-scale)."""
+    peak = np.abs(np.nan_to_num(on.labels)).max(axis=1)
+    if (peak > label_scale * (1 + 1e-6)).any():
+        row = int(np.argmax(peak))
+        raise DataError(
+            f"{rec.labels.source}: a label reaches {peak[row]:g} near "
+            f"{on.times[row]:g} s, outside [-{label_scale:g}, {label_scale:g}]. Pass the "
+            f"corpus's scale with --label-scale."
+        )
+
+
+def _meta(
+    dest: Path, fps: float, label_scale: float, source_format: str, options: dict, rule: str, done: _Imported
+) -> dict:
+    """meta.json of the imported dataset: its grid, scale, source, split rule and groups."""
+    return {
         "name": dest.name,
         "fps": fps,
         "label_scale": label_scale,
@@ -460,12 +521,15 @@ def _write(recordings, tmp: Path, dest: Path, fps, label_scale, source_format, o
         "split_rule": rule,
         "alignment": "features averaged into grid steps [k/fps, (k+1)/fps); labels linearly interpolated at "
         "the mean time of each step's features, never extrapolated past the labelled span",
-        "groups": groups,
-        "unlabelled_recordings": [r.id for r in unlabelled],
+        "groups": done.groups,
+        "unlabelled_recordings": [r.id for r in done.unlabelled],
     }
+
+
+def _write_meta(tmp: Path, dest: Path, meta: dict, unlabelled: bool) -> None:
+    """meta.json, and the `unlabelled/` folder's own (a dataset of recordings to predict)."""
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     if unlabelled:
         (tmp / "unlabelled" / "meta.json").write_text(
             json.dumps({**meta, "name": f"{dest.name}-unlabelled", "unlabelled": True}, indent=1, default=str) + "\n"
         )
-    return ImportSummary(dest, source_format, fps, label_scale, stats, unlabelled, rule, audio_rows)

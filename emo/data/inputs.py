@@ -13,7 +13,7 @@ import numpy as np
 
 from emo.core.config import SPLITS
 from emo.core.errors import ConfigError, DataError
-from emo.data.dataset import Dataset
+from emo.data.dataset import AUDIO_TABLES, Dataset
 from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
 from emo.data.tables import FrameTable
 from emo.data.windows import (
@@ -133,6 +133,7 @@ def _window_inputs(
     keep_unlabelled: bool,
     masked: bool | None,
 ) -> Inputs:
+    """Window samples of `window_s` seconds per split, with their audio rows for `fusion`."""
     v = ds.video
     frames = window_frames(window_s, ds.fps)
     audio = ds.audio(audio_window) if kind == "fusion" else None
@@ -143,7 +144,44 @@ def _window_inputs(
         name: make_windows(v, frames, stride=stride, videos=ds.split.of(name), max_gap=1.5 / ds.fps, pad_short=True)
         for name in splits
     }
-    labels = {}
+    wins, labels, unlabelled = _labelled_windows(v, wins, label, window_s, keep_unlabelled, masked)
+    if masked is None:
+        masked = any(w.padded for w in wins.values())
+    syncs = {}
+    if audio is not None:
+        syncs = {name: sync_audio(v, w, audio, ds.fps) for name, w in wins.items()}
+        _check_audio(v, audio, window_s, wins, syncs)
+        if audio_len is None:
+            # one fixed length, the longest in training: dev and test are cut to it, never define it
+            audio_len = syncs["train"].max_len
+    samples, index = _window_samples(ds, wins, labels, window_s, frames, masked, audio, syncs, audio_len)
+    dims = {"input_dim": v.dim, "video_dim": v.dim, "frames": frames}
+    if masked:
+        dims["video_mask"] = 1  # the model takes a (B, T) mask of real frames
+    stats = {"video": train_stats(v, ds.split.train)}
+    notes = {
+        "skipped_short_videos": sum(len(w.skipped_videos) for w in wins.values()),
+        "unlabelled_windows": unlabelled,
+        "padded_windows": int(sum(int((w.padding > 0).sum()) for w in wins.values())),
+    }
+    if audio is not None:
+        dims.update(audio_dim=audio.dim, audio_len=int(audio_len))
+        stats["audio"] = train_stats(audio, ds.split.train)
+        notes["audio_window"] = audio_window
+    return Inputs(kind, samples, index, dims, notes, stats)
+
+
+def _labelled_windows(
+    v: FrameTable,
+    wins: dict[str, Windows],
+    label: str,
+    window_s: float,
+    keep_unlabelled: bool,
+    masked: bool | None,
+) -> tuple[dict[str, Windows], dict[str, np.ndarray], int]:
+    """Each split's windows whose label is known (all with `keep_unlabelled`), their labels, and how
+    many were left out for an unknown label."""
+    kept, labels = {}, {}
     unlabelled = 0
     for name, w in wins.items():
         y = window_labels(v, w, label)
@@ -157,17 +195,25 @@ def _window_inputs(
                 window_s,
             )
             known &= w.padding == 0
-        wins[name], labels[name] = w.select(known), y[known]
-    if masked is None:
-        masked = any(w.padded for w in wins.values())
-    syncs = {name: sync_audio(v, w, audio, ds.fps) for name, w in wins.items()} if audio is not None else {}
-    if audio is not None:
-        _check_audio(v, audio, window_s, wins, syncs)
-    if audio is not None and audio_len is None:
-        # one fixed length, the longest in training: dev and test are cut to it, never define it
-        audio_len = syncs["train"].max_len
+        kept[name], labels[name] = w.select(known), y[known]
+    return kept, labels, unlabelled
+
+
+def _window_samples(
+    ds: Dataset,
+    wins: dict[str, Windows],
+    labels: dict[str, np.ndarray],
+    window_s: float,
+    frames: int,
+    masked: bool,
+    audio: FrameTable | None,
+    syncs: dict[str, AudioSync],
+    audio_len: int | None,
+) -> tuple[dict[str, _Samples], dict[str, SampleIndex]]:
+    """Each split's window (or, with `audio`, fusion) samples and where they come from; a split
+    without a window is an error."""
+    v = ds.video
     samples, index = {}, {}
-    skipped = sorted(s for w in wins.values() for s in w.skipped_videos)
     for name, w in wins.items():
         if not len(w):
             raise DataError(
@@ -180,21 +226,7 @@ def _window_inputs(
             samples[name] = FusionSamples(v, w, labels[name], audio, syncs[name].cut(audio_len), masked=masked)
         start, end = window_span(v, w, ds.fps)
         index[name] = SampleIndex(v.video_ids[w.video], start, end)
-    dims = {"input_dim": v.dim, "video_dim": v.dim, "frames": frames}
-    if masked:
-        dims["video_mask"] = 1  # the model takes a (B, T) mask of real frames
-    stats = {"video": train_stats(v, ds.split.train)}
-    if audio is not None:
-        dims.update(audio_dim=audio.dim, audio_len=int(audio_len))
-        stats["audio"] = train_stats(audio, ds.split.train)
-    notes = {
-        "skipped_short_videos": len(skipped),
-        "unlabelled_windows": unlabelled,
-        "padded_windows": int(sum(int((w.padding > 0).sum()) for w in wins.values())),
-    }
-    if audio is not None:
-        notes["audio_window"] = audio_window
-    return Inputs(kind, samples, index, dims, notes, stats)
+    return samples, index
 
 
 def _check_lengths(v: FrameTable, frames: int, window_s: float, ds: Dataset, splits) -> None:
@@ -301,7 +333,7 @@ def build_inputs(
         have = ds.audio_windows()
         if not have:
             raise DataError(
-                f"{ds.folder}: fusion needs audio tables (audio_1s … audio_4s), and this dataset has "
+                f"{ds.folder}: fusion needs audio tables ({AUDIO_TABLES}), and this dataset has "
                 f"none (like AFEW-VA). Use a video model, or add the audio tables."
             )
         audio_window = choose_audio_window(window_s, have)

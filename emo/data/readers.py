@@ -87,40 +87,14 @@ def read_delimited(
     A line with fewer or more fields than the others (a file cut short) is an error naming it.
     """
     path = Path(path)
-    found = sniff(path)
-    if sep is not None and found != sep:
-        line = _first_line(path)
-        if line.count(sep) == 0:
-            shown = {";": "';'", ",": "','", "\t": "tab"}
-            raise DataError(
-                f"{path}: this {what} is {shown[found]}-separated, but this format's files are "
-                f"{shown[sep]}-separated (first line: {line[:80]!r}). Check that the file is the "
-                f"one meant here, or convert it."
-            )
-        found = sep
+    found = _delimiter(path, sep, what)
     header = has_header(_first_lines(path), found)
     if not header and names is None:
         raise DataError(
             f"{path}: the {what} has no header line, and this format needs one "
             f"(first line: {_first_line(path)[:80]!r})."
         )
-    try:  # pyarrow's reader: several times faster than pandas' on wide numeric files
-        table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
-            parse_options=pacsv.ParseOptions(delimiter=found, quote_char=quote),
-            convert_options=pacsv.ConvertOptions(
-                null_values=["", "?", "NaN", "nan"],
-                strings_can_be_null=True,
-                column_types={c: pa.string() for c in text},
-            ),
-        )
-        df = table.to_pandas()
-    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-        raise _cut_short(path, found, header, names, what) or DataError(
-            f"{path}: cannot be read as a {found!r}-separated table ({str(exc).splitlines()[0]}). Check that every "
-            f"line has the same number of fields."
-        ) from None
+    df = _read_text_table(path, found, header, names, what, text, quote)
     if not header:
         if len(df.columns) < len(names):
             raise DataError(
@@ -133,6 +107,45 @@ def read_delimited(
     if len(df) == 0:
         raise DataError(f"{path}: the {what} has a header but no rows.")
     return df
+
+
+def _delimiter(path: Path, sep: str | None, what: str) -> str:
+    """The file's delimiter; a given `sep` the first line does not hold at all is an error naming both."""
+    found = sniff(path)
+    if sep is None or found == sep:
+        return found
+    line = _first_line(path)
+    if line.count(sep) == 0:
+        shown = {";": "';'", ",": "','", "\t": "tab"}
+        raise DataError(
+            f"{path}: this {what} is {shown[found]}-separated, but this format's files are "
+            f"{shown[sep]}-separated (first line: {line[:80]!r}). Check that the file is the "
+            f"one meant here, or convert it."
+        )
+    return sep
+
+
+def _read_text_table(
+    path: Path, sep: str, header: bool, names: list[str] | None, what: str, text: tuple[str, ...], quote: str
+) -> pd.DataFrame:
+    """The file read by pyarrow, `text` columns as strings; a line cut short is an error naming it."""
+    try:  # pyarrow's reader: several times faster than pandas' on wide numeric files
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(autogenerate_column_names=not header),
+            parse_options=pacsv.ParseOptions(delimiter=sep, quote_char=quote),
+            convert_options=pacsv.ConvertOptions(
+                null_values=["", "?", "NaN", "nan"],
+                strings_can_be_null=True,
+                column_types={c: pa.string() for c in text},
+            ),
+        )
+        return table.to_pandas()
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        raise _cut_short(path, sep, header, names, what) or DataError(
+            f"{path}: cannot be read as a {sep!r}-separated table ({str(exc).splitlines()[0]}). Check that every "
+            f"line has the same number of fields."
+        ) from None
 
 
 def _cut_short(path: Path, sep: str, header: bool, names: list[str] | None, what: str) -> DataError | None:

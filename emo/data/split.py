@@ -41,7 +41,7 @@ class Split:
         return getattr(self, name)
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+        return {name: len(getattr(self, name)) for name in SPLITS}
 
     @property
     def hash(self) -> str:
@@ -53,9 +53,7 @@ class Split:
         return {
             "seed": self.seed,
             "ratios": list(self.ratios),
-            "train": list(self.train),
-            "dev": list(self.dev),
-            "test": list(self.test),
+            **{name: list(getattr(self, name)) for name in SPLITS},
         }
 
 

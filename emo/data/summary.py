@@ -103,73 +103,18 @@ def summarize(ds: Dataset, windows_s=(), per_video: bool | None = None) -> str:
     table none of whose rows falls inside a split's windows) is listed in the summary and raised as a
     DataError holding the summary, so that `emo data check` fails.
     """
-    v = ds.video
-    lengths = v.lengths
-    seconds = lengths / ds.fps
     audio = audio_coverage(ds)
+    lines = [*_overview_lines(ds), *coverage_lines(ds, per_video, audio), _split_line(ds)]
     problems = []
-    lines = [
-        f"dataset   {ds.name} ({ds.folder})" + ("  [SYNTHETIC data, not a real corpus]" if ds.synthetic else ""),
-        f"video     {v.source.name}: {len(v.video_ids)} videos, {v.n_rows} frames, {v.dim}-dim features, "
-        f"{ds.fps:g} fps",
-        f"duration  {seconds.sum() / 3600:.2f} h in all; per video min {seconds.min():.1f} s, "
-        f"median {np.median(seconds):.1f} s, max {seconds.max():.1f} s",
-        f"labels    scaled by 1/{ds.label_scale:g}: {_label_range(v.labels[v.labelled])}",
-        *coverage_lines(ds, per_video, audio),
-    ]
-    frames_of = dict(zip(v.video_ids, lengths))
-    sizes = ", ".join(
-        f"{name} {len(ids)} videos / {sum(frames_of.get(i, 0) for i in ids)} frames"
-        for name in SPLITS
-        for ids in [ds.split.of(name)]
-    )
-    lines.append(f"split     {sizes} ({ds.split.source}, hash {ds.split.hash})")
     for w in windows_s:
-        n = window_frames(w, ds.fps)
-        win = make_windows(v, n, max_gap=1.5 / ds.fps, pad_short=True)
-        full = int((win.padding == 0).sum())
-        if not full:
-            longest = int(stretches(v, 1.5 / ds.fps)[2].max())
-            problem = (
-                f"no window of {w:g} s ({n} frames) exists: the longest run of consecutive frames is "
-                f"{longest} frames ({longest / ds.fps:g} s), so every window would be padded. Choose a "
-                f"--window of at most {longest / ds.fps:g} s."
-            )
+        line, problem = _window_line(ds, w)
+        lines.append(line)
+        if problem:
             problems.append(problem)
-            lines.append(f"windows   {w:g} s = {n} frames: NONE; {problem}")
-            continue
-        lines.append(
-            f"windows   {w:g} s = {n} frames: {len(win)} windows (stride 1), "
-            f"{int((win.padding > 0).sum())} of them padded (stretches shorter than the window)"
-        )
     for w, frames in audio.items():
-        a = ds.audio(w)
-        lines.append(
-            f"audio     audio_{w}s: {a.n_rows} rows, {a.dim} features, {len(a.video_ids)} videos"
-            + (", with labels" if a.labels is not None else ", labels from the video frames")
-        )
-        lines.append(
-            f"          audio rows inside the {w} s window starting at {int(frames.sum())} of {v.n_rows} "
-            f"frames; {int((frames > 0).sum())} of {len(frames)} videos have audio in some window"
-        )
-        silent = v.video_ids[frames == 0]
-        if len(silent):
-            lines.append(
-                f"          NO audio row inside any window of {len(silent)} video(s): {_few(silent)} "
-                f"({time_ranges(v, a, silent[0])})"
-            )
-        empty = []  # splits where fusion would raise: no window of theirs holds audio
-        for name in SPLITS:
-            chosen = np.isin(v.video_ids, np.asarray(ds.split.of(name), dtype=str))
-            if chosen.any() and not frames[chosen].any():
-                empty.append((name, v.video_ids[chosen][0]))
-        if empty:
-            problems.append(
-                f"audio_{w}s: no audio row falls inside any {w} s window of the "
-                f"{' and '.join(name for name, _ in empty)} videos, so fusion would train or score on video alone. "
-                f"Check the time bases: the audio timestamps must be seconds from the video's start, like the video "
-                f"timestamps ({time_ranges(v, a, empty[0][1])})."
-            )
+        lines += _audio_lines(ds, w, frames)
+        if problem := _audio_problem(ds, w, frames):
+            problems.append(problem)
     if not audio:
         lines.append("audio     none (video-only dataset: video, ffnn and baseline models apply)")
     text = "\n".join(lines)
@@ -180,3 +125,84 @@ def summarize(ds: Dataset, windows_s=(), per_video: bool | None = None) -> str:
             + f"\n\nwhat was read:\n{text}"
         )
     return text
+
+
+def _overview_lines(ds: Dataset) -> list[str]:
+    """The dataset, its video table, its durations and its label ranges."""
+    v = ds.video
+    seconds = v.lengths / ds.fps
+    return [
+        f"dataset   {ds.name} ({ds.folder})" + ("  [SYNTHETIC data, not a real corpus]" if ds.synthetic else ""),
+        f"video     {v.source.name}: {len(v.video_ids)} videos, {v.n_rows} frames, {v.dim}-dim features, "
+        f"{ds.fps:g} fps",
+        f"duration  {seconds.sum() / 3600:.2f} h in all; per video min {seconds.min():.1f} s, "
+        f"median {np.median(seconds):.1f} s, max {seconds.max():.1f} s",
+        f"labels    scaled by 1/{ds.label_scale:g}: {_label_range(v.labels[v.labelled])}",
+    ]
+
+
+def _split_line(ds: Dataset) -> str:
+    """Each split's videos and frames, and where the split came from."""
+    frames_of = dict(zip(ds.video.video_ids, ds.video.lengths))
+    sizes = ", ".join(
+        f"{name} {len(ids)} videos / {sum(frames_of.get(i, 0) for i in ids)} frames"
+        for name in SPLITS
+        for ids in [ds.split.of(name)]
+    )
+    return f"split     {sizes} ({ds.split.source}, hash {ds.split.hash})"
+
+
+def _window_line(ds: Dataset, w: float) -> tuple[str, str | None]:
+    """How many windows of `w` seconds there are, and the problem when none is whole."""
+    v = ds.video
+    n = window_frames(w, ds.fps)
+    win = make_windows(v, n, max_gap=1.5 / ds.fps, pad_short=True)
+    if not int((win.padding == 0).sum()):
+        longest = int(stretches(v, 1.5 / ds.fps)[2].max())
+        problem = (
+            f"no window of {w:g} s ({n} frames) exists: the longest run of consecutive frames is "
+            f"{longest} frames ({longest / ds.fps:g} s), so every window would be padded. Choose a "
+            f"--window of at most {longest / ds.fps:g} s."
+        )
+        return f"windows   {w:g} s = {n} frames: NONE; {problem}", problem
+    line = (
+        f"windows   {w:g} s = {n} frames: {len(win)} windows (stride 1), "
+        f"{int((win.padding > 0).sum())} of them padded (stretches shorter than the window)"
+    )
+    return line, None
+
+
+def _audio_lines(ds: Dataset, w: int, frames: np.ndarray) -> list[str]:
+    """The `audio_{w}s` table, how many frames' windows hold its rows, and the videos with none."""
+    v, a = ds.video, ds.audio(w)
+    lines = [
+        f"audio     audio_{w}s: {a.n_rows} rows, {a.dim} features, {len(a.video_ids)} videos"
+        + (", with labels" if a.labels is not None else ", labels from the video frames"),
+        f"          audio rows inside the {w} s window starting at {int(frames.sum())} of {v.n_rows} "
+        f"frames; {int((frames > 0).sum())} of {len(frames)} videos have audio in some window",
+    ]
+    silent = v.video_ids[frames == 0]
+    if len(silent):
+        lines.append(
+            f"          NO audio row inside any window of {len(silent)} video(s): {_few(silent)} "
+            f"({time_ranges(v, a, silent[0])})"
+        )
+    return lines
+
+
+def _audio_problem(ds: Dataset, w: int, frames: np.ndarray) -> str | None:
+    """The problem when no window of some split's videos holds an `audio_{w}s` row (fusion would raise)."""
+    v = ds.video
+    empty = []
+    for name in SPLITS:
+        chosen = np.isin(v.video_ids, np.asarray(ds.split.of(name), dtype=str))
+        if chosen.any() and not frames[chosen].any():
+            empty.append((name, v.video_ids[chosen][0]))
+    if not empty:
+        return None
+    return (
+        f"audio_{w}s: no audio row falls inside any {w} s window of the "
+        f"{' and '.join(name for name, _ in empty)} videos, so fusion would train or score on video alone. "
+        f"Check the time bases: the audio timestamps must be seconds from the video's start, like the video "
+        f"timestamps ({time_ranges(v, ds.audio(w), empty[0][1])})."
+    )

@@ -408,136 +408,242 @@ def _window_mean(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     return (csum[hi] - csum[lo]) / count
 
 
+# window length (s) -> the windows' starts (s) and frame ranges [lo, hi), as _window_bounds gives them
+_Windows = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class _Face:
+    """The face model's global parameters (drawn once per dataset)."""
+
+    projection: np.ndarray  # (2 + H, D) float32: [v, a, nonlinear units] -> embedding
+    weights: np.ndarray  # (2, H): g_h
+    bias: np.ndarray  # (H,): c_h
+    mean: np.ndarray  # (D,): mu
+
+
+@dataclass(frozen=True)
+class _Voice:
+    """The voice model's global parameters (drawn once per dataset)."""
+
+    names: list[str]  # the feature columns
+    projection: np.ndarray  # (2 + H', F): [a, v, nonlinear units] -> voice
+    weights: np.ndarray  # (2, H'): g'_h
+    bias: np.ndarray  # (H',): c'_h
+    delta: np.ndarray  # (F,): speech versus silence
+    loc: np.ndarray  # (F,)
+    scale: np.ndarray  # (F,)
+    loudness: int | None  # the loudness column's index, if the features include it
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """Every video's rows, before they are shuffled and written."""
+
+    emb: np.ndarray  # (videos * frames, D) float32
+    valence: np.ndarray
+    arousal: np.ndarray
+    audio: dict[int, np.ndarray]  # window length (s) -> (videos * windows, F) float32
+
+
 def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
     """Write a synthetic dataset folder (docs: data-contract) to ``out_dir`` and return it."""
     if not isinstance(config, SynthConfig):
         raise ConfigError(f"synthesize() needs a SynthConfig, got {type(config).__name__}.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    # Remove what a previous generation may have left: the other format's tables and a split
-    # that may name videos this dataset does not have.
-    stale = ["video", *(f"audio_{n}s" for n in AUDIO_WINDOWS)]
-    for stem in stale:
+    _remove_stale(out)
+
+    root = np.random.default_rng(config.seed)
+    n = _frame_count(config)
+    t = np.arange(n) / config.fps
+    # The order of the draws from `root` is part of the process (same seed, same bytes): the
+    # face's parameters, the voice's (drawn for afew too), one stream per video, then the row order.
+    face = _draw_face(root, config.dim)
+    voice = _draw_voice(root, config.audio_dim)
+    sewa = config.kind == "sewa"
+    windows = {N: _window_bounds(n, config.fps, config.audio_hop_s, N) for N in AUDIO_WINDOWS} if sewa else {}
+    tables = _draw_videos(root, config, t, face, voice, windows)
+    order_rng = root.spawn(1)[0]
+
+    ext = ".csv" if config.fmt == "csv" else ".parquet"
+    _write_video_table(out / f"video{ext}", config, t, tables, order_rng)
+    for N, (starts, _lo, _hi) in windows.items():
+        _write_audio_table(out / f"audio_{N}s{ext}", config, starts, voice.names, tables.audio[N], order_rng)
+    (out / "meta.json").write_text(json.dumps(_meta(config, n), indent=2) + "\n")
+    return out
+
+
+def _remove_stale(out: Path) -> None:
+    """Remove the other format's tables and a split that may name videos this dataset lacks."""
+    for stem in ["video", *(f"audio_{n}s" for n in AUDIO_WINDOWS)]:
         for ext in (".csv", ".parquet"):
             (out / f"{stem}{ext}").unlink(missing_ok=True)
     (out / "split.json").unlink(missing_ok=True)
 
-    sewa = config.kind == "sewa"
-    root = np.random.default_rng(config.seed)
-    n = _frame_count(config)
-    t = np.arange(n) / config.fps
-    ids = _video_ids(config)
-    D = config.dim
 
-    # global parameters of the face model
-    face_dirs = _directions(root, D, 2 + _FACE_NONLINEAR_UNITS)
-    face_gains = np.array([_FACE_VALENCE_GAIN, _FACE_AROUSAL_GAIN] + [_FACE_NONLINEAR_GAIN] * _FACE_NONLINEAR_UNITS)
-    face_map = (face_dirs * face_gains[:, None]).astype(np.float32)  # (2 + H, D)
-    face_g = root.normal(0.0, 1.5, size=(2, _FACE_NONLINEAR_UNITS))
-    face_c = root.normal(0.0, 0.5, size=_FACE_NONLINEAR_UNITS)
-    face_mean = root.normal(0.0, _FACE_MEAN_SD, size=D)
-
-    # global parameters of the voice model
-    F = config.audio_dim
-    feat_names = audio_feature_names(F)
-    voice_dirs = _directions(root, F, 2 + _VOICE_NONLINEAR_UNITS)
-    voice_gains = np.array(
-        [_VOICE_AROUSAL_GAIN, _VOICE_VALENCE_GAIN] + [_VOICE_NONLINEAR_GAIN] * _VOICE_NONLINEAR_UNITS
+def _draw_face(root: np.random.Generator, dim: int) -> _Face:
+    """The face model's global parameters."""
+    dirs = _directions(root, dim, 2 + _FACE_NONLINEAR_UNITS)
+    gains = np.array([_FACE_VALENCE_GAIN, _FACE_AROUSAL_GAIN] + [_FACE_NONLINEAR_GAIN] * _FACE_NONLINEAR_UNITS)
+    return _Face(
+        projection=(dirs * gains[:, None]).astype(np.float32),
+        weights=root.normal(0.0, 1.5, size=(2, _FACE_NONLINEAR_UNITS)),
+        bias=root.normal(0.0, 0.5, size=_FACE_NONLINEAR_UNITS),
+        mean=root.normal(0.0, _FACE_MEAN_SD, size=dim),
     )
-    voice_map = voice_dirs * voice_gains[:, None]  # (2 + H', F)
-    voice_g = root.normal(0.0, 1.5, size=(2, _VOICE_NONLINEAR_UNITS))
-    voice_c = root.normal(0.0, 0.5, size=_VOICE_NONLINEAR_UNITS)
-    voice_delta = root.standard_normal(F)
-    feat_loc = root.normal(0.0, 5.0, size=F)
-    feat_scale = np.exp(root.uniform(np.log(0.1), np.log(10.0), size=F))
-    loud_col = feat_names.index(LOUDNESS_COLUMN) if LOUDNESS_COLUMN in feat_names else None
 
-    windows = {N: _window_bounds(n, config.fps, config.audio_hop_s, N) for N in AUDIO_WINDOWS} if sewa else {}
 
+def _draw_voice(root: np.random.Generator, audio_dim: int) -> _Voice:
+    """The voice model's global parameters."""
+    names = audio_feature_names(audio_dim)
+    dirs = _directions(root, audio_dim, 2 + _VOICE_NONLINEAR_UNITS)
+    gains = np.array([_VOICE_AROUSAL_GAIN, _VOICE_VALENCE_GAIN] + [_VOICE_NONLINEAR_GAIN] * _VOICE_NONLINEAR_UNITS)
+    return _Voice(
+        names=names,
+        projection=dirs * gains[:, None],
+        weights=root.normal(0.0, 1.5, size=(2, _VOICE_NONLINEAR_UNITS)),
+        bias=root.normal(0.0, 0.5, size=_VOICE_NONLINEAR_UNITS),
+        delta=root.standard_normal(audio_dim),
+        loc=root.normal(0.0, 5.0, size=audio_dim),
+        scale=np.exp(root.uniform(np.log(0.1), np.log(10.0), size=audio_dim)),
+        loudness=names.index(LOUDNESS_COLUMN) if LOUDNESS_COLUMN in names else None,
+    )
+
+
+def _draw_videos(
+    root: np.random.Generator, config: SynthConfig, t: np.ndarray, face: _Face, voice: _Voice, windows: _Windows
+) -> _Tables:
+    """Every video's labels, face embeddings and (sewa) audio windows, each from its own stream."""
+    n = len(t)
     total = n * config.videos
-    emb = np.empty((total, D), dtype=np.float32)
-    valence = np.empty(total)
-    arousal = np.empty(total)
-    audio = {N: np.empty((len(w[0]) * config.videos, F), dtype=np.float32) for N, w in windows.items()}
-
+    tables = _Tables(
+        emb=np.empty((total, config.dim), dtype=np.float32),
+        valence=np.empty(total),
+        arousal=np.empty(total),
+        audio={
+            N: np.empty((len(w[0]) * config.videos, config.audio_dim), dtype=np.float32) for N, w in windows.items()
+        },
+    )
     for i, video_rng in enumerate(root.spawn(config.videos)):
         rows = slice(i * n, (i + 1) * n)
-        # latent affect
-        xv = _latent(video_rng, t)
-        xa = _latent(video_rng, t)
-        v = _LATENT_BOUND * np.tanh(xv)
-        a = _LATENT_BOUND * np.tanh(_VA_CORRELATION * xv + math.sqrt(1 - _VA_CORRELATION**2) * xa)
-        # labels: latent + rater noise, clipped, scaled
-        noise = video_rng.normal(0.0, 1.0, size=(2, n)) * config.rater_noise
-        valence[rows] = np.clip(v + noise[0], -1.0, 1.0) * config.label_scale
-        arousal[rows] = np.clip(a + noise[1], -1.0, 1.0) * config.label_scale
-        # face embeddings
-        va = np.column_stack([v, a])
-        face_latent = np.column_stack([va, np.tanh(va @ face_g + face_c)]).astype(np.float32)
-        identity = video_rng.normal(0.0, _FACE_IDENTITY_SD, size=D)
-        block = video_rng.standard_normal((n, D), dtype=np.float32)
-        if _FACE_NOISE_SD != 1.0:
-            block *= np.float32(_FACE_NOISE_SD)
-        block += face_latent @ face_map
-        block += (face_mean + identity).astype(np.float32)
-        emb[rows] = block
-        if not sewa:
+        v, a = _draw_affect(video_rng, t)
+        tables.valence[rows], tables.arousal[rows] = _draw_labels(video_rng, v, a, config)
+        tables.emb[rows] = _draw_face_rows(video_rng, face, v, a)
+        if config.kind != "sewa":
             continue
-        # voice: per-frame voice, then window functionals
-        speaking = _speech_mask(video_rng, t, n / config.fps)
-        av = np.column_stack([a, v])
-        voice_latent = np.column_stack([av, np.tanh(av @ voice_g + voice_c)])
-        z = speaking[:, None] * (voice_delta + voice_latent @ voice_map)
-        z += _VOICE_FRAME_NOISE_SD * video_rng.standard_normal((n, F))
-        gain = math.exp(video_rng.normal(0.0, _LOUDNESS_SPEAKER_SD))
-        loud_noise = video_rng.standard_normal((2, n))
-        loud = (
-            _SILENCE_LOUDNESS
-            + 0.01 * loud_noise[1]
-            + speaking
-            * gain
-            * (_SPEECH_LOUDNESS + _LOUDNESS_AROUSAL * a + _LOUDNESS_VALENCE * v + 0.15 * loud_noise[0])
-        )
-        speaker = video_rng.normal(0.0, _VOICE_SPEAKER_SD, size=F)
-        for N, (starts, lo, hi) in windows.items():
-            K = len(starts)
-            feats = _window_mean(z, lo, hi) + speaker
-            feats += _VOICE_WINDOW_NOISE_SD * video_rng.standard_normal((K, F))
-            feats = feats * feat_scale + feat_loc
-            if loud_col is not None:
-                feats[:, loud_col] = np.maximum(_window_mean(loud, lo, hi) + 0.005 * video_rng.standard_normal(K), 0.01)
-            audio[N][i * K : (i + 1) * K] = feats
+        for N, feats in _draw_voice_windows(video_rng, voice, t, config.fps, v, a, windows).items():
+            tables.audio[N][i * len(feats) : (i + 1) * len(feats)] = feats
+    return tables
 
-    order_rng = root.spawn(1)[0]
-    ext = ".csv" if config.fmt == "csv" else ".parquet"
 
-    # video table
-    frame_idx = np.tile(np.arange(n, dtype=np.int64), config.videos)
-    frame_names = np.array([f"/{k:05d}.png" for k in range(n)])
-    paths = np.concatenate([np.strings.add(f"clips/{vid}", frame_names) for vid in ids])
-    head: dict[str, np.ndarray] = {"path": paths}
-    if sewa:
-        head["timestamp"] = np.tile(t, config.videos)
-    else:
-        head["frame"] = frame_idx
-    head["valence"] = valence
-    head["arousal"] = arousal
-    _write_table(
-        out / f"video{ext}", head, [f"emb_{j}" for j in range(D)], emb, order_rng.permutation(total), config.fmt
+def _draw_affect(rng: np.random.Generator, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One video's latent valence and arousal, v(t) and a(t)."""
+    xv = _latent(rng, t)
+    xa = _latent(rng, t)
+    v = _LATENT_BOUND * np.tanh(xv)
+    a = _LATENT_BOUND * np.tanh(_VA_CORRELATION * xv + math.sqrt(1 - _VA_CORRELATION**2) * xa)
+    return v, a
+
+
+def _draw_labels(
+    rng: np.random.Generator, v: np.ndarray, a: np.ndarray, config: SynthConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a rater writes: the latent plus rater noise, clipped to [-1, 1] and scaled."""
+    noise = rng.normal(0.0, 1.0, size=(2, len(v))) * config.rater_noise
+    valence = np.clip(v + noise[0], -1.0, 1.0) * config.label_scale
+    arousal = np.clip(a + noise[1], -1.0, 1.0) * config.label_scale
+    return valence, arousal
+
+
+def _draw_face_rows(rng: np.random.Generator, face: _Face, v: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """One video's face embeddings (float32, one row per frame)."""
+    dim = face.mean.shape[0]
+    va = np.column_stack([v, a])
+    latent = np.column_stack([va, np.tanh(va @ face.weights + face.bias)]).astype(np.float32)
+    identity = rng.normal(0.0, _FACE_IDENTITY_SD, size=dim)
+    block = rng.standard_normal((len(v), dim), dtype=np.float32)
+    if _FACE_NOISE_SD != 1.0:
+        block *= np.float32(_FACE_NOISE_SD)
+    block += latent @ face.projection
+    block += (face.mean + identity).astype(np.float32)
+    return block
+
+
+def _draw_voice_windows(
+    rng: np.random.Generator, voice: _Voice, t: np.ndarray, fps: float, v: np.ndarray, a: np.ndarray, windows: _Windows
+) -> dict[int, np.ndarray]:
+    """One video's audio features per window length: the per-frame voice, then window functionals."""
+    n, dim = len(t), len(voice.names)
+    speaking = _speech_mask(rng, t, n / fps)
+    av = np.column_stack([a, v])
+    latent = np.column_stack([av, np.tanh(av @ voice.weights + voice.bias)])
+    z = speaking[:, None] * (voice.delta + latent @ voice.projection)
+    z += _VOICE_FRAME_NOISE_SD * rng.standard_normal((n, dim))
+    loud = _draw_loudness(rng, speaking, v, a)
+    speaker = rng.normal(0.0, _VOICE_SPEAKER_SD, size=dim)
+    features = {}
+    for N, (starts, lo, hi) in windows.items():
+        K = len(starts)
+        feats = _window_mean(z, lo, hi) + speaker
+        feats += _VOICE_WINDOW_NOISE_SD * rng.standard_normal((K, dim))
+        feats = feats * voice.scale + voice.loc
+        if voice.loudness is not None:
+            feats[:, voice.loudness] = np.maximum(_window_mean(loud, lo, hi) + 0.005 * rng.standard_normal(K), 0.01)
+        features[N] = feats
+    return features
+
+
+def _draw_loudness(rng: np.random.Generator, speaking: np.ndarray, v: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """One video's per-frame loudness: the silence level, plus a speaker-gained voice while speaking."""
+    gain = math.exp(rng.normal(0.0, _LOUDNESS_SPEAKER_SD))
+    noise = rng.standard_normal((2, len(speaking)))
+    return (
+        _SILENCE_LOUDNESS
+        + 0.01 * noise[1]
+        + speaking * gain * (_SPEECH_LOUDNESS + _LOUDNESS_AROUSAL * a + _LOUDNESS_VALENCE * v + 0.15 * noise[0])
     )
 
-    # audio tables
-    for N, (starts, _lo, _hi) in windows.items():
-        K = len(starts)
-        head = {
-            "filename": np.repeat(np.array([f"{vid}.wav" for vid in ids]), K),
-            "timestamp": np.tile(starts, config.videos),
-        }
-        _write_table(
-            out / f"audio_{N}s{ext}", head, feat_names, audio[N], order_rng.permutation(K * config.videos), config.fmt
-        )
 
-    meta = {
+def _write_video_table(
+    path: Path, config: SynthConfig, t: np.ndarray, tables: _Tables, order_rng: np.random.Generator
+) -> None:
+    """The video table: frame paths, a timestamp (sewa) or frame number (afew), labels, embeddings."""
+    n = len(t)
+    frame_names = np.array([f"/{k:05d}.png" for k in range(n)])
+    paths = np.concatenate([np.strings.add(f"clips/{vid}", frame_names) for vid in _video_ids(config)])
+    head: dict[str, np.ndarray] = {"path": paths}
+    if config.kind == "sewa":
+        head["timestamp"] = np.tile(t, config.videos)
+    else:
+        head["frame"] = np.tile(np.arange(n, dtype=np.int64), config.videos)
+    head["valence"] = tables.valence
+    head["arousal"] = tables.arousal
+    emb_names = [f"emb_{j}" for j in range(config.dim)]
+    _write_table(path, head, emb_names, tables.emb, order_rng.permutation(n * config.videos), config.fmt)
+
+
+def _write_audio_table(
+    path: Path,
+    config: SynthConfig,
+    starts: np.ndarray,
+    names: list[str],
+    features: np.ndarray,
+    order_rng: np.random.Generator,
+) -> None:
+    """One audio_Ns table: the wav file, the window's start, the features (no labels, per the contract)."""
+    K = len(starts)
+    head = {
+        "filename": np.repeat(np.array([f"{vid}.wav" for vid in _video_ids(config)]), K),
+        "timestamp": np.tile(starts, config.videos),
+    }
+    _write_table(path, head, names, features, order_rng.permutation(K * config.videos), config.fmt)
+
+
+def _meta(config: SynthConfig, frames: int) -> dict:
+    """meta.json: what the folder is, how it was generated, and its noise floor."""
+    sewa = config.kind == "sewa"
+    return {
         "name": "synthetic-sewa" if sewa else "synthetic-afew-va",
         "fps": config.fps,
         "label_scale": config.label_scale,
@@ -550,46 +656,49 @@ def synthesize(out_dir: str | Path, config: SynthConfig) -> Path:
             + " layout; NOT SEWA or AFEW-VA data, and results on it are not results on them."
         ),
         "videos": config.videos,
-        "frames_per_video": n,
+        "frames_per_video": frames,
         "audio_windows_s": list(AUDIO_WINDOWS) if sewa else [],
-        "process": {
-            "latent": {
-                "sines": _LATENT_SINES,
-                "period_s": list(_LATENT_PERIOD_S),
-                "amplitude": list(_LATENT_AMPLITUDE),
-                "offset_sd": _LATENT_OFFSET_SD,
-                "bound": _LATENT_BOUND,
-                "valence_arousal_mixing": _VA_CORRELATION,
-            },
-            "face": {
-                "valence_gain": _FACE_VALENCE_GAIN,
-                "arousal_gain": _FACE_AROUSAL_GAIN,
-                "nonlinear_units": _FACE_NONLINEAR_UNITS,
-                "nonlinear_gain": _FACE_NONLINEAR_GAIN,
-                "noise_sd": _FACE_NOISE_SD,
-                "identity_sd": _FACE_IDENTITY_SD,
-            },
-            "voice": {
-                "arousal_gain": _VOICE_AROUSAL_GAIN,
-                "valence_gain": _VOICE_VALENCE_GAIN,
-                "nonlinear_units": _VOICE_NONLINEAR_UNITS,
-                "nonlinear_gain": _VOICE_NONLINEAR_GAIN,
-                "frame_noise_sd": _VOICE_FRAME_NOISE_SD,
-                "window_noise_sd": _VOICE_WINDOW_NOISE_SD,
-                "speaker_sd": _VOICE_SPEAKER_SD,
-                "speech_s": list(_SPEECH_S),
-                "silence_s": list(_SILENCE_S),
-                "silence_loudness": _SILENCE_LOUDNESS,
-                "speech_loudness": _SPEECH_LOUDNESS,
-                "loudness_arousal": _LOUDNESS_AROUSAL,
-                "loudness_speaker_sd": _LOUDNESS_SPEAKER_SD,
-            }
-            if sewa
-            else None,
-        },
+        "process": _process(sewa),
     }
-    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return out
+
+
+def _process(sewa: bool) -> dict:
+    """The generating process' constants, as meta.json records them."""
+    return {
+        "latent": {
+            "sines": _LATENT_SINES,
+            "period_s": list(_LATENT_PERIOD_S),
+            "amplitude": list(_LATENT_AMPLITUDE),
+            "offset_sd": _LATENT_OFFSET_SD,
+            "bound": _LATENT_BOUND,
+            "valence_arousal_mixing": _VA_CORRELATION,
+        },
+        "face": {
+            "valence_gain": _FACE_VALENCE_GAIN,
+            "arousal_gain": _FACE_AROUSAL_GAIN,
+            "nonlinear_units": _FACE_NONLINEAR_UNITS,
+            "nonlinear_gain": _FACE_NONLINEAR_GAIN,
+            "noise_sd": _FACE_NOISE_SD,
+            "identity_sd": _FACE_IDENTITY_SD,
+        },
+        "voice": {
+            "arousal_gain": _VOICE_AROUSAL_GAIN,
+            "valence_gain": _VOICE_VALENCE_GAIN,
+            "nonlinear_units": _VOICE_NONLINEAR_UNITS,
+            "nonlinear_gain": _VOICE_NONLINEAR_GAIN,
+            "frame_noise_sd": _VOICE_FRAME_NOISE_SD,
+            "window_noise_sd": _VOICE_WINDOW_NOISE_SD,
+            "speaker_sd": _VOICE_SPEAKER_SD,
+            "speech_s": list(_SPEECH_S),
+            "silence_s": list(_SILENCE_S),
+            "silence_loudness": _SILENCE_LOUDNESS,
+            "speech_loudness": _SPEECH_LOUDNESS,
+            "loudness_arousal": _LOUDNESS_AROUSAL,
+            "loudness_speaker_sd": _LOUDNESS_SPEAKER_SD,
+        }
+        if sewa
+        else None,
+    }
 
 
 def _write_table(

@@ -427,7 +427,7 @@ def _split_column(df: pd.DataFrame, ids: np.ndarray, path: Path) -> dict[str, st
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{path}: column 'split' is {df['split'].iloc[row]!r} at {_line(path, row)}; it must be "
-            f"one of train, dev, test (or drop the column to let emo split by video)."
+            f"one of {', '.join(SPLITS)} (or drop the column to let emo split by video)."
         )
     pairs = pd.DataFrame({"id": ids, "split": s}).drop_duplicates()
     dup = pairs["id"].duplicated(keep=False)
@@ -461,7 +461,31 @@ def read_table(
     source_col = "path" if modality == "video" else "filename"
     pattern = id_pattern or (VIDEO_ID_PATTERN if modality == "video" else AUDIO_ID_PATTERN)
     ids = _video_ids(df, path, source_col, pattern)
+    times = _times(df, path, modality, fps)
 
+    cols = _feature_columns(df, path, modality)
+    x = _features(df, cols, path)
+    warn_extreme(x, cols, path)
+    y = _labels(df, path, label_scale, required=modality == "video" and require_labels)
+    if y is None and modality == "video":  # recordings to predict, without label columns at all
+        y = np.full((len(df), 2), np.nan, np.float32)
+    split = _split_column(df, ids, path)
+
+    video_ids, order, times, offsets = _sort_rows(ids, times, path)
+    return FrameTable(
+        source=path,
+        video_ids=video_ids,
+        offsets=offsets,
+        times=times,
+        features=x[order],
+        labels=None if y is None else y[order],
+        feature_names=[str(c) for c in cols],
+        split=split,
+    )
+
+
+def _times(df: pd.DataFrame, path: Path, modality: str, fps: float | None) -> np.ndarray:
+    """Every row's time in seconds, from `timestamp`, else `frame / fps` (video) or `frameTime` (audio)."""
     if "timestamp" in df.columns:
         times = _numeric(df, "timestamp", path, "time in seconds")
     elif modality == "video" and "frame" in df.columns:
@@ -480,15 +504,12 @@ def read_table(
     if nan.any():
         row = int(np.flatnonzero(nan)[0])
         raise DataError(f"{path}: the time is missing or not finite at {_line(path, row)}. Every row needs a time.")
+    return times
 
-    cols = _feature_columns(df, path, modality)
-    x = _features(df, cols, path)
-    warn_extreme(x, cols, path)
-    y = _labels(df, path, label_scale, required=modality == "video" and require_labels)
-    if y is None and modality == "video":  # recordings to predict, without label columns at all
-        y = np.full((len(df), 2), np.nan, np.float32)
-    split = _split_column(df, ids, path)
 
+def _sort_rows(ids: np.ndarray, times: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The order that sorts rows by (video, time): (sorted unique ids, row order, sorted times, offsets
+    of each video's rows). A (video, time) given twice is an error naming both rows."""
     video_ids, codes = np.unique(ids, return_inverse=True)
     order = np.lexsort((times, codes))
     codes, times = codes[order], times[order]
@@ -503,13 +524,4 @@ def read_table(
         )
     offsets = np.zeros(len(video_ids) + 1, np.int64)
     np.cumsum(np.bincount(codes, minlength=len(video_ids)), out=offsets[1:])
-    return FrameTable(
-        source=path,
-        video_ids=video_ids,
-        offsets=offsets,
-        times=times,
-        features=x[order],
-        labels=None if y is None else y[order],
-        feature_names=[str(c) for c in cols],
-        split=split,
-    )
+    return video_ids, order, times, offsets

@@ -118,7 +118,21 @@ def make_windows(
         )
     fits = keep & (seg_len >= length)
     short = keep & (seg_len < length) & (seg_len > 0) if pad_short else np.zeros(len(seg_len), bool)
-    skipped_idx = np.setdiff1d(chosen, seg_video[fits | short])
+    skipped = _skipped_videos(table, np.setdiff1d(chosen, seg_video[fits | short]), length)
+    if short.any():
+        log.info(
+            "%s: %d stretch(es) shorter than %d frames get one window each, padded at the start and masked.",
+            table.source,
+            int(short.sum()),
+            length,
+        )
+    counts = np.where(fits, (seg_len - length) // stride + 1, short.astype(np.int64))
+    pad = np.where(short, length - seg_len, 0) if pad_short else None
+    return _spread(seg_start, seg_video, counts, pad, length, stride, skipped)
+
+
+def _skipped_videos(table: FrameTable, skipped_idx: np.ndarray, length: int) -> tuple[str, ...]:
+    """The ids of the videos at `skipped_idx`, which get no window, logged so none is dropped silently."""
     skipped = tuple(table.video_ids[skipped_idx].tolist())
     if skipped:
         log.warning(
@@ -129,24 +143,29 @@ def make_windows(
             ", ".join(skipped[:5]),
             " …" if len(skipped) > 5 else "",
         )
-    if short.any():
-        log.info(
-            "%s: %d stretch(es) shorter than %d frames get one window each, padded at the start and masked.",
-            table.source,
-            int(short.sum()),
-            length,
-        )
-    counts = np.where(fits, (seg_len - length) // stride + 1, short.astype(np.int64))
+    return skipped
+
+
+def _spread(
+    seg_start: np.ndarray,
+    seg_video: np.ndarray,
+    counts: np.ndarray,
+    pad: np.ndarray | None,
+    length: int,
+    stride: int,
+    skipped: tuple[str, ...],
+) -> Windows:
+    """`counts[i]` windows of stretch i, `stride` rows apart from its first row; `pad[i]` padding steps
+    before each of them (None: no padding at all)."""
     total = int(counts.sum())
     # position of each window within its stretch: 0, 1, 2, ... restarting at every stretch
     rank = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    pad = np.repeat(np.where(short, length - seg_len, 0), counts)
     return Windows(
         starts=np.repeat(seg_start, counts) + rank * stride,
         video=np.repeat(seg_video, counts),
         length=length,
         skipped_videos=skipped,
-        pad=pad if pad_short else None,
+        pad=None if pad is None else np.repeat(pad, counts),
     )
 
 
