@@ -6,8 +6,9 @@ runs exactly once between them. A dead worker's trial is failed by its missing h
 queued again (tuning's storage, `emo.studies.storage.make_storage`). A cell already finished on the same
 data fingerprint, split and settings, in any earlier matrix, is reused rather than retrained: its
 metrics are copied into this matrix's nested run, which points at the original
-(`emo.reused_from`). Trials select nothing: the value recorded is the cell's dev RMSE, and each
-cell's test metrics are computed once, by its own run, after training.
+(`emo.reused_from`; `emo.runs.reuse` finds and copies it). Trials select nothing: the value
+recorded is the cell's dev RMSE, and each cell's test metrics are computed once, by its own run,
+after training.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ PARENT_ATTR = "mlflow_parent_run_id"
 QUEUED_ATTR = "queued_trials"
 REUSABLE = ("device", "threads", "extra", "data")  # settings that do not change a result (data: its fingerprint counts)
 PER_WORKER = ("device", "threads")  # each worker's own: not part of the matrix's name or its parent's params
+# a cell run's own tags: a reused cell's copy sets them itself and never takes the earlier run's
 TAGS = ("emo.cell", "emo.seed", "emo.cell_key", "emo.matrix", "emo.table", "emo.row", "emo.arch")
 
 
@@ -122,6 +124,7 @@ def reproduce(
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
     from emo.experiment import run_experiment
+    from emo.runs.reuse import copy_run, earlier_run
     from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run
     from emo.studies.storage import make_storage, masked_url, storage_url
 
@@ -184,9 +187,9 @@ def reproduce(
                 "emo.arch": cell.arch,
                 "optuna.trial_number": trial.number,
             }
-            earlier = _earlier_run(key, parent_id)
+            earlier = earlier_run(key, parent_id)
             if earlier is not None:
-                run_id = _copy_run(earlier, parent_id, f"{cell.name}-seed{seed}", run_tags)
+                run_id = copy_run(earlier, parent_id, f"{cell.name}-seed{seed}", run_tags, keep=TAGS)
                 trial.set_user_attr("mlflow_run_id", run_id)
                 trial.set_user_attr("reused_from", earlier.info.run_id)
                 counts["reused"] += 1
@@ -257,46 +260,3 @@ def _work(study: optuna.Study, objective, after_trial, total: int) -> None:
             continue
         # a failing cell fails its trial and run (with the reason) and the matrix goes on
         study.optimize(objective, n_trials=1, callbacks=[after_trial], catch=(Exception,))
-
-
-def _earlier_run(key: str, parent_id: str):
-    """A finished run of the same cell key from another matrix (None: train it)."""
-    import mlflow
-
-    runs = mlflow.MlflowClient().search_runs(
-        experiment_ids=[e.experiment_id for e in mlflow.search_experiments()],
-        filter_string=f"tags.`emo.cell_key` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"],
-        max_results=20,
-    )
-    for run in runs:
-        if run.data.tags.get("mlflow.parentRunId") != parent_id and "emo.reused_from" not in run.data.tags:
-            return run
-    return None
-
-
-def _copy_run(earlier, parent_id: str, run_name: str, tags: dict) -> str:
-    """A nested run of this matrix holding an earlier run's params and final metrics."""
-    import mlflow
-    from mlflow.entities import Metric, Param
-
-    client = mlflow.MlflowClient()
-    parent = client.get_run(parent_id)
-    run = client.create_run(
-        parent.info.experiment_id,
-        run_name=run_name,
-        tags={
-            **{k: str(v) for k, v in tags.items()},
-            "mlflow.parentRunId": parent_id,
-            "emo.reused_from": earlier.info.run_id,
-            **{k: v for k, v in earlier.data.tags.items() if k.startswith("emo.") and k not in TAGS},
-        },
-    )
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run.info.run_id,
-        params=[Param(k, v) for k, v in earlier.data.params.items()],
-        metrics=[Metric(k, v, now, 0) for k, v in earlier.data.metrics.items()],
-    )
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
