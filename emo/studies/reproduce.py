@@ -16,22 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import socket
-import time
 from collections import Counter
 from dataclasses import dataclass
 
 import optuna
 
 from emo.core.config import HEARTBEAT_SECONDS, Config
-from emo.core.errors import ConfigError, StudyError
+from emo.core.errors import ConfigError, StudyError, WaitedTooLong
 from emo.core.progress import progress_bar
+from emo.studies.claims import wait_for
 from emo.studies.matrix import Cell
+from emo.studies.worker import Surplus, Trials, parent_run, work, worker_name
 
 log = logging.getLogger(__name__)
 
-PARENT_ATTR = "mlflow_parent_run_id"
 QUEUED_ATTR = "queued_trials"
 REUSABLE = ("device", "threads", "extra", "data")  # settings that do not change a result (data: its fingerprint counts)
 PER_WORKER = ("device", "threads")  # each worker's own: not part of the matrix's name or its parent's params
@@ -74,20 +72,19 @@ def _open_study(storage, name: str, cells: list[Cell], seeds: int, create_parent
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=storage, study_name=name)
         created = False
-    if created:
-        study.set_user_attr(PARENT_ATTR, create_parent())
+    if created:  # the study's creator, and so its parent run's
+        parent_run(study, storage, create_parent, creator=True)
         for cell in cells:
             for seed in range(seeds):
                 study.enqueue_trial({"cell": cell.name, "seed": seed}, user_attrs={"cell": cell.name, "seed": seed})
         study.set_user_attr(QUEUED_ATTR, len(cells) * seeds)
-    deadline = time.monotonic() + 120
-    while QUEUED_ATTR not in study.user_attrs:
-        if time.monotonic() > deadline:
-            raise StudyError(
-                f"the matrix study {name!r} exists but its trials were never queued (its first worker "
-                f"died while creating it). Delete the study or pass another --study-name."
-            )
-        time.sleep(1.0)
+    try:
+        wait_for(lambda: study.user_attrs.get(QUEUED_ATTR), timeout=120, every=1.0)
+    except WaitedTooLong:
+        raise StudyError(
+            f"the matrix study {name!r} exists but its trials were never queued (its first worker "
+            f"died while creating it). Delete the study or pass another --study-name."
+        ) from None
     queued = {(t.user_attrs.get("cell"), t.user_attrs.get("seed")) for t in study.get_trials(deepcopy=False)}
     wanted = {(c.name, s) for c in cells for s in range(seeds)}
     if not wanted <= queued:
@@ -95,19 +92,16 @@ def _open_study(storage, name: str, cells: list[Cell], seeds: int, create_parent
             f"the matrix study {name!r} holds other cells or seeds than asked for; pass another "
             f"--study-name for another matrix."
         )
-    return study, study.user_attrs[PARENT_ATTR]
+    return study, parent_run(study, storage, create_parent)[0]  # published before the trials were queued
 
 
-def _finished(study: optuna.Study) -> set[tuple[str, int]]:
+def _finished(trials: Trials) -> set[tuple[str, int]]:
+    """The (cell, seed) pairs of the complete ones among `trials`."""
     return {
         (t.user_attrs["cell"], t.user_attrs["seed"])
-        for t in study.get_trials(deepcopy=False)
+        for t in trials
         if t.state == optuna.trial.TrialState.COMPLETE and "cell" in t.user_attrs
     }
-
-
-class _Surplus(Exception):
-    """A trial that no queued cell was left for (another worker took the last one first)."""
 
 
 def reproduce(
@@ -170,10 +164,10 @@ def reproduce(
         def objective(trial: optuna.Trial) -> float:
             cell_name, seed = trial.user_attrs.get("cell"), trial.user_attrs.get("seed")
             if cell_name is None:
-                raise _Surplus("no queued cell left")
+                raise Surplus("no queued cell left")
             trial.suggest_categorical("cell", names)  # the queued values, recorded as the trial's params
             trial.suggest_int("seed", 0, seeds - 1)
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr("worker", worker_name())
             cell = by_name[cell_name]
             config = cell.config(**{**common, "seed": seed})
             key = cell_key(config, ds.fingerprint, ds.split.hash)
@@ -214,7 +208,11 @@ def reproduce(
         total = len(cells) * seeds
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with progress_bar(
-            total=total, desc=f"matrix {name}", unit="cell", disable=not progress, initial=len(_finished(study))
+            total=total,
+            desc=f"matrix {name}",
+            unit="cell",
+            disable=not progress,
+            initial=len(_finished(study.get_trials(deepcopy=False))),
         ) as bar:
 
             def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -222,8 +220,17 @@ def reproduce(
                     bar.update(1)
                     log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
 
-            _work(study, objective, after_trial, total)
-        done = _finished(study)
+            work(
+                study,
+                objective,
+                after_trial,
+                done=lambda trials: len(_finished(trials)) >= total,
+                left=lambda trials: any(t.state == optuna.trial.TrialState.WAITING for t in trials),
+                when_none_left=_failed_cells,
+                # a failing cell fails its trial and run (with the reason) and the matrix goes on
+                catch=(Exception,),
+            )
+        done = _finished(study.get_trials(deepcopy=False))
         parent.log_metrics({"cells_finished": len(done)})
     if len(done) < total:
         reopen_run(parent_id)  # other workers still hold cells
@@ -237,26 +244,13 @@ def reproduce(
     )
 
 
-def _work(study: optuna.Study, objective, after_trial, total: int) -> None:
-    """Take queued trials until every (cell, seed) is complete. While the only ones left run in other
-    workers, wait; a dead worker's trial goes stale, is failed and queued again, and is taken here."""
+def _failed_cells(trials: Trials) -> None:
+    """No cell is queued: while some run in other workers, wait for them; when none does, the cells
+    that failed are all that is left, and they are not retried."""
     S = optuna.trial.TrialState
-    while True:
-        trials = study.get_trials(deepcopy=False)
-        if len(_finished(study)) >= total:
-            return
-        waiting = sum(t.state == S.WAITING for t in trials)
-        if not waiting:
-            if not any(t.state == S.RUNNING for t in trials):
-                failed = sorted(
-                    {t.user_attrs.get("cell") for t in trials if t.state == S.FAIL and "cell" in t.user_attrs}
-                )
-                raise StudyError(
-                    f"matrix cells failed and are not retried: {', '.join(failed)}. See their runs' "
-                    f"failure_reason in MLflow, fix the cause, and run again with another --study-name."
-                )
-            optuna.storages.fail_stale_trials(study)
-            time.sleep(2.0)
-            continue
-        # a failing cell fails its trial and run (with the reason) and the matrix goes on
-        study.optimize(objective, n_trials=1, callbacks=[after_trial], catch=(Exception,))
+    if not any(t.state == S.RUNNING for t in trials):
+        failed = sorted({t.user_attrs.get("cell") for t in trials if t.state == S.FAIL and "cell" in t.user_attrs})
+        raise StudyError(
+            f"matrix cells failed and are not retried: {', '.join(failed)}. See their runs' "
+            f"failure_reason in MLflow, fix the cause, and run again with another --study-name."
+        )

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
-import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +25,10 @@ from emo.core.errors import ConfigError, StorageUnavailableError
 from emo.core.metrics import target_mean
 from emo.core.progress import progress_bar
 from emo.studies.storage import make_storage, masked_url, reopen_if_storage_lost, storage_errors, storage_url
+from emo.studies.worker import Surplus, Trials, claim_key, parent_run, work, worker_name
 
 log = logging.getLogger(__name__)
 
-PARENT_ATTR = "mlflow_parent_run_id"
 WINNER_ATTR = "winner"
 
 # one search space per family: name -> {"choices": [...]} or {"low", "high"[, "log", "step"]}
@@ -153,10 +149,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {name!r}; choose median, none or percentile:P (0 < P < 100).")
 
 
-class _Surplus(Exception):
-    """Raised in a trial started after the study already had its requested number."""
-
-
 @dataclass
 class TuneResult:
     study: optuna.Study
@@ -174,9 +166,23 @@ def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(*FINISHED, optuna.trial.TrialState.RUNNING))
 
 
-def _states(study: optuna.Study) -> Counter:
-    """How many trials of the study are in each state (one read of the storage)."""
-    return Counter(t.state for t in study.get_trials(deepcopy=False))
+def _states(trials: Trials) -> Counter:
+    """How many of `trials` are in each state."""
+    return Counter(t.state for t in trials)
+
+
+def _done(trials: Trials, wanted: int | None) -> bool:
+    """Whether the study holds the `wanted` complete or pruned trials (without a number, never)."""
+    counts = _states(trials)
+    return wanted is not None and sum(counts[s] for s in FINISHED) >= wanted
+
+
+def _left(trials: Trials, wanted: int | None) -> bool:
+    """Whether a trial is left to start: one queued (a dead worker's retry), or fewer than `wanted`
+    finished or running."""
+    counts = _states(trials)
+    running, waiting = counts[optuna.trial.TrialState.RUNNING], counts[optuna.trial.TrialState.WAITING]
+    return wanted is None or waiting > 0 or sum(counts[s] for s in FINISHED) + running < wanted
 
 
 def tune(
@@ -225,7 +231,7 @@ def tune(
     )
     tags = {"emo.family": base.family, "emo.study": study_name}
     experiment = default_experiment(f"emo-{base.family}", experiment)
-    parent_id, created = _parent_run(
+    parent_id, created = parent_run(
         study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment, tags=tags)
     )
     # a lost storage ends this worker with its one-line error, the parent run noting it, then open
@@ -253,8 +259,8 @@ def tune(
                 ahead = sorted(t.number for t in _counted(study))
                 if trial.number not in ahead[:trials]:
                     study.stop()
-                    raise _Surplus(f"the study already has {trials} trials")
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                    raise Surplus(f"the study already has {trials} trials")
+            trial.set_user_attr("worker", worker_name())
             params = suggest(trial, space)
             config = base.replace(**params)
             run_id: list[str] = []
@@ -318,9 +324,15 @@ def tune(
                 if best is not None:
                     parent.log_metrics({"best_value": best.value}, step=trial.number)
 
-            _work(study, objective, after_trial, trials=trials, timeout=timeout)
-        counts = _states(study)
-        complete = trials is None or sum(counts[s] for s in FINISHED) >= trials
+            work(
+                study,
+                objective,
+                after_trial,
+                done=lambda ts: _done(ts, trials),
+                left=lambda ts: _left(ts, trials),
+                timeout=timeout,
+            )
+        complete = trials is None or _done(study.get_trials(deepcopy=False), trials)
         best = _best(study)
         winner = {}
         if complete and best is not None:  # a worker leaving early (--timeout) decides nothing
@@ -337,59 +349,6 @@ def tune(
         test=winner.get("test", {}),
         registration=winner.get("registration"),
     )
-
-
-def _work(
-    study: optuna.Study, objective: Callable, after_trial: Callable, *, trials: int | None, timeout: float | None
-) -> None:
-    """Run trials one at a time until the study holds `trials` complete or pruned ones.
-
-    While the only trials missing are running in other workers, wait rather than start a surplus
-    one; if such a worker dies, its heartbeat goes stale, the trial is failed and re-queued, and
-    this worker runs the retry. So no trial is lost and none runs twice.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while deadline is None or time.monotonic() < deadline:
-        counts = _states(study)
-        done = sum(counts[s] for s in FINISHED)
-        if trials is not None and done >= trials:
-            return
-        running, waiting = counts[optuna.trial.TrialState.RUNNING], counts[optuna.trial.TrialState.WAITING]
-        if trials is not None and done + running >= trials and not waiting:
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial -> FAIL, and a retry is queued
-            time.sleep(2.0)
-            continue
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
-        study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial], catch=(_Surplus,))
-
-
-def _key(study: optuna.Study, what: str) -> str:
-    return f"{study._study_id}:{study.study_name}:{what}"
-
-
-def _parent_run(study: optuna.Study, storage, create: Callable[[], str]) -> tuple[str, bool]:
-    """The study's one MLflow parent run: the worker whose claim lands in the storage creates it, the
-    others wait until it is published. Returns (run id, whether this worker created it)."""
-    from emo.studies.claims import once
-
-    if PARENT_ATTR in study.user_attrs:
-        return study.user_attrs[PARENT_ATTR], False
-    created = []
-
-    def work() -> str:
-        created.append(create())
-        study.set_user_attr(PARENT_ATTR, created[0])
-        return created[0]
-
-    run_id = once(
-        storage,
-        _key(study, "parent"),
-        work,
-        lambda: study.user_attrs.get(PARENT_ATTR),
-        timeout=120,
-        what="the study's parent run",
-    )
-    return run_id, bool(created)
 
 
 def _value(record: dict, metric: str) -> float:
@@ -423,7 +382,7 @@ def _finish(
 
     return once(
         storage,
-        _key(study, "winner"),
+        claim_key(study, "winner"),
         work,
         lambda: study.user_attrs.get(WINNER_ATTR),
         what="the worker testing the winner",
