@@ -11,6 +11,7 @@ The storage, its URL and its outages are `emo.studies.storage`'s.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import warnings
@@ -209,8 +210,7 @@ def tune(
     after `timeout` seconds. Once the study is complete, exactly one worker tests the winner and,
     with `register` (Fusion 4 studies), registers it; the others return what it found.
     """
-    from emo.experiment import run_experiment
-    from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run, update_run
+    from emo.runs.tracking import reopen_run, tracked_run
 
     base.validate()
     if metric not in METRICS:
@@ -219,136 +219,218 @@ def tune(
         raise ConfigError("give --trials, --timeout or both, or the study never stops.")
     space = search_space(base.family, space, fixed)
     study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
-    storage = storage_url(storage)
-    rdb = make_storage(storage, heartbeat)
-    study = optuna.create_study(
-        storage=rdb,
-        study_name=study_name,
-        load_if_exists=True,
-        direction=METRICS[metric],
-        pruner=make_pruner(pruner),
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-    )
-    tags = {"emo.family": base.family, "emo.study": study_name}
-    experiment = default_experiment(f"emo-{base.family}", experiment)
-    parent_id, created = parent_run(
-        study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment, tags=tags)
+    worker = _Worker.open(
+        base,
+        space,
+        study_name,
+        storage_url(storage),
+        heartbeat=heartbeat,
+        metric=metric,
+        pruner=pruner,
+        sampler_seed=sampler_seed,
+        experiment=experiment,
+        trials=trials,
+        register=register,
     )
     # a lost storage ends this worker with its one-line error, the parent run noting it, then open
     # again: the study goes on once the database is back
-    with reopen_if_storage_lost(parent_id), tracked_run(join_run_id=parent_id, tags=tags) as parent, storage_errors():
-        # where the study lives, password hidden; a tag as well, because under `mlflow run` the
-        # `storage` parameter is already taken by its -P value (`auto` when EMO_STORAGE holds the URL)
-        parent.set_tags({"emo.storage": masked_url(storage)})
-        if created:
-            parent.log_params(
-                {
-                    "study_name": study_name,
-                    "storage": masked_url(storage),
-                    "sampler": type(study.sampler).__name__,
-                    "pruner": pruner,
-                    "metric": metric,
-                    "direction": METRICS[metric],
-                    "search_space": json.dumps(space),
-                    **{f"base_{k}": v for k, v in base.params().items() if k not in space},
-                }
-            )
+    with (
+        reopen_if_storage_lost(worker.parent_id),
+        tracked_run(join_run_id=worker.parent_id, tags=worker.tags) as parent,
+        storage_errors(),
+    ):
+        worker.log_parent(parent)
+        worker.run(parent, progress=progress, timeout=timeout)
+        result, complete = worker.conclude(parent)
+    if not complete:
+        reopen_run(worker.parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
+    return result
 
-        def objective(trial: optuna.Trial) -> float:
-            if trials is not None:
-                ahead = sorted(t.number for t in _counted(study))
-                if trial.number not in ahead[:trials]:
-                    study.stop()
-                    raise Surplus(f"the study already has {trials} trials")
-            trial.set_user_attr("worker", worker_name())
-            params = suggest(trial, space)
-            config = base.replace(**params)
-            run_id: list[str] = []
 
-            def on_epoch(state) -> None:
-                record = state.history[-1]
-                value = _value(record, metric)
-                trial.report(value, state.epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {state.epoch} (dev {metric} {value:.4f})")
+@dataclass
+class _Worker:
+    """This worker's part in a tuning study: the study and its parent run, what it searches and how
+    it scores, and the trials it runs."""
 
-            tags = {"optuna.study_name": study_name, "optuna.trial_number": trial.number}
-            try:
-                result = run_experiment(
-                    config,
-                    run_name=f"trial-{trial.number}",
-                    parent_run_id=parent_id,
-                    evaluate_test=False,
-                    on_epoch=on_epoch,
-                    progress=False,
-                    tags=tags,
-                    on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
-                )
-            except optuna.TrialPruned:
-                if run_id:
-                    update_run(run_id[0], tags={"emo.trial_state": "PRUNED"}, status="KILLED")
-                raise
-            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, and says which trial state
-                if run_id:
-                    update_run(run_id[0], tags={"emo.trial_state": "KILLED"})
-                raise
-            except Exception as exc:
-                if run_id:
-                    update_run(run_id[0], tags={"emo.trial_state": "FAILED"})
-                if not isinstance(exc, StorageUnavailableError):  # that one ends the worker with its message
-                    log.warning("trial %d failed: %s", trial.number, exc)
-                raise
-            update_run(run_id[0], tags={"emo.trial_state": "COMPLETE"})
-            trial.set_user_attr("model_uri", result.model_uri)
-            return _value(result.dev, metric)
+    base: Config
+    space: dict[str, dict]
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage  # the RDB storage, whose database holds the once-only claims
+    url: str  # the storage's URL as given
+    metric: str
+    pruner: str
+    trials: int | None
+    register: bool
+    parent_id: str
+    created: bool  # whether this worker created the parent run
+    tags: dict[str, str]
 
+    @classmethod
+    def open(
+        cls,
+        base: Config,
+        space: dict,
+        name: str,
+        url: str,
+        *,
+        heartbeat: int,
+        experiment: str | None,
+        metric: str,
+        pruner: str,
+        sampler_seed: int | None,
+        trials: int | None,
+        register: bool,
+    ) -> _Worker:
+        """Create or join the study `name` in the storage at `url`, and its one parent run."""
+        from emo.runs.tracking import create_run, default_experiment
+
+        rdb = make_storage(url, heartbeat)
+        study = optuna.create_study(
+            storage=rdb,
+            study_name=name,
+            load_if_exists=True,
+            direction=METRICS[metric],
+            pruner=make_pruner(pruner),
+            sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        )
+        tags = {"emo.family": base.family, "emo.study": name}
+        experiment = default_experiment(f"emo-{base.family}", experiment)
+        parent_id, created = parent_run(
+            study, rdb, lambda: create_run(f"tune-{name}", experiment=experiment, tags=tags)
+        )
+        return cls(base, space, study, rdb, url, metric, pruner, trials, register, parent_id, created, tags)
+
+    def log_parent(self, parent) -> None:
+        """Where the study lives (every worker) and how it searches (the parent run's creator)."""
+        # password hidden; a tag as well, because under `mlflow run` the `storage` parameter is
+        # already taken by its -P value (`auto` when EMO_STORAGE holds the URL)
+        parent.set_tags({"emo.storage": masked_url(self.url)})
+        if not self.created:
+            return
+        parent.log_params(
+            {
+                "study_name": self.study.study_name,
+                "storage": masked_url(self.url),
+                "sampler": type(self.study.sampler).__name__,
+                "pruner": self.pruner,
+                "metric": self.metric,
+                "direction": METRICS[self.metric],
+                "search_space": json.dumps(self.space),
+                **{f"base_{k}": v for k, v in self.base.params().items() if k not in self.space},
+            }
+        )
+
+    def run(self, parent, *, progress: bool, timeout: float | None) -> None:
+        """Run trials until the study holds its number, or for `timeout` seconds."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # the bar closes before any error message, not after it at exit
         with progress_bar(
-            total=trials,
-            desc=f"study {study_name}",
+            total=self.trials,
+            desc=f"study {self.study.study_name}",
             unit="trial",
             disable=not progress,
-            initial=min(len(_counted(study)), trials or 0),
+            initial=min(len(_counted(self.study)), self.trials or 0),
         ) as bar:
-
-            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                bar.update(1)
-                log.info(
-                    "trial %d %s%s",
-                    trial.number,
-                    trial.state.name,
-                    f" {metric} {trial.value:.4f}" if trial.value is not None else "",
-                )
-                best = _best(study)
-                if best is not None:
-                    parent.log_metrics({"best_value": best.value}, step=trial.number)
-
             work(
-                study,
-                objective,
-                after_trial,
-                done=lambda ts: _done(ts, trials),
-                left=lambda ts: _left(ts, trials),
+                self.study,
+                self.objective,
+                functools.partial(_after_trial, bar, parent, self.metric),
+                done=functools.partial(_done, wanted=self.trials),
+                left=functools.partial(_left, wanted=self.trials),
                 timeout=timeout,
             )
-        complete = trials is None or _done(study.get_trials(deepcopy=False), trials)
-        best = _best(study)
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """One trial: settings drawn from the space, trained as a nested run of the parent (each
+        epoch's dev value reported for pruning); its best dev value."""
+        from emo.experiment import run_experiment
+        from emo.runs.tracking import update_run
+
+        self._refuse_surplus(trial)
+        trial.set_user_attr("worker", worker_name())
+        config = self.base.replace(**suggest(trial, self.space))
+        run_id: list[str] = []
+        try:
+            result = run_experiment(
+                config,
+                run_name=f"trial-{trial.number}",
+                parent_run_id=self.parent_id,
+                evaluate_test=False,
+                on_epoch=functools.partial(self._on_epoch, trial),
+                progress=False,
+                tags={"optuna.study_name": self.study.study_name, "optuna.trial_number": trial.number},
+                on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
+            )
+        except (Exception, KeyboardInterrupt) as exc:
+            _ended_early(trial, run_id, exc)
+            raise
+        update_run(run_id[0], tags={"emo.trial_state": "COMPLETE"})
+        trial.set_user_attr("model_uri", result.model_uri)
+        return _value(result.dev, self.metric)
+
+    def _refuse_surplus(self, trial: optuna.Trial) -> None:
+        """A trial beyond the study's number (other workers' trials came first) stops this worker."""
+        if self.trials is None:
+            return
+        ahead = sorted(t.number for t in _counted(self.study))
+        if trial.number not in ahead[: self.trials]:
+            self.study.stop()
+            raise Surplus(f"the study already has {self.trials} trials")
+
+    def _on_epoch(self, trial: optuna.Trial, state) -> None:
+        value = _value(state.history[-1], self.metric)
+        trial.report(value, state.epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {state.epoch} (dev {self.metric} {value:.4f})")
+
+    def conclude(self, parent) -> tuple[TuneResult, bool]:
+        """What the study found, and whether it is complete. Once it is, the winner is tested (and
+        registered) by one worker; a worker leaving early (--timeout) decides nothing."""
+        complete = self.trials is None or _done(self.study.get_trials(deepcopy=False), self.trials)
+        best = _best(self.study)
         winner = {}
-        if complete and best is not None:  # a worker leaving early (--timeout) decides nothing
-            winner = _finish(study, rdb, best, base, parent, metric=metric, register=register)
-            best = study.trials[winner["trial"]] if "trial" in winner else best
-        _log_study_figures(study, parent)
-        parent.log_text(summary(study), "study_summary.txt")
-    if not complete:
-        reopen_run(parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
-    return TuneResult(
-        study=study,
-        parent_run_id=parent_id,
-        best_trial=best,
-        test=winner.get("test", {}),
-        registration=winner.get("registration"),
+        if complete and best is not None:
+            winner = _finish(
+                self.study, self.storage, best, self.base, parent, metric=self.metric, register=self.register
+            )
+            best = self.study.trials[winner["trial"]] if "trial" in winner else best
+        _log_study_figures(self.study, parent)
+        parent.log_text(summary(self.study), "study_summary.txt")
+        result = TuneResult(
+            study=self.study,
+            parent_run_id=self.parent_id,
+            best_trial=best,
+            test=winner.get("test", {}),
+            registration=winner.get("registration"),
+        )
+        return result, complete
+
+
+def _ended_early(trial: optuna.Trial, run_id: list[str], exc: BaseException) -> None:
+    """Tag a trial's run (if it started) with how the trial ended: pruned (the run KILLED),
+    interrupted (Ctrl-C or SIGTERM: the run ends KILLED on its own) or failed."""
+    from emo.runs.tracking import update_run
+
+    pruned = isinstance(exc, optuna.TrialPruned)
+    state = "PRUNED" if pruned else "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    if run_id:
+        update_run(run_id[0], tags={"emo.trial_state": state}, status="KILLED" if pruned else None)
+    if state == "FAILED" and not isinstance(exc, StorageUnavailableError):  # that one ends the worker
+        log.warning("trial %d failed: %s", trial.number, exc)
+
+
+def _after_trial(bar, parent, metric: str, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial ended: the bar moves on, the log says how, the parent run logs the best value so far."""
+    bar.update(1)
+    log.info(
+        "trial %d %s%s",
+        trial.number,
+        trial.state.name,
+        f" {metric} {trial.value:.4f}" if trial.value is not None else "",
     )
+    best = _best(study)
+    if best is not None:
+        parent.log_metrics({"best_value": best.value}, step=trial.number)
 
 
 def _value(record: dict, metric: str) -> float:
