@@ -13,11 +13,12 @@ after training.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 
@@ -26,6 +27,7 @@ from emo.core.errors import ConfigError, StudyError, WaitedTooLong
 from emo.core.progress import progress_bar
 from emo.studies.claims import wait_for
 from emo.studies.matrix import Cell
+from emo.studies.storage import make_storage, masked_url, storage_url
 from emo.studies.worker import Surplus, Trials, parent_run, work, worker_name
 
 log = logging.getLogger(__name__)
@@ -117,131 +119,186 @@ def reproduce(
 ) -> ReproduceResult:
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
-    from emo.experiment import run_experiment
-    from emo.runs.reuse import copy_run, earlier_run
-    from emo.runs.tracking import create_run, default_experiment, reopen_run, tracked_run
-    from emo.studies.storage import make_storage, masked_url, storage_url
+    from emo.runs.tracking import reopen_run, tracked_run
 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")
     base = Config(**common).validate()
     ds = load_dataset(base.data, **base.data_options())
+    cells = _runnable(cells, ds, common)
+    name = study_name or default_study_name(cells, seeds, ds.fingerprint, common)
+    matrix = _Matrix.open(
+        cells, seeds, ds, common, name=name, storage=storage, heartbeat=heartbeat, experiment=experiment
+    )
+    with tracked_run(join_run_id=matrix.parent_id, tags=matrix.tags) as parent:
+        matrix.log_parent(parent, storage)
+        done = matrix.run(progress)
+        parent.log_metrics({"cells_finished": len(done)})
+    if len(done) < matrix.total:
+        reopen_run(matrix.parent_id)  # other workers still hold cells
+    return ReproduceResult(
+        study=matrix.study,
+        parent_run_id=matrix.parent_id,
+        ran=matrix.counts["ran"],
+        reused=matrix.counts["reused"],
+        finished=len(done),
+        total=matrix.total,
+    )
+
+
+def _runnable(cells: list[Cell], ds, common: dict) -> list[Cell]:
+    """The `cells` that `ds` can run, every one's settings checked first: without audio tables, no
+    audio or fusion cell."""
     for cell in cells:
         cell.config(**common)  # every cell's settings are valid before anything runs
-    if not ds.audio_windows():
-        skipped = [c.name for c in cells if c.family in ("audio", "fusion")]
-        if skipped:
-            log.warning("%s has no audio tables: the %d audio and fusion cells are left out.", ds.name, len(skipped))
-        cells = [c for c in cells if c.name not in skipped]
-    name = study_name or default_study_name(cells, seeds, ds.fingerprint, common)
-    tags = {"emo.matrix": name, "emo.kind": "reproduce"}
-    experiment = default_experiment("emo-reproduce", experiment)
-    study, parent_id = _open_study(
-        make_storage(storage, heartbeat),
-        name,
-        cells,
-        seeds,
-        lambda: create_run(f"reproduce-{name}", experiment=experiment, tags=tags),
-    )
-    by_name = {c.name: c for c in cells}
-    names = sorted(by_name)
-    counts = Counter()
+    if ds.audio_windows():
+        return cells
+    skipped = [c.name for c in cells if c.family in ("audio", "fusion")]
+    if skipped:
+        log.warning("%s has no audio tables: the %d audio and fusion cells are left out.", ds.name, len(skipped))
+    return [c for c in cells if c.name not in skipped]
 
-    with tracked_run(join_run_id=parent_id, tags=tags) as parent:
+
+@dataclass
+class _Matrix:
+    """This worker's part in a matrix study: the study and its parent run, the cells and the data
+    they run on, and how many (cell, seed) pairs this worker trained or reused."""
+
+    cells: list[Cell]
+    seeds: int
+    ds: object  # the loaded dataset, shared by every cell
+    common: dict
+    study: optuna.Study
+    parent_id: str
+    tags: dict[str, str]
+    counts: Counter = field(default_factory=Counter)  # "ran", "reused"
+
+    @classmethod
+    def open(
+        cls,
+        cells: list[Cell],
+        seeds: int,
+        ds,
+        common: dict,
+        *,
+        name: str,
+        storage: str | None,
+        heartbeat: int,
+        experiment: str | None,
+    ) -> _Matrix:
+        """Create or join the matrix study `name`, its trials queued and its parent run made once."""
+        from emo.runs.tracking import create_run, default_experiment
+
+        tags = {"emo.matrix": name, "emo.kind": "reproduce"}
+        experiment = default_experiment("emo-reproduce", experiment)
+        study, parent_id = _open_study(
+            make_storage(storage, heartbeat),
+            name,
+            cells,
+            seeds,
+            lambda: create_run(f"reproduce-{name}", experiment=experiment, tags=tags),
+        )
+        return cls(cells, seeds, ds, common, study, parent_id, tags)
+
+    @property
+    def total(self) -> int:
+        return len(self.cells) * self.seeds
+
+    def log_parent(self, parent, storage: str | None) -> None:
+        """What the matrix is: its study, data, cells and common settings."""
         parent.log_params(
             {
-                "study_name": name,
+                "study_name": self.study.study_name,
                 "storage": masked_url(storage_url(storage)),
-                "seeds": seeds,
-                "cells": len(cells),
-                "data_fingerprint": ds.fingerprint,
-                "split_hash": ds.split.hash,
-                **{f"common_{k}": v for k, v in common.items() if k not in PER_WORKER},
+                "seeds": self.seeds,
+                "cells": len(self.cells),
+                "data_fingerprint": self.ds.fingerprint,
+                "split_hash": self.ds.split.hash,
+                **{f"common_{k}": v for k, v in self.common.items() if k not in PER_WORKER},
             }
         )
-        parent.log_text("\n".join(c.name for c in cells), "cells.txt")
+        parent.log_text("\n".join(c.name for c in self.cells), "cells.txt")
 
-        def objective(trial: optuna.Trial) -> float:
-            cell_name, seed = trial.user_attrs.get("cell"), trial.user_attrs.get("seed")
-            if cell_name is None:
-                raise Surplus("no queued cell left")
-            trial.suggest_categorical("cell", names)  # the queued values, recorded as the trial's params
-            trial.suggest_int("seed", 0, seeds - 1)
-            trial.set_user_attr("worker", worker_name())
-            cell = by_name[cell_name]
-            config = cell.config(**{**common, "seed": seed})
-            key = cell_key(config, ds.fingerprint, ds.split.hash)
-            run_tags = {
-                "emo.cell": cell.name,
-                "emo.seed": seed,
-                "emo.cell_key": key,
-                "emo.matrix": name,
-                "emo.table": cell.table,
-                "emo.row": cell.row,
-                "emo.arch": cell.arch,
-                "optuna.trial_number": trial.number,
-            }
-            earlier = earlier_run(key, parent_id)
-            if earlier is not None:
-                run_id = copy_run(earlier, parent_id, f"{cell.name}-seed{seed}", run_tags, keep=TAGS)
-                trial.set_user_attr("mlflow_run_id", run_id)
-                trial.set_user_attr("reused_from", earlier.info.run_id)
-                counts["reused"] += 1
-                return float(earlier.data.metrics.get("best_dev/rmse_mean", float("nan")))
-            run_id: list[str] = []
-            try:
-                result = run_experiment(
-                    config,
-                    run_name=f"{cell.name}-seed{seed}",
-                    parent_run_id=parent_id,
-                    dataset=ds,
-                    progress=False,
-                    tags=run_tags,
-                    on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
-                )
-            except Exception as exc:
-                log.warning("cell %s seed %d failed: %s", cell.name, seed, exc)
-                raise
-            counts["ran"] += 1
-            return result.objective
-
-        total = len(cells) * seeds
+    def run(self, progress: bool) -> set[tuple[str, int]]:
+        """Take queued (cell, seed) trials until every one is finished; the finished ones."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with progress_bar(
-            total=total,
-            desc=f"matrix {name}",
+            total=self.total,
+            desc=f"matrix {self.study.study_name}",
             unit="cell",
             disable=not progress,
-            initial=len(_finished(study.get_trials(deepcopy=False))),
+            initial=len(_finished(self.study.get_trials(deepcopy=False))),
         ) as bar:
-
-            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
-                    bar.update(1)
-                    log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
-
             work(
-                study,
-                objective,
-                after_trial,
-                done=lambda trials: len(_finished(trials)) >= total,
+                self.study,
+                self.objective,
+                functools.partial(_after_trial, bar),
+                done=lambda trials: len(_finished(trials)) >= self.total,
                 left=lambda trials: any(t.state == optuna.trial.TrialState.WAITING for t in trials),
                 when_none_left=_failed_cells,
                 # a failing cell fails its trial and run (with the reason) and the matrix goes on
                 catch=(Exception,),
             )
-        done = _finished(study.get_trials(deepcopy=False))
-        parent.log_metrics({"cells_finished": len(done)})
-    if len(done) < total:
-        reopen_run(parent_id)  # other workers still hold cells
-    return ReproduceResult(
-        study=study,
-        parent_run_id=parent_id,
-        ran=counts["ran"],
-        reused=counts["reused"],
-        finished=len(done),
-        total=total,
-    )
+        return _finished(self.study.get_trials(deepcopy=False))
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """The queued (cell, seed) of `trial`, reused from an earlier matrix's run of the same cell key
+        if there is one, else trained as a nested run of the parent; its dev RMSE."""
+        from emo.runs.reuse import earlier_run
+
+        cell_name, seed = trial.user_attrs.get("cell"), trial.user_attrs.get("seed")
+        if cell_name is None:
+            raise Surplus("no queued cell left")
+        by_name = {c.name: c for c in self.cells}
+        trial.suggest_categorical("cell", sorted(by_name))  # the queued values, recorded as the trial's params
+        trial.suggest_int("seed", 0, self.seeds - 1)
+        trial.set_user_attr("worker", worker_name())
+        cell = by_name[cell_name]
+        config = cell.config(**{**self.common, "seed": seed})
+        key = cell_key(config, self.ds.fingerprint, self.ds.split.hash)
+        values = (cell.name, seed, key, self.study.study_name, cell.table, cell.row, cell.arch)
+        tags = {**dict(zip(TAGS, values, strict=True)), "optuna.trial_number": trial.number}
+        earlier = earlier_run(key, self.parent_id)
+        if earlier is not None:
+            return self._reuse(trial, earlier, f"{cell.name}-seed{seed}", tags)
+        return self._train(trial, config, cell, seed, tags)
+
+    def _reuse(self, trial: optuna.Trial, earlier, run_name: str, tags: dict) -> float:
+        """Fill the trial from an earlier matrix's run: a copy of it, nested under this parent."""
+        from emo.runs.reuse import copy_run
+
+        run_id = copy_run(earlier, self.parent_id, run_name, tags, keep=TAGS)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("reused_from", earlier.info.run_id)
+        self.counts["reused"] += 1
+        return float(earlier.data.metrics.get("best_dev/rmse_mean", float("nan")))
+
+    def _train(self, trial: optuna.Trial, config: Config, cell: Cell, seed: int, tags: dict) -> float:
+        """Train the trial's (cell, seed) as a nested run of this parent, tested once at its end."""
+        from emo.experiment import run_experiment
+
+        try:
+            result = run_experiment(
+                config,
+                run_name=f"{cell.name}-seed{seed}",
+                parent_run_id=self.parent_id,
+                dataset=self.ds,
+                progress=False,
+                tags=tags,
+                on_start=lambda rid: trial.set_user_attr("mlflow_run_id", rid),
+            )
+        except Exception as exc:
+            log.warning("cell %s seed %d failed: %s", cell.name, seed, exc)
+            raise
+        self.counts["ran"] += 1
+        return result.objective
+
+
+def _after_trial(bar, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A (cell, seed) finished: the bar moves on and the log says which."""
+    if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
+        bar.update(1)
+        log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
 
 
 def _failed_cells(trials: Trials) -> None:
