@@ -6,7 +6,9 @@ test set: the winner's test metrics are computed once, after the study. Several 
 started with the same `--storage` and `--study-name` share one study; a dead worker's trial is
 failed by its missing heartbeat and retried by a surviving one.
 
-The storage, its URL and its outages are `emo.studies.storage`'s.
+The search spaces are `emo.studies.spaces`'s; the storage, its URL and its outages
+`emo.studies.storage`'s; the parent run and the worker loop, shared with `reproduce`,
+`emo.studies.worker`'s.
 """
 
 from __future__ import annotations
@@ -17,104 +19,21 @@ import logging
 import warnings
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 
-from emo.core.config import AUDIO_WINDOWS, HEARTBEAT_SECONDS, Config
+from emo.core.config import HEARTBEAT_SECONDS, SPLITS, Config
 from emo.core.errors import ConfigError, StorageUnavailableError
 from emo.core.metrics import target_mean
 from emo.core.progress import progress_bar
+from emo.studies.spaces import METRICS, SPACES, TUNABLE, search_space  # noqa: F401 (SPACES, TUNABLE: public here too)
 from emo.studies.storage import make_storage, masked_url, reopen_if_storage_lost, storage_errors, storage_url
 from emo.studies.worker import Surplus, Trials, claim_key, parent_run, work, worker_name
 
 log = logging.getLogger(__name__)
 
 WINNER_ATTR = "winner"
-
-# one search space per family: name -> {"choices": [...]} or {"low", "high"[, "log", "step"]}
-SPACES: dict[str, dict[str, dict]] = {
-    "fusion": {
-        "d_model": {"choices": [32, 64, 128]},
-        "heads": {"choices": [2, 4]},
-        "ff": {"choices": [64, 128, 256]},
-        "repeats": {"low": 1, "high": 3},
-        "dropout": {"low": 0.0, "high": 0.3},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "window": {"choices": list(AUDIO_WINDOWS)},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-    "video": {
-        "hidden": {"choices": [32, 64, 128, 256]},
-        "layers": {"low": 1, "high": 2},
-        "dropout": {"low": 0.0, "high": 0.5},
-        "pooling": {"choices": ["avg", "max", "conv1d"]},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "window": {"choices": list(AUDIO_WINDOWS)},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-    "audio": {
-        "hidden": {"choices": [32, 64, 128, 256]},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "window": {"choices": list(AUDIO_WINDOWS)},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-    "ffnn": {
-        "hidden": {"choices": [32, 64, 128, 256]},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-}
-METRICS = {"rmse": "minimize", "ccc": "maximize"}
-
-
-def search_space(family: str, override: str | Path | dict | None = None, fixed=()) -> dict[str, dict]:
-    """The family's space without the `fixed` settings (a matrix cell's own), updated with `override`
-    (a dict, or a JSON file of the same shape)."""
-    if family not in SPACES:
-        raise ConfigError(f"no search space for family {family!r}; tunable: {', '.join(SPACES)}.")
-    space = {k: dict(v) for k, v in SPACES[family].items() if k not in fixed}
-    if override is None:
-        return space
-    if not isinstance(override, dict):
-        try:
-            override = json.loads(Path(override).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{override}: cannot read the search space ({exc}); write JSON like "
-                f'{{"lr": {{"low": 1e-4, "high": 1e-2, "log": true}}, "depth": {{"choices": [1, 2]}}}}.'
-            ) from None
-    fields = set(Config.__dataclass_fields__)
-    for name, spec in override.items():
-        if name not in fields:
-            raise ConfigError(f"search space: {name!r} is not a setting of emo (see `emo train --help`).")
-        if spec is None:
-            space.pop(name, None)  # {"window": null} fixes the base value again
-        elif not _valid_spec(spec):
-            raise ConfigError(
-                f'search space: {name!r} needs {{"choices": [non-empty list]}} or '
-                f'{{"low": number, "high": number (>= low)[, "log": true]}}; got {spec!r}.'
-            )
-        else:
-            space[name] = spec
-    return space
-
-
-def _valid_spec(spec) -> bool:
-    if not isinstance(spec, dict):
-        return False
-    if "choices" in spec:
-        return isinstance(spec["choices"], list) and len(spec["choices"]) > 0
-    numbers = all(isinstance(spec.get(k), int | float) and not isinstance(spec.get(k), bool) for k in ("low", "high"))
-    return numbers and spec["low"] <= spec["high"] and not (spec.get("log") and spec["low"] <= 0)
+_, _DEV, _TEST = SPLITS  # trials score on dev; the test split is the winner's alone, seen once
 
 
 def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict:
@@ -435,7 +354,7 @@ def _after_trial(bar, parent, metric: str, study: optuna.Study, trial: optuna.tr
 
 def _value(record: dict, metric: str) -> float:
     """Mean dev RMSE or CCC over valence and arousal, from an epoch record or final dev metrics."""
-    return target_mean(record, f"dev/{metric}")
+    return target_mean(record, f"{_DEV}/{metric}")
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -483,7 +402,7 @@ def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> di
     _, test = predict_split(
         load_model(uri),
         base.data,
-        split="test",
+        split=_TEST,
         # the label delay is the model's own, read from the model
         **{k: v for k, v in base.data_options().items() if k != "label_delay"},
     )
