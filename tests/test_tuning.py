@@ -197,7 +197,8 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
 
     from emo.runs.tracker import MemoryTracker
     from emo.studies.storage import make_storage
-    from emo.studies.tuning import _finish, _parent_run
+    from emo.studies.tuning import _finish
+    from emo.studies.worker import parent_run
 
     result = run_experiment(Config(data=str(fusion_corpus), **TINY), progress=False, evaluate_test=False)
     _study_with_one_finished_trial(postgres_url, mlflow.MlflowClient().get_run(result.run_id))
@@ -207,7 +208,7 @@ def test_workers_ending_together_elect_one_parent_test_the_winner_once_and_regis
         storage = make_storage(postgres_url)
         study = optuna.load_study(study_name="race", storage=storage)
         barrier.wait()
-        parent, _ = _parent_run(study, storage, lambda: created.append(1) or f"run-{threading.get_ident()}")
+        parent, _ = parent_run(study, storage, lambda: created.append(1) or f"run-{threading.get_ident()}")
         barrier.wait()
         best = study.best_trial
         outcomes.append(

@@ -6,6 +6,7 @@ import click
 
 from emo.cli.options import AutoOr, data_options
 from emo.core.config import SPLITS
+from emo.studies.spaces import METRICS
 
 
 @click.command("report")
@@ -64,7 +65,7 @@ def report_cmd(target, out, resamples):
 @click.option("--all-experiments", is_flag=True, help="Candidates from every experiment.")
 @click.option(
     "--metric",
-    type=click.Choice(["rmse", "ccc"]),
+    type=click.Choice(list(METRICS)),
     default="rmse",
     show_default=True,
     help="How the candidate and the champion are compared (on the same dev windows and targets).",

@@ -6,17 +6,18 @@ import click
 
 from emo.cli.options import AutoOr, config_from, config_options, experiment_option, heartbeat_option
 from emo.core.config import HELP
+from emo.studies.spaces import METRICS, TUNABLE
 
 
 @click.command("tune")
 @click.option(
     "--family",
-    type=click.Choice(["fusion", "video", "audio", "ffnn"]),
+    type=click.Choice(TUNABLE),
     default="fusion",
     show_default=True,
     help="Model family to tune.",
 )
-@config_options("fusion", "video", "audio", "ffnn")
+@config_options(*TUNABLE)
 @click.option(
     "--trials",
     type=AutoOr(int),
@@ -39,7 +40,7 @@ from emo.core.config import HELP
 @click.option("--space", type=AutoOr(str), default=None, help="JSON file overriding the family's search space.")
 @click.option(
     "--metric",
-    type=click.Choice(["rmse", "ccc"]),
+    type=click.Choice(list(METRICS)),
     default="rmse",
     show_default=True,
     help="Objective: mean dev RMSE (minimised) or mean dev CCC (maximised) over valence and arousal.",

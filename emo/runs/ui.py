@@ -14,11 +14,12 @@ import json
 import time
 
 from emo import TARGETS
+from emo.runs.naming import OBJECTIVE
 
 VIEW = "emo"
 TAG = f"mlflow.sharedViewState.{VIEW}"
 METRICS = (
-    "best_dev/rmse_mean",
+    OBJECTIVE,
     *(f"{split}/{m}_{t}" for split in ("best_dev", "test") for m in ("rmse", "ccc") for t in TARGETS),
     "best_epoch",
 )
@@ -35,7 +36,7 @@ def view_state() -> dict:
         *(f"tags.`{t}`" for t in TAGS),
     ]
     return {
-        "orderByKey": "metrics.`best_dev/rmse_mean`",
+        "orderByKey": f"metrics.`{OBJECTIVE}`",
         "orderByAsc": True,
         "selectedColumns": columns,
         "columnOrder": [],

@@ -6,34 +6,37 @@ runs exactly once between them. A dead worker's trial is failed by its missing h
 queued again (tuning's storage, `emo.studies.storage.make_storage`). A cell already finished on the same
 data fingerprint, split and settings, in any earlier matrix, is reused rather than retrained: its
 metrics are copied into this matrix's nested run, which points at the original
-(`emo.reused_from`). Trials select nothing: the value recorded is the cell's dev RMSE, and each
-cell's test metrics are computed once, by its own run, after training.
+(`emo.reused_from`; `emo.runs.reuse` finds and copies it). Trials select nothing: the value
+recorded is the cell's dev RMSE, and each cell's test metrics are computed once, by its own run,
+after training.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
-import os
-import socket
-import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import optuna
 
 from emo.core.config import HEARTBEAT_SECONDS, Config
-from emo.core.errors import ConfigError, StudyError
+from emo.core.errors import ConfigError, StudyError, WaitedTooLong
 from emo.core.progress import progress_bar
+from emo.runs.naming import OBJECTIVE
+from emo.studies.claims import wait_for
 from emo.studies.matrix import Cell
+from emo.studies.storage import make_storage, masked_url, storage_url
+from emo.studies.worker import Surplus, Trials, parent_run, work, worker_name
 
 log = logging.getLogger(__name__)
 
-PARENT_ATTR = "mlflow_parent_run_id"
 QUEUED_ATTR = "queued_trials"
 REUSABLE = ("device", "threads", "extra", "data")  # settings that do not change a result (data: its fingerprint counts)
 PER_WORKER = ("device", "threads")  # each worker's own: not part of the matrix's name or its parent's params
+# a cell run's own tags: a reused cell's copy sets them itself and never takes the earlier run's
 TAGS = ("emo.cell", "emo.seed", "emo.cell_key", "emo.matrix", "emo.table", "emo.row", "emo.arch")
 
 
@@ -72,20 +75,19 @@ def _open_study(storage, name: str, cells: list[Cell], seeds: int, create_parent
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=storage, study_name=name)
         created = False
-    if created:
-        study.set_user_attr(PARENT_ATTR, create_parent())
+    if created:  # the study's creator, and so its parent run's
+        parent_run(study, storage, create_parent, creator=True)
         for cell in cells:
             for seed in range(seeds):
                 study.enqueue_trial({"cell": cell.name, "seed": seed}, user_attrs={"cell": cell.name, "seed": seed})
         study.set_user_attr(QUEUED_ATTR, len(cells) * seeds)
-    deadline = time.monotonic() + 120
-    while QUEUED_ATTR not in study.user_attrs:
-        if time.monotonic() > deadline:
-            raise StudyError(
-                f"the matrix study {name!r} exists but its trials were never queued (its first worker "
-                f"died while creating it). Delete the study or pass another --study-name."
-            )
-        time.sleep(1.0)
+    try:
+        wait_for(lambda: study.user_attrs.get(QUEUED_ATTR), timeout=120, every=1.0)
+    except WaitedTooLong:
+        raise StudyError(
+            f"the matrix study {name!r} exists but its trials were never queued (its first worker "
+            f"died while creating it). Delete the study or pass another --study-name."
+        ) from None
     queued = {(t.user_attrs.get("cell"), t.user_attrs.get("seed")) for t in study.get_trials(deepcopy=False)}
     wanted = {(c.name, s) for c in cells for s in range(seeds)}
     if not wanted <= queued:
@@ -93,19 +95,16 @@ def _open_study(storage, name: str, cells: list[Cell], seeds: int, create_parent
             f"the matrix study {name!r} holds other cells or seeds than asked for; pass another "
             f"--study-name for another matrix."
         )
-    return study, study.user_attrs[PARENT_ATTR]
+    return study, parent_run(study, storage, create_parent)[0]  # published before the trials were queued
 
 
-def _finished(study: optuna.Study) -> set[tuple[str, int]]:
+def _finished(trials: Trials) -> set[tuple[str, int]]:
+    """The (cell, seed) pairs of the complete ones among `trials`."""
     return {
         (t.user_attrs["cell"], t.user_attrs["seed"])
-        for t in study.get_trials(deepcopy=False)
+        for t in trials
         if t.state == optuna.trial.TrialState.COMPLETE and "cell" in t.user_attrs
     }
-
-
-class _Surplus(Exception):
-    """A trial that no queued cell was left for (another worker took the last one first)."""
 
 
 def reproduce(
@@ -121,182 +120,195 @@ def reproduce(
 ) -> ReproduceResult:
     """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
     from emo.data.dataset import load_dataset
-    from emo.experiment import run_experiment
-    from emo.runs.lifecycle import create_run, default_experiment, reopen_run, tracked_run
-    from emo.studies.storage import make_storage, masked_url, storage_url
+    from emo.runs.lifecycle import reopen_run, tracked_run
 
     if seeds < 1:
         raise ConfigError(f"seeds must be at least 1 (got {seeds}).")
     base = Config(**common).validate()
     ds = load_dataset(base.data, **base.data_options())
+    cells = _runnable(cells, ds, common)
+    name = study_name or default_study_name(cells, seeds, ds.fingerprint, common)
+    matrix = _Matrix.open(
+        cells, seeds, ds, common, name=name, storage=storage, heartbeat=heartbeat, experiment=experiment
+    )
+    with tracked_run(join_run_id=matrix.parent_id, tags=matrix.tags) as parent:
+        matrix.log_parent(parent, storage)
+        done = matrix.run(progress)
+        parent.log_metrics({"cells_finished": len(done)})
+    if len(done) < matrix.total:
+        reopen_run(matrix.parent_id)  # other workers still hold cells
+    return ReproduceResult(
+        study=matrix.study,
+        parent_run_id=matrix.parent_id,
+        ran=matrix.counts["ran"],
+        reused=matrix.counts["reused"],
+        finished=len(done),
+        total=matrix.total,
+    )
+
+
+def _runnable(cells: list[Cell], ds, common: dict) -> list[Cell]:
+    """The `cells` that `ds` can run, every one's settings checked first: without audio tables, no
+    audio or fusion cell."""
     for cell in cells:
         cell.config(**common)  # every cell's settings are valid before anything runs
-    if not ds.audio_windows():
-        skipped = [c.name for c in cells if c.family in ("audio", "fusion")]
-        if skipped:
-            log.warning("%s has no audio tables: the %d audio and fusion cells are left out.", ds.name, len(skipped))
-        cells = [c for c in cells if c.name not in skipped]
-    name = study_name or default_study_name(cells, seeds, ds.fingerprint, common)
-    tags = {"emo.matrix": name, "emo.kind": "reproduce"}
-    experiment = default_experiment("emo-reproduce", experiment)
-    study, parent_id = _open_study(
-        make_storage(storage, heartbeat),
-        name,
-        cells,
-        seeds,
-        lambda: create_run(f"reproduce-{name}", experiment=experiment, tags=tags),
-    )
-    by_name = {c.name: c for c in cells}
-    names = sorted(by_name)
-    counts = Counter()
+    if ds.audio_windows():
+        return cells
+    skipped = [c.name for c in cells if c.family in ("audio", "fusion")]
+    if skipped:
+        log.warning("%s has no audio tables: the %d audio and fusion cells are left out.", ds.name, len(skipped))
+    return [c for c in cells if c.name not in skipped]
 
-    with tracked_run(join_run_id=parent_id, tags=tags) as parent:
+
+@dataclass
+class _Matrix:
+    """This worker's part in a matrix study: the study and its parent run, the cells and the data
+    they run on, and how many (cell, seed) pairs this worker trained or reused."""
+
+    cells: list[Cell]
+    seeds: int
+    ds: object  # the loaded dataset, shared by every cell
+    common: dict
+    study: optuna.Study
+    parent_id: str
+    tags: dict[str, str]
+    counts: Counter = field(default_factory=Counter)  # "ran", "reused"
+
+    @classmethod
+    def open(
+        cls,
+        cells: list[Cell],
+        seeds: int,
+        ds,
+        common: dict,
+        *,
+        name: str,
+        storage: str | None,
+        heartbeat: int,
+        experiment: str | None,
+    ) -> _Matrix:
+        """Create or join the matrix study `name`, its trials queued and its parent run made once."""
+        from emo.runs.lifecycle import create_run, default_experiment
+
+        tags = {"emo.matrix": name, "emo.kind": "reproduce"}
+        experiment = default_experiment("emo-reproduce", experiment)
+        study, parent_id = _open_study(
+            make_storage(storage, heartbeat),
+            name,
+            cells,
+            seeds,
+            lambda: create_run(f"reproduce-{name}", experiment=experiment, tags=tags),
+        )
+        return cls(cells, seeds, ds, common, study, parent_id, tags)
+
+    @property
+    def total(self) -> int:
+        return len(self.cells) * self.seeds
+
+    def log_parent(self, parent, storage: str | None) -> None:
+        """What the matrix is: its study, data, cells and common settings."""
         parent.log_params(
             {
-                "study_name": name,
+                "study_name": self.study.study_name,
                 "storage": masked_url(storage_url(storage)),
-                "seeds": seeds,
-                "cells": len(cells),
-                "data_fingerprint": ds.fingerprint,
-                "split_hash": ds.split.hash,
-                **{f"common_{k}": v for k, v in common.items() if k not in PER_WORKER},
+                "seeds": self.seeds,
+                "cells": len(self.cells),
+                "data_fingerprint": self.ds.fingerprint,
+                "split_hash": self.ds.split.hash,
+                **{f"common_{k}": v for k, v in self.common.items() if k not in PER_WORKER},
             }
         )
-        parent.log_text("\n".join(c.name for c in cells), "cells.txt")
+        parent.log_text("\n".join(c.name for c in self.cells), "cells.txt")
 
-        def objective(trial: optuna.Trial) -> float:
-            cell_name, seed = trial.user_attrs.get("cell"), trial.user_attrs.get("seed")
-            if cell_name is None:
-                raise _Surplus("no queued cell left")
-            trial.suggest_categorical("cell", names)  # the queued values, recorded as the trial's params
-            trial.suggest_int("seed", 0, seeds - 1)
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-            cell = by_name[cell_name]
-            config = cell.config(**{**common, "seed": seed})
-            key = cell_key(config, ds.fingerprint, ds.split.hash)
-            run_tags = {
-                "emo.cell": cell.name,
-                "emo.seed": seed,
-                "emo.cell_key": key,
-                "emo.matrix": name,
-                "emo.table": cell.table,
-                "emo.row": cell.row,
-                "emo.arch": cell.arch,
-                "optuna.trial_number": trial.number,
-            }
-            earlier = _earlier_run(key, parent_id)
-            if earlier is not None:
-                run_id = _copy_run(earlier, parent_id, f"{cell.name}-seed{seed}", run_tags)
-                trial.set_user_attr("mlflow_run_id", run_id)
-                trial.set_user_attr("reused_from", earlier.info.run_id)
-                counts["reused"] += 1
-                return float(earlier.data.metrics.get("best_dev/rmse_mean", float("nan")))
-            run_id: list[str] = []
-            try:
-                result = run_experiment(
-                    config,
-                    run_name=f"{cell.name}-seed{seed}",
-                    parent_run_id=parent_id,
-                    dataset=ds,
-                    progress=False,
-                    tags=run_tags,
-                    on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
-                )
-            except Exception as exc:
-                log.warning("cell %s seed %d failed: %s", cell.name, seed, exc)
-                raise
-            counts["ran"] += 1
-            return result.objective
-
-        total = len(cells) * seeds
+    def run(self, progress: bool) -> set[tuple[str, int]]:
+        """Take queued (cell, seed) trials until every one is finished; the finished ones."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         with progress_bar(
-            total=total, desc=f"matrix {name}", unit="cell", disable=not progress, initial=len(_finished(study))
+            total=self.total,
+            desc=f"matrix {self.study.study_name}",
+            unit="cell",
+            disable=not progress,
+            initial=len(_finished(self.study.get_trials(deepcopy=False))),
         ) as bar:
+            work(
+                self.study,
+                self.objective,
+                functools.partial(_after_trial, bar),
+                done=lambda trials: len(_finished(trials)) >= self.total,
+                left=lambda trials: any(t.state == optuna.trial.TrialState.WAITING for t in trials),
+                when_none_left=_failed_cells,
+                # a failing cell fails its trial and run (with the reason) and the matrix goes on
+                catch=(Exception,),
+            )
+        return _finished(self.study.get_trials(deepcopy=False))
 
-            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
-                    bar.update(1)
-                    log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
+    def objective(self, trial: optuna.Trial) -> float:
+        """The queued (cell, seed) of `trial`, reused from an earlier matrix's run of the same cell key
+        if there is one, else trained as a nested run of the parent; its dev RMSE."""
+        from emo.runs.reuse import earlier_run
 
-            _work(study, objective, after_trial, total)
-        done = _finished(study)
-        parent.log_metrics({"cells_finished": len(done)})
-    if len(done) < total:
-        reopen_run(parent_id)  # other workers still hold cells
-    return ReproduceResult(
-        study=study,
-        parent_run_id=parent_id,
-        ran=counts["ran"],
-        reused=counts["reused"],
-        finished=len(done),
-        total=total,
-    )
+        cell_name, seed = trial.user_attrs.get("cell"), trial.user_attrs.get("seed")
+        if cell_name is None:
+            raise Surplus("no queued cell left")
+        by_name = {c.name: c for c in self.cells}
+        trial.suggest_categorical("cell", sorted(by_name))  # the queued values, recorded as the trial's params
+        trial.suggest_int("seed", 0, self.seeds - 1)
+        trial.set_user_attr("worker", worker_name())
+        cell = by_name[cell_name]
+        config = cell.config(**{**self.common, "seed": seed})
+        key = cell_key(config, self.ds.fingerprint, self.ds.split.hash)
+        values = (cell.name, seed, key, self.study.study_name, cell.table, cell.row, cell.arch)
+        tags = {**dict(zip(TAGS, values, strict=True)), "optuna.trial_number": trial.number}
+        earlier = earlier_run(key, self.parent_id)
+        if earlier is not None:
+            return self._reuse(trial, earlier, f"{cell.name}-seed{seed}", tags)
+        return self._train(trial, config, cell, seed, tags)
+
+    def _reuse(self, trial: optuna.Trial, earlier, run_name: str, tags: dict) -> float:
+        """Fill the trial from an earlier matrix's run: a copy of it, nested under this parent."""
+        from emo.runs.reuse import copy_run
+
+        run_id = copy_run(earlier, self.parent_id, run_name, tags, keep=TAGS)
+        trial.set_user_attr("mlflow_run_id", run_id)
+        trial.set_user_attr("reused_from", earlier.info.run_id)
+        self.counts["reused"] += 1
+        return float(earlier.data.metrics.get(OBJECTIVE, float("nan")))
+
+    def _train(self, trial: optuna.Trial, config: Config, cell: Cell, seed: int, tags: dict) -> float:
+        """Train the trial's (cell, seed) as a nested run of this parent, tested once at its end."""
+        from emo.experiment import run_experiment
+
+        try:
+            result = run_experiment(
+                config,
+                run_name=f"{cell.name}-seed{seed}",
+                parent_run_id=self.parent_id,
+                dataset=self.ds,
+                progress=False,
+                tags=tags,
+                on_start=lambda rid: trial.set_user_attr("mlflow_run_id", rid),
+            )
+        except Exception as exc:
+            log.warning("cell %s seed %d failed: %s", cell.name, seed, exc)
+            raise
+        self.counts["ran"] += 1
+        return result.objective
 
 
-def _work(study: optuna.Study, objective, after_trial, total: int) -> None:
-    """Take queued trials until every (cell, seed) is complete. While the only ones left run in other
-    workers, wait; a dead worker's trial goes stale, is failed and queued again, and is taken here."""
+def _after_trial(bar, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A (cell, seed) finished: the bar moves on and the log says which."""
+    if "cell" in trial.user_attrs and trial.state == optuna.trial.TrialState.COMPLETE:
+        bar.update(1)
+        log.info("%s seed %s: %s", trial.user_attrs["cell"], trial.user_attrs["seed"], trial.state.name)
+
+
+def _failed_cells(trials: Trials) -> None:
+    """No cell is queued: while some run in other workers, wait for them; when none does, the cells
+    that failed are all that is left, and they are not retried."""
     S = optuna.trial.TrialState
-    while True:
-        trials = study.get_trials(deepcopy=False)
-        if len(_finished(study)) >= total:
-            return
-        waiting = sum(t.state == S.WAITING for t in trials)
-        if not waiting:
-            if not any(t.state == S.RUNNING for t in trials):
-                failed = sorted(
-                    {t.user_attrs.get("cell") for t in trials if t.state == S.FAIL and "cell" in t.user_attrs}
-                )
-                raise StudyError(
-                    f"matrix cells failed and are not retried: {', '.join(failed)}. See their runs' "
-                    f"failure_reason in MLflow, fix the cause, and run again with another --study-name."
-                )
-            optuna.storages.fail_stale_trials(study)
-            time.sleep(2.0)
-            continue
-        # a failing cell fails its trial and run (with the reason) and the matrix goes on
-        study.optimize(objective, n_trials=1, callbacks=[after_trial], catch=(Exception,))
-
-
-def _earlier_run(key: str, parent_id: str):
-    """A finished run of the same cell key from another matrix (None: train it)."""
-    import mlflow
-
-    runs = mlflow.MlflowClient().search_runs(
-        experiment_ids=[e.experiment_id for e in mlflow.search_experiments()],
-        filter_string=f"tags.`emo.cell_key` = '{key}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time ASC"],
-        max_results=20,
-    )
-    for run in runs:
-        if run.data.tags.get("mlflow.parentRunId") != parent_id and "emo.reused_from" not in run.data.tags:
-            return run
-    return None
-
-
-def _copy_run(earlier, parent_id: str, run_name: str, tags: dict) -> str:
-    """A nested run of this matrix holding an earlier run's params and final metrics."""
-    import mlflow
-    from mlflow.entities import Metric, Param
-
-    client = mlflow.MlflowClient()
-    parent = client.get_run(parent_id)
-    run = client.create_run(
-        parent.info.experiment_id,
-        run_name=run_name,
-        tags={
-            **{k: str(v) for k, v in tags.items()},
-            "mlflow.parentRunId": parent_id,
-            "emo.reused_from": earlier.info.run_id,
-            **{k: v for k, v in earlier.data.tags.items() if k.startswith("emo.") and k not in TAGS},
-        },
-    )
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run.info.run_id,
-        params=[Param(k, v) for k, v in earlier.data.params.items()],
-        metrics=[Metric(k, v, now, 0) for k, v in earlier.data.metrics.items()],
-    )
-    client.set_terminated(run.info.run_id, "FINISHED")
-    return run.info.run_id
+    if not any(t.state == S.RUNNING for t in trials):
+        failed = sorted({t.user_attrs.get("cell") for t in trials if t.state == S.FAIL and "cell" in t.user_attrs})
+        raise StudyError(
+            f"matrix cells failed and are not retried: {', '.join(failed)}. See their runs' "
+            f"failure_reason in MLflow, fix the cause, and run again with another --study-name."
+        )

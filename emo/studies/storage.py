@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 import warnings
@@ -75,10 +76,9 @@ def make_storage(url: str | None, heartbeat: int = HEARTBEAT_SECONDS) -> optuna.
         except Exception as exc:
             # workers started together on an empty database race to create Optuna's tables; the
             # loser sees a duplicate-key error and finds the tables there a moment later
-            if "Duplicate" in type(exc).__name__ or "UniqueViolation" in str(exc) or "already exists" in str(exc):
-                if attempt < 2:
-                    time.sleep(1.0 + attempt)
-                    continue
+            if _lost_creation_race(exc) and attempt < 2:
+                time.sleep(1.0 + attempt)
+                continue
             raise ConfigError(
                 f"cannot open the Optuna storage {masked_url(url)} ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}). Check the URL, that the database "
@@ -102,13 +102,74 @@ def _retry_seconds() -> float:
     return value
 
 
-# refusals that no wait mends: a wrong database, user, password or path, said as connection errors
-_PERMANENT = re.compile(r"does not exist|authentication failed|no password supplied|unable to open database file")
+# PostgreSQL's error codes (SQLSTATE) of refusals that no wait mends: no such database
+# (invalid_catalog_name), no such role (invalid_authorization_specification), a wrong password
+# (invalid_password)
+_REFUSED = frozenset({"3D000", "28000", "28P01"})
+# The same refusals in words. libpq reports a failed connection without the server's code (psycopg
+# raises OperationalError with sqlstate None, psycopg2 with pgcode None), so a refused connection,
+# the usual way to meet them, is known by its message alone.
+_REFUSED_WORDS = re.compile(r"does not exist|authentication failed|no password supplied")
+# PostgreSQL's codes for what a worker that lost the race to create Optuna's tables meets: the
+# winner's table, type, schema or column, or its catalog row (unique_violation)
+_CREATED_ALREADY = frozenset({"42P07", "42710", "42P06", "42701", "23505"})
+
+
+def _chain(exc: BaseException | None):
+    """`exc` and the exceptions it came from: the driver's error is the cause of SQLAlchemy's."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """PostgreSQL's code of a driver error (psycopg's `sqlstate`, psycopg2's `pgcode`), where it has one."""
+    return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+
+
+def _sqlite_code(exc: BaseException) -> int | None:
+    """SQLite's primary result code of an sqlite3 error (its extended code less the detail)."""
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
+    return None if code is None else code & 0xFF
+
+
+def _postgres_error(exc: BaseException) -> bool:
+    return hasattr(exc, "sqlstate") or hasattr(exc, "pgcode")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a driver's error says the database refuses this worker for good: a wrong database,
+    user, password or path, said as a connection error."""
+    if isinstance(exc, sqlite3.Error):
+        return _sqlite_code(exc) == sqlite3.SQLITE_CANTOPEN  # "unable to open database file"
+    if not _postgres_error(exc):
+        return False
+    if _sqlstate(exc) is not None:
+        return _sqlstate(exc) in _REFUSED
+    if getattr(getattr(exc, "pgconn", None), "needs_password", False):  # psycopg: "no password supplied"
+        return True
+    return bool(_REFUSED_WORDS.search(str(exc)))  # libpq's failed connection: words only (see _REFUSED_WORDS)
+
+
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether `exc` says another worker created Optuna's tables first (they are there now)."""
+    for error in _chain(exc):
+        if _sqlstate(error) is not None:
+            if _sqlstate(error) in _CREATED_ALREADY:
+                return True
+        elif isinstance(error, sqlite3.Error) or _postgres_error(error):
+            # SQLite says "table … already exists" under its catch-all code (SQLITE_ERROR): words only
+            if "already exists" in str(error):
+                return True
+    return False
 
 
 def _transient(exc: BaseException | None) -> bool:
     """Whether `exc`, or an exception it came from, says the database connection was lost or refused
-    (not that a statement was wrong): worth trying again once the database is back."""
+    (not that a statement was wrong, nor a refusal no wait mends): worth trying again once the
+    database is back."""
     import sqlalchemy.exc as sa_exc
 
     try:
@@ -117,17 +178,14 @@ def _transient(exc: BaseException | None) -> bool:
         dbapi = (psycopg.OperationalError, psycopg.InterfaceError)
     except ImportError:  # pragma: no cover - emo installs psycopg
         dbapi = ()
-    if _PERMANENT.search(str(exc)):
+    chain = list(_chain(exc))
+    if any(_refused(error) for error in chain):
         return False
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.PendingRollbackError, *dbapi)):
-            return True
-        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    lost = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.PendingRollbackError, *dbapi)
+    return any(
+        isinstance(error, lost) or (isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
+        for error in chain
+    )
 
 
 class Outage:

@@ -6,118 +6,34 @@ test set: the winner's test metrics are computed once, after the study. Several 
 started with the same `--storage` and `--study-name` share one study; a dead worker's trial is
 failed by its missing heartbeat and retried by a surviving one.
 
-The storage, its URL and its outages are `emo.studies.storage`'s.
+The search spaces are `emo.studies.spaces`'s; the storage, its URL and its outages
+`emo.studies.storage`'s; the parent run and the worker loop, shared with `reproduce`,
+`emo.studies.worker`'s.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import os
-import socket
-import time
 import warnings
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 
-from emo.core.config import AUDIO_WINDOWS, HEARTBEAT_SECONDS, Config
+from emo.core.config import HEARTBEAT_SECONDS, SPLITS, Config
 from emo.core.errors import ConfigError, StorageUnavailableError
 from emo.core.metrics import target_mean
 from emo.core.progress import progress_bar
+from emo.studies.spaces import METRICS, SPACES, TUNABLE, search_space  # noqa: F401 (SPACES, TUNABLE: public here too)
 from emo.studies.storage import make_storage, masked_url, reopen_if_storage_lost, storage_errors, storage_url
+from emo.studies.worker import Surplus, Trials, claim_key, parent_run, work, worker_name
 
 log = logging.getLogger(__name__)
 
-PARENT_ATTR = "mlflow_parent_run_id"
 WINNER_ATTR = "winner"
-
-# one search space per family: name -> {"choices": [...]} or {"low", "high"[, "log", "step"]}
-SPACES: dict[str, dict[str, dict]] = {
-    "fusion": {
-        "d_model": {"choices": [32, 64, 128]},
-        "heads": {"choices": [2, 4]},
-        "ff": {"choices": [64, 128, 256]},
-        "repeats": {"low": 1, "high": 3},
-        "dropout": {"low": 0.0, "high": 0.3},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "window": {"choices": list(AUDIO_WINDOWS)},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-    "video": {
-        "hidden": {"choices": [32, 64, 128, 256]},
-        "layers": {"low": 1, "high": 2},
-        "dropout": {"low": 0.0, "high": 0.5},
-        "pooling": {"choices": ["avg", "max", "conv1d"]},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "window": {"choices": list(AUDIO_WINDOWS)},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-    "audio": {
-        "hidden": {"choices": [32, 64, 128, 256]},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "window": {"choices": list(AUDIO_WINDOWS)},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-    "ffnn": {
-        "hidden": {"choices": [32, 64, 128, 256]},
-        "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-        "batch_size": {"choices": [32, 64, 128]},
-        "patience": {"low": 2, "high": 8},
-        "label_delay": {"choices": [0.0, 1.0, 2.0, 3.0]},
-    },
-}
-METRICS = {"rmse": "minimize", "ccc": "maximize"}
-
-
-def search_space(family: str, override: str | Path | dict | None = None, fixed=()) -> dict[str, dict]:
-    """The family's space without the `fixed` settings (a matrix cell's own), updated with `override`
-    (a dict, or a JSON file of the same shape)."""
-    if family not in SPACES:
-        raise ConfigError(f"no search space for family {family!r}; tunable: {', '.join(SPACES)}.")
-    space = {k: dict(v) for k, v in SPACES[family].items() if k not in fixed}
-    if override is None:
-        return space
-    if not isinstance(override, dict):
-        try:
-            override = json.loads(Path(override).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"{override}: cannot read the search space ({exc}); write JSON like "
-                f'{{"lr": {{"low": 1e-4, "high": 1e-2, "log": true}}, "depth": {{"choices": [1, 2]}}}}.'
-            ) from None
-    fields = set(Config.__dataclass_fields__)
-    for name, spec in override.items():
-        if name not in fields:
-            raise ConfigError(f"search space: {name!r} is not a setting of emo (see `emo train --help`).")
-        if spec is None:
-            space.pop(name, None)  # {"window": null} fixes the base value again
-        elif not _valid_spec(spec):
-            raise ConfigError(
-                f'search space: {name!r} needs {{"choices": [non-empty list]}} or '
-                f'{{"low": number, "high": number (>= low)[, "log": true]}}; got {spec!r}.'
-            )
-        else:
-            space[name] = spec
-    return space
-
-
-def _valid_spec(spec) -> bool:
-    if not isinstance(spec, dict):
-        return False
-    if "choices" in spec:
-        return isinstance(spec["choices"], list) and len(spec["choices"]) > 0
-    numbers = all(isinstance(spec.get(k), int | float) and not isinstance(spec.get(k), bool) for k in ("low", "high"))
-    return numbers and spec["low"] <= spec["high"] and not (spec.get("log") and spec["low"] <= 0)
+_, _DEV, _TEST = SPLITS  # trials score on dev; the test split is the winner's alone, seen once
 
 
 def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict:
@@ -153,10 +69,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise ConfigError(f"unknown pruner {name!r}; choose median, none or percentile:P (0 < P < 100).")
 
 
-class _Surplus(Exception):
-    """Raised in a trial started after the study already had its requested number."""
-
-
 @dataclass
 class TuneResult:
     study: optuna.Study
@@ -174,9 +86,23 @@ def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(*FINISHED, optuna.trial.TrialState.RUNNING))
 
 
-def _states(study: optuna.Study) -> Counter:
-    """How many trials of the study are in each state (one read of the storage)."""
-    return Counter(t.state for t in study.get_trials(deepcopy=False))
+def _states(trials: Trials) -> Counter:
+    """How many of `trials` are in each state."""
+    return Counter(t.state for t in trials)
+
+
+def _done(trials: Trials, wanted: int | None) -> bool:
+    """Whether the study holds the `wanted` complete or pruned trials (without a number, never)."""
+    counts = _states(trials)
+    return wanted is not None and sum(counts[s] for s in FINISHED) >= wanted
+
+
+def _left(trials: Trials, wanted: int | None) -> bool:
+    """Whether a trial is left to start: one queued (a dead worker's retry), or fewer than `wanted`
+    finished or running."""
+    counts = _states(trials)
+    running, waiting = counts[optuna.trial.TrialState.RUNNING], counts[optuna.trial.TrialState.WAITING]
+    return wanted is None or waiting > 0 or sum(counts[s] for s in FINISHED) + running < wanted
 
 
 def tune(
@@ -203,8 +129,7 @@ def tune(
     after `timeout` seconds. Once the study is complete, exactly one worker tests the winner and,
     with `register` (Fusion 4 studies), registers it; the others return what it found.
     """
-    from emo.experiment import run_experiment
-    from emo.runs.lifecycle import create_run, default_experiment, reopen_run, tracked_run, update_run
+    from emo.runs.lifecycle import reopen_run, tracked_run
 
     base.validate()
     if metric not in METRICS:
@@ -213,188 +138,223 @@ def tune(
         raise ConfigError("give --trials, --timeout or both, or the study never stops.")
     space = search_space(base.family, space, fixed)
     study_name = study_name or f"emo-{base.family}" + (f"{base.method}" if base.family == "fusion" else "")
-    storage = storage_url(storage)
-    rdb = make_storage(storage, heartbeat)
-    study = optuna.create_study(
-        storage=rdb,
-        study_name=study_name,
-        load_if_exists=True,
-        direction=METRICS[metric],
-        pruner=make_pruner(pruner),
-        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-    )
-    tags = {"emo.family": base.family, "emo.study": study_name}
-    experiment = default_experiment(f"emo-{base.family}", experiment)
-    parent_id, created = _parent_run(
-        study, rdb, lambda: create_run(f"tune-{study_name}", experiment=experiment, tags=tags)
+    worker = _Worker.open(
+        base,
+        space,
+        study_name,
+        storage_url(storage),
+        heartbeat=heartbeat,
+        metric=metric,
+        pruner=pruner,
+        sampler_seed=sampler_seed,
+        experiment=experiment,
+        trials=trials,
+        register=register,
     )
     # a lost storage ends this worker with its one-line error, the parent run noting it, then open
     # again: the study goes on once the database is back
-    with reopen_if_storage_lost(parent_id), tracked_run(join_run_id=parent_id, tags=tags) as parent, storage_errors():
-        # where the study lives, password hidden; a tag as well, because under `mlflow run` the
-        # `storage` parameter is already taken by its -P value (`auto` when EMO_STORAGE holds the URL)
-        parent.set_tags({"emo.storage": masked_url(storage)})
-        if created:
-            parent.log_params(
-                {
-                    "study_name": study_name,
-                    "storage": masked_url(storage),
-                    "sampler": type(study.sampler).__name__,
-                    "pruner": pruner,
-                    "metric": metric,
-                    "direction": METRICS[metric],
-                    "search_space": json.dumps(space),
-                    **{f"base_{k}": v for k, v in base.params().items() if k not in space},
-                }
-            )
+    with (
+        reopen_if_storage_lost(worker.parent_id),
+        tracked_run(join_run_id=worker.parent_id, tags=worker.tags) as parent,
+        storage_errors(),
+    ):
+        worker.log_parent(parent)
+        worker.run(parent, progress=progress, timeout=timeout)
+        result, complete = worker.conclude(parent)
+    if not complete:
+        reopen_run(worker.parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
+    return result
 
-        def objective(trial: optuna.Trial) -> float:
-            if trials is not None:
-                ahead = sorted(t.number for t in _counted(study))
-                if trial.number not in ahead[:trials]:
-                    study.stop()
-                    raise _Surplus(f"the study already has {trials} trials")
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-            params = suggest(trial, space)
-            config = base.replace(**params)
-            run_id: list[str] = []
 
-            def on_epoch(state) -> None:
-                record = state.history[-1]
-                value = _value(record, metric)
-                trial.report(value, state.epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned after epoch {state.epoch} (dev {metric} {value:.4f})")
+@dataclass
+class _Worker:
+    """This worker's part in a tuning study: the study and its parent run, what it searches and how
+    it scores, and the trials it runs."""
 
-            tags = {"optuna.study_name": study_name, "optuna.trial_number": trial.number}
-            try:
-                result = run_experiment(
-                    config,
-                    run_name=f"trial-{trial.number}",
-                    parent_run_id=parent_id,
-                    evaluate_test=False,
-                    on_epoch=on_epoch,
-                    progress=False,
-                    tags=tags,
-                    on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
-                )
-            except optuna.TrialPruned:
-                if run_id:
-                    update_run(run_id[0], tags={"emo.trial_state": "PRUNED"}, status="KILLED")
-                raise
-            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the run ends KILLED, and says which trial state
-                if run_id:
-                    update_run(run_id[0], tags={"emo.trial_state": "KILLED"})
-                raise
-            except Exception as exc:
-                if run_id:
-                    update_run(run_id[0], tags={"emo.trial_state": "FAILED"})
-                if not isinstance(exc, StorageUnavailableError):  # that one ends the worker with its message
-                    log.warning("trial %d failed: %s", trial.number, exc)
-                raise
-            update_run(run_id[0], tags={"emo.trial_state": "COMPLETE"})
-            trial.set_user_attr("model_uri", result.model_uri)
-            return _value(result.dev, metric)
+    base: Config
+    space: dict[str, dict]
+    study: optuna.Study
+    storage: optuna.storages.BaseStorage  # the RDB storage, whose database holds the once-only claims
+    url: str  # the storage's URL as given
+    metric: str
+    pruner: str
+    trials: int | None
+    register: bool
+    parent_id: str
+    created: bool  # whether this worker created the parent run
+    tags: dict[str, str]
 
+    @classmethod
+    def open(
+        cls,
+        base: Config,
+        space: dict,
+        name: str,
+        url: str,
+        *,
+        heartbeat: int,
+        experiment: str | None,
+        metric: str,
+        pruner: str,
+        sampler_seed: int | None,
+        trials: int | None,
+        register: bool,
+    ) -> _Worker:
+        """Create or join the study `name` in the storage at `url`, and its one parent run."""
+        from emo.runs.lifecycle import create_run, default_experiment
+
+        rdb = make_storage(url, heartbeat)
+        study = optuna.create_study(
+            storage=rdb,
+            study_name=name,
+            load_if_exists=True,
+            direction=METRICS[metric],
+            pruner=make_pruner(pruner),
+            sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        )
+        tags = {"emo.family": base.family, "emo.study": name}
+        experiment = default_experiment(f"emo-{base.family}", experiment)
+        parent_id, created = parent_run(
+            study, rdb, lambda: create_run(f"tune-{name}", experiment=experiment, tags=tags)
+        )
+        return cls(base, space, study, rdb, url, metric, pruner, trials, register, parent_id, created, tags)
+
+    def log_parent(self, parent) -> None:
+        """Where the study lives (every worker) and how it searches (the parent run's creator)."""
+        # password hidden; a tag as well, because under `mlflow run` the `storage` parameter is
+        # already taken by its -P value (`auto` when EMO_STORAGE holds the URL)
+        parent.set_tags({"emo.storage": masked_url(self.url)})
+        if not self.created:
+            return
+        parent.log_params(
+            {
+                "study_name": self.study.study_name,
+                "storage": masked_url(self.url),
+                "sampler": type(self.study.sampler).__name__,
+                "pruner": self.pruner,
+                "metric": self.metric,
+                "direction": METRICS[self.metric],
+                "search_space": json.dumps(self.space),
+                **{f"base_{k}": v for k, v in self.base.params().items() if k not in self.space},
+            }
+        )
+
+    def run(self, parent, *, progress: bool, timeout: float | None) -> None:
+        """Run trials until the study holds its number, or for `timeout` seconds."""
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # the bar closes before any error message, not after it at exit
         with progress_bar(
-            total=trials,
-            desc=f"study {study_name}",
+            total=self.trials,
+            desc=f"study {self.study.study_name}",
             unit="trial",
             disable=not progress,
-            initial=min(len(_counted(study)), trials or 0),
+            initial=min(len(_counted(self.study)), self.trials or 0),
         ) as bar:
+            work(
+                self.study,
+                self.objective,
+                functools.partial(_after_trial, bar, parent, self.metric),
+                done=functools.partial(_done, wanted=self.trials),
+                left=functools.partial(_left, wanted=self.trials),
+                timeout=timeout,
+            )
 
-            def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-                bar.update(1)
-                log.info(
-                    "trial %d %s%s",
-                    trial.number,
-                    trial.state.name,
-                    f" {metric} {trial.value:.4f}" if trial.value is not None else "",
-                )
-                best = _best(study)
-                if best is not None:
-                    parent.log_metrics({"best_value": best.value}, step=trial.number)
+    def objective(self, trial: optuna.Trial) -> float:
+        """One trial: settings drawn from the space, trained as a nested run of the parent (each
+        epoch's dev value reported for pruning); its best dev value."""
+        from emo.experiment import run_experiment
+        from emo.runs.lifecycle import update_run
 
-            _work(study, objective, after_trial, trials=trials, timeout=timeout)
-        counts = _states(study)
-        complete = trials is None or sum(counts[s] for s in FINISHED) >= trials
-        best = _best(study)
-        winner = {}
-        if complete and best is not None:  # a worker leaving early (--timeout) decides nothing
-            winner = _finish(study, rdb, best, base, parent, metric=metric, register=register)
-            best = study.trials[winner["trial"]] if "trial" in winner else best
-        _log_study_figures(study, parent)
-        parent.log_text(summary(study), "study_summary.txt")
-    if not complete:
-        reopen_run(parent_id)  # this worker left early (--timeout): the study, and its parent run, go on
-    return TuneResult(
-        study=study,
-        parent_run_id=parent_id,
-        best_trial=best,
-        test=winner.get("test", {}),
-        registration=winner.get("registration"),
-    )
+        self._refuse_surplus(trial)
+        trial.set_user_attr("worker", worker_name())
+        config = self.base.replace(**suggest(trial, self.space))
+        run_id: list[str] = []
+        try:
+            result = run_experiment(
+                config,
+                run_name=f"trial-{trial.number}",
+                parent_run_id=self.parent_id,
+                evaluate_test=False,
+                on_epoch=functools.partial(self._on_epoch, trial),
+                progress=False,
+                tags={"optuna.study_name": self.study.study_name, "optuna.trial_number": trial.number},
+                on_start=lambda rid: (run_id.append(rid), trial.set_user_attr("mlflow_run_id", rid)),
+            )
+        except (Exception, KeyboardInterrupt) as exc:
+            _ended_early(trial, run_id, exc)
+            raise
+        update_run(run_id[0], tags={"emo.trial_state": "COMPLETE"})
+        trial.set_user_attr("model_uri", result.model_uri)
+        return _value(result.dev, self.metric)
 
-
-def _work(
-    study: optuna.Study, objective: Callable, after_trial: Callable, *, trials: int | None, timeout: float | None
-) -> None:
-    """Run trials one at a time until the study holds `trials` complete or pruned ones.
-
-    While the only trials missing are running in other workers, wait rather than start a surplus
-    one; if such a worker dies, its heartbeat goes stale, the trial is failed and re-queued, and
-    this worker runs the retry. So no trial is lost and none runs twice.
-    """
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while deadline is None or time.monotonic() < deadline:
-        counts = _states(study)
-        done = sum(counts[s] for s in FINISHED)
-        if trials is not None and done >= trials:
+    def _refuse_surplus(self, trial: optuna.Trial) -> None:
+        """A trial beyond the study's number (other workers' trials came first) stops this worker."""
+        if self.trials is None:
             return
-        running, waiting = counts[optuna.trial.TrialState.RUNNING], counts[optuna.trial.TrialState.WAITING]
-        if trials is not None and done + running >= trials and not waiting:
-            optuna.storages.fail_stale_trials(study)  # a dead worker's trial -> FAIL, and a retry is queued
-            time.sleep(2.0)
-            continue
-        left = None if deadline is None else max(deadline - time.monotonic(), 0.1)
-        study.optimize(objective, n_trials=1, timeout=left, callbacks=[after_trial], catch=(_Surplus,))
+        ahead = sorted(t.number for t in _counted(self.study))
+        if trial.number not in ahead[: self.trials]:
+            self.study.stop()
+            raise Surplus(f"the study already has {self.trials} trials")
+
+    def _on_epoch(self, trial: optuna.Trial, state) -> None:
+        value = _value(state.history[-1], self.metric)
+        trial.report(value, state.epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {state.epoch} (dev {self.metric} {value:.4f})")
+
+    def conclude(self, parent) -> tuple[TuneResult, bool]:
+        """What the study found, and whether it is complete. Once it is, the winner is tested (and
+        registered) by one worker; a worker leaving early (--timeout) decides nothing."""
+        complete = self.trials is None or _done(self.study.get_trials(deepcopy=False), self.trials)
+        best = _best(self.study)
+        winner = {}
+        if complete and best is not None:
+            winner = _finish(
+                self.study, self.storage, best, self.base, parent, metric=self.metric, register=self.register
+            )
+            best = self.study.trials[winner["trial"]] if "trial" in winner else best
+        _log_study_figures(self.study, parent)
+        parent.log_text(summary(self.study), "study_summary.txt")
+        result = TuneResult(
+            study=self.study,
+            parent_run_id=self.parent_id,
+            best_trial=best,
+            test=winner.get("test", {}),
+            registration=winner.get("registration"),
+        )
+        return result, complete
 
 
-def _key(study: optuna.Study, what: str) -> str:
-    return f"{study._study_id}:{study.study_name}:{what}"
+def _ended_early(trial: optuna.Trial, run_id: list[str], exc: BaseException) -> None:
+    """Tag a trial's run (if it started) with how the trial ended: pruned (the run KILLED),
+    interrupted (Ctrl-C or SIGTERM: the run ends KILLED on its own) or failed."""
+    from emo.runs.lifecycle import update_run
+
+    pruned = isinstance(exc, optuna.TrialPruned)
+    state = "PRUNED" if pruned else "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    if run_id:
+        update_run(run_id[0], tags={"emo.trial_state": state}, status="KILLED" if pruned else None)
+    if state == "FAILED" and not isinstance(exc, StorageUnavailableError):  # that one ends the worker
+        log.warning("trial %d failed: %s", trial.number, exc)
 
 
-def _parent_run(study: optuna.Study, storage, create: Callable[[], str]) -> tuple[str, bool]:
-    """The study's one MLflow parent run: the worker whose claim lands in the storage creates it, the
-    others wait until it is published. Returns (run id, whether this worker created it)."""
-    from emo.studies.claims import once
-
-    if PARENT_ATTR in study.user_attrs:
-        return study.user_attrs[PARENT_ATTR], False
-    created = []
-
-    def work() -> str:
-        created.append(create())
-        study.set_user_attr(PARENT_ATTR, created[0])
-        return created[0]
-
-    run_id = once(
-        storage,
-        _key(study, "parent"),
-        work,
-        lambda: study.user_attrs.get(PARENT_ATTR),
-        timeout=120,
-        what="the study's parent run",
+def _after_trial(bar, parent, metric: str, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A trial ended: the bar moves on, the log says how, the parent run logs the best value so far."""
+    bar.update(1)
+    log.info(
+        "trial %d %s%s",
+        trial.number,
+        trial.state.name,
+        f" {metric} {trial.value:.4f}" if trial.value is not None else "",
     )
-    return run_id, bool(created)
+    best = _best(study)
+    if best is not None:
+        parent.log_metrics({"best_value": best.value}, step=trial.number)
 
 
 def _value(record: dict, metric: str) -> float:
     """Mean dev RMSE or CCC over valence and arousal, from an epoch record or final dev metrics."""
-    return target_mean(record, f"dev/{metric}")
+    return target_mean(record, f"{_DEV}/{metric}")
 
 
 def _best(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -423,7 +383,7 @@ def _finish(
 
     return once(
         storage,
-        _key(study, "winner"),
+        claim_key(study, "winner"),
         work,
         lambda: study.user_attrs.get(WINNER_ATTR),
         what="the worker testing the winner",
@@ -443,7 +403,7 @@ def _evaluate_winner(best: optuna.trial.FrozenTrial, base: Config, parent) -> di
     _, test = predict_split(
         load_model(uri),
         base.data,
-        split="test",
+        split=_TEST,
         # the label delay is the model's own, read from the model
         **{k: v for k, v in base.data_options().items() if k != "label_delay"},
     )
