@@ -12,7 +12,7 @@ folder) and `mlflow models serve`.
 Metric logging: for each N, N worker processes (spawned, each its own MLflow run) call
 `mlflow.log_metrics(record, step=epoch)` --epochs times as fast as they can, where `record` is what
 emo's trainer logs per epoch (train/loss, dev/loss, train/seconds, dev/{mae,rmse,ccc,r}_{valence,arousal}:
-11 values; the call emo.runs.tracking.MlflowTracker.log_metrics makes). Printed: metric values written/s
+11 values; the call emo.runs.tracker.MlflowTracker.log_metrics makes). Printed: metric values written/s
 and batches/s over the wall time of all N, and the p50/p99 latency of one batch.
 
 Serving: a small Fusion 4 v2 is trained for one epoch with emo's run_experiment on a synthetic corpus

@@ -351,7 +351,7 @@ def main() -> None:
     os.environ["EMO_CHECKPOINT_DIR"] = f"{tmp.name}/checkpoints"
     import mlflow
 
-    from emo.runs.tracking import tracked_run
+    from emo.runs.lifecycle import tracked_run
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # not the store's "creating tables" notes
 
