@@ -43,3 +43,13 @@ def short_error(exc: BaseException) -> str:
     """An exception in one line, for messages and a failed run's `failure_reason`: its type and first line."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def exception_chain(exc: BaseException | None):
+    """`exc` and the exceptions it was raised from or while handling, outermost first: a driver's or an
+    HTTP client's error is the cause of the one MLflow, SQLAlchemy or Optuna raise."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__

@@ -10,7 +10,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from emo.core.errors import TrackingError, short_error
+from emo.core.errors import TrackingError, exception_chain, short_error
 
 # MLflow retries a failed HTTP request 7 times with doubling back-off (minutes of silence when the
 # server is gone); emo fails within seconds instead, unless the user set these themselves.
@@ -134,22 +134,13 @@ def _exclusive(file):
         fcntl.flock(file, fcntl.LOCK_UN)
 
 
-def _chain(exc: BaseException | None):
-    """`exc` and the exceptions it was raised from or while handling."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
 def is_connection_error(exc: BaseException) -> bool:
     """True when `exc` says the tracking server could not be reached: MLflow raises an MlflowException
     from (or while handling) the HTTP client's connection error or time-out."""
     import requests
 
     lost = (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, TimeoutError)
-    return any(isinstance(e, lost) for e in _chain(exc))
+    return any(isinstance(e, lost) for e in exception_chain(exc))
 
 
 def is_duplicate_key(exc: BaseException) -> bool:
@@ -157,6 +148,6 @@ def is_duplicate_key(exc: BaseException) -> bool:
     A tracking server passes only its text on, so that text is the fallback."""
     from sqlalchemy.exc import IntegrityError
 
-    if any(isinstance(e, IntegrityError) for e in _chain(exc)):
+    if any(isinstance(e, IntegrityError) for e in exception_chain(exc)):
         return True
     return any(s in str(exc) for s in ("UNIQUE", "IntegrityError", "duplicate key"))

@@ -21,7 +21,7 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from emo.core.config import HEARTBEAT_SECONDS
-from emo.core.errors import ConfigError, StorageUnavailableError
+from emo.core.errors import ConfigError, StorageUnavailableError, exception_chain
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,6 @@ _REFUSED_WORDS = re.compile(r"does not exist|authentication failed|no password s
 _CREATED_ALREADY = frozenset({"42P07", "42710", "42P06", "42701", "23505"})
 
 
-def _chain(exc: BaseException | None):
-    """`exc` and the exceptions it came from: the driver's error is the cause of SQLAlchemy's."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
-
-
 def _sqlstate(exc: BaseException) -> str | None:
     """PostgreSQL's code of a driver error (psycopg's `sqlstate`, psycopg2's `pgcode`), where it has one."""
     return getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
@@ -155,7 +146,7 @@ def _refused(exc: BaseException) -> bool:
 
 def _lost_creation_race(exc: BaseException) -> bool:
     """Whether `exc` says another worker created Optuna's tables first (they are there now)."""
-    for error in _chain(exc):
+    for error in exception_chain(exc):
         if _sqlstate(error) is not None:
             if _sqlstate(error) in _CREATED_ALREADY:
                 return True
@@ -178,7 +169,7 @@ def _transient(exc: BaseException | None) -> bool:
         dbapi = (psycopg.OperationalError, psycopg.InterfaceError)
     except ImportError:  # pragma: no cover - emo installs psycopg
         dbapi = ()
-    chain = list(_chain(exc))
+    chain = list(exception_chain(exc))
     if any(_refused(error) for error in chain):
         return False
     lost = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.PendingRollbackError, *dbapi)
