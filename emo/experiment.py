@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from emo.core.compute import check_precision, pick_device, set_threads
-from emo.core.config import Config
+from emo.core.config import AUDIO_WINDOWS, LABELS, Config
 from emo.core.errors import ConfigError
 from emo.core.metrics import evaluate, target_mean
 from emo.data.dataset import Dataset, load_dataset
-from emo.data.inputs import Inputs, build_inputs
+from emo.data.inputs import Inputs, SampleIndex, build_inputs, frame_predictions, window_predictions
 from emo.models import build_model
 from emo.runs.bundle import EstimatorBundle, NetworkBundle
 from emo.runs.checkpoints import load_checkpoint
@@ -31,7 +31,7 @@ from emo.runs.naming import dataset_params, final_metrics, model_description, mo
 from emo.runs.naming import run_name as default_run_name
 from emo.runs.resume import RESUME_MAY_CHANGE, check_resumable
 from emo.runs.tracker import MemoryTracker, Tracker
-from emo.trainer import TrainState, checkpoint, predict
+from emo.trainer import TrainState, checkpoint, predict, predict_steps
 from emo.trainer import train as fit
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,14 @@ def seed_everything(seed: int) -> None:
 
 
 def _mean_predictor(inputs: Inputs) -> dict[str, float]:
-    y_train = inputs.samples["train"].labels.numpy()
-    y_dev = inputs.samples["dev"].labels.numpy()
+    y_train = inputs.samples["train"].scored_labels()
+    y_dev = inputs.samples["dev"].scored_labels()
     return evaluate(y_dev, np.broadcast_to(y_train.mean(axis=0), y_dev.shape), "dev/")
 
 
 def _log_figures(
     tracker,
-    inputs: Inputs,
+    idx: SampleIndex,
     y_dev: np.ndarray,
     p_dev: np.ndarray,
     history: list[dict] | None,
@@ -80,7 +80,6 @@ def _log_figures(
 ) -> None:
     from emo.report import plots
 
-    idx = inputs.index["dev"]
     # at the top level: MLflow's run comparison shows only top-level files that every run has
     figures = {
         f"{prefix}dev_traces.png": plots.traces(idx.video_id, idx.start, y_dev, p_dev),
@@ -108,6 +107,11 @@ def input_spec(config: Config, inputs: Inputs) -> dict:
         "audio_window": int(inputs.notes.get("audio_window", 0)),
         "label_delay": float(config.label_delay),
         "audio_len": int(inputs.dims.get("audio_len", 0)),
+        **(
+            {"segment": config.segment, "hop": config.hop, "modality": config.modality}
+            if inputs.kind == "sequence"
+            else {}
+        ),
     }
 
 
@@ -175,6 +179,7 @@ def _epoch_logger(config: Config, inputs: Inputs, tracker, on_epoch: Callable | 
 
 def _run_torch(
     config: Config,
+    ds: Dataset,
     inputs: Inputs,
     tracker,
     *,
@@ -200,14 +205,15 @@ def _run_torch(
         resume=resume,
         progress=progress,
     )
-    y_dev, p_dev = predict(model, inputs.samples["dev"], device=device, precision=config.precision)
+    at_dev, y_dev, p_dev = _split_predictions(model, inputs, "dev", device, config.precision)
     test = {}
     if evaluate_test:  # once, after every decision
-        y_test, p_test = predict(model, inputs.samples["test"], device=device, precision=config.precision)
-        test = _evaluate_split(tracker, inputs, "test", y_test, p_test)
+        test = _evaluate_split(tracker, *_split_predictions(model, inputs, "test", device, config.precision), "test")
+        if inputs.kind == "sequence":
+            _score_like_windows(tracker, ds, model, inputs, device, config.precision)
     result = Result(
         config=config,
-        dev=_evaluate_split(tracker, inputs, "dev", y_dev, p_dev),
+        dev=_evaluate_split(tracker, at_dev, y_dev, p_dev, "dev"),
         test=test,
         mean_predictor_dev=_mean_predictor(inputs),
         history=state.history,
@@ -215,19 +221,48 @@ def _run_torch(
         run_id=tracker.run_id,
     )
     _log_results(tracker, result, epochs_run=state.epoch, stopped_early=state.stopped_early)
-    _log_figures(tracker, inputs, y_dev, p_dev, state.history, loss=config.loss)
+    _log_figures(tracker, at_dev, y_dev, p_dev, state.history, loss=config.loss)
     result.model_uri = _log_torch_model(tracker, config, inputs, model.cpu())
     if result.model_uri:
         tracker.set_tags({"emo.model_uri": result.model_uri})
     return result
 
 
-def _evaluate_split(tracker, inputs: Inputs, split: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+def _split_predictions(
+    model, inputs: Inputs, split: str, device, precision: str
+) -> tuple[SampleIndex, np.ndarray, np.ndarray]:
+    """Where each scored sample of `split` is, its targets and the model's predictions: a window per
+    sample, or for a sequence model a frame per sample (overlapping segments averaged)."""
+    samples = inputs.samples[split]
+    if inputs.kind == "sequence":
+        return frame_predictions(samples, predict_steps(model, samples, device=device, precision=precision))
+    return inputs.index[split], *predict(model, samples, device=device, precision=precision)
+
+
+def _score_like_windows(tracker, ds: Dataset, model, inputs: Inputs, device, precision: str) -> None:
+    """A sequence model's test predictions scored on the test windows and targets of every windowed cell
+    (the thesis's windows × both label rules), logged as `predictions/test_{W}s_{LABEL}.parquet` with
+    metrics `test_{W}s_{LABEL}/…`: what the report's like-for-like comparisons join on."""
+    from emo.predict import predictions_table
+
+    samples = inputs.samples["test"]
+    steps = predict_steps(model, samples, device=device, precision=precision)
+    for window in AUDIO_WINDOWS:
+        for label in LABELS:
+            index, y, p = window_predictions(ds, samples, steps, float(window), label)
+            if not len(y):
+                continue
+            name = f"test_{window}s_{label}"
+            tracker.log_table(predictions_table(index, y, p), f"predictions/{name}.parquet")
+            scores = evaluate(y, p, f"{name}/", groups=index.video_id)
+            tracker.log_metrics({k: v for k, v in scores.items() if k.split("/")[1].startswith(("rmse_", "ccc_"))})
+
+
+def _evaluate_split(tracker, index: SampleIndex, y: np.ndarray, p: np.ndarray, split: str) -> dict[str, float]:
     """The split's metrics (pooled and per recording); the per-window predictions are logged beside them
     (`predictions/SPLIT.parquet`), so a report can compare two models on the same windows."""
     from emo.predict import predictions_table
 
-    index = inputs.index[split]
     tracker.log_table(predictions_table(index, y, p), f"predictions/{split}.parquet")
     return evaluate(y, p, f"{split}/", groups=index.video_id)
 
@@ -250,13 +285,13 @@ def _fit_baseline(config: Config, inputs: Inputs, child, algorithm: str, x: dict
     p_dev, p_test = predict_baseline(estimators, x["dev"]), predict_baseline(estimators, x["test"])
     result = Result(
         config=config,
-        dev=_evaluate_split(child, inputs, "dev", y["dev"], p_dev),
-        test=_evaluate_split(child, inputs, "test", y["test"], p_test),
+        dev=_evaluate_split(child, inputs.index["dev"], y["dev"], p_dev, "dev"),
+        test=_evaluate_split(child, inputs.index["test"], y["test"], p_test, "test"),
         mean_predictor_dev=_mean_predictor(inputs),
         run_id=child.run_id,
     )
     _log_results(child, result)
-    _log_figures(child, inputs, y["dev"], p_dev, None)
+    _log_figures(child, inputs.index["dev"], y["dev"], p_dev, None)
     name = model_label(config, algorithm)
     result.model_uri = child.log_model(
         EstimatorBundle(estimators, inputs.dims, input_spec(config, inputs)),
@@ -311,6 +346,9 @@ def prepare_inputs(config: Config, dataset: Dataset | None = None) -> tuple[Data
         stride=config.stride,
         audio_window=config.audio_window,
         audio_len=config.audio_len,
+        segment_s=config.segment,
+        hop_s=config.hop,
+        modality=config.modality,
     )
     if not config.standardize:
         inputs.stats = {}
@@ -345,7 +383,7 @@ def train(
     if config.family == "baseline":
         return _run_baseline(config, inputs, tracker, children or (lambda _: contextlib.nullcontext(MemoryTracker())))
     return _run_torch(
-        config, inputs, tracker, resume=resume, on_epoch=on_epoch, progress=progress, evaluate_test=evaluate_test
+        config, ds, inputs, tracker, resume=resume, on_epoch=on_epoch, progress=progress, evaluate_test=evaluate_test
     )
 
 

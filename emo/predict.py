@@ -12,7 +12,7 @@ from emo import TARGETS
 from emo.core.errors import ConfigError
 from emo.core.metrics import evaluate
 from emo.data.dataset import load_dataset
-from emo.data.inputs import build_inputs
+from emo.data.inputs import build_inputs, frame_predictions
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ def predict_split(
         splits=(part,),
         keep_unlabelled=whole,
         masked=masked,
+        segment_s=spec.get("segment", 20.0),
+        hop_s=spec.get("hop", 10.0),
+        modality=spec.get("modality", "video"),
     )
     if inputs.dims != emo_model.dims:
         raise ConfigError(
@@ -64,7 +67,11 @@ def predict_split(
         batch = samples.__getitems__(list(range(lo, min(lo + batch_size, len(samples)))))
         preds.append(model.predict({k: v.numpy() for k, v in batch.inputs().items()}).to_numpy())
     pred = np.concatenate(preds) if preds else np.zeros((0, 2))
-    truth = samples.labels.numpy()
+    if inputs.kind == "sequence":  # a row per step: averaged per frame over the overlapping segments
+        steps = pred.reshape(len(samples), -1, 2)
+        index, truth, pred = frame_predictions(samples, steps, labelled_only=not whole)
+    else:
+        truth = samples.labels.numpy()
     known = np.isfinite(truth).all(axis=1)
     metrics = evaluate(truth[known], pred[known], f"{split}/", groups=index.video_id[known]) if known.any() else {}
     return predictions_table(index, truth, pred), metrics

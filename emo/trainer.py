@@ -42,6 +42,14 @@ EARLY_STOP = "early stop after epoch %d: no dev improvement for %d epochs (best 
 LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"rmse": rmse_loss, "ccc": ccc_loss}
 
 
+def scored(pred: Tensor, target: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The (n, 2) predictions and targets that count: all of them, or a sequence's steps `mask` keeps
+    (labelled frames; never padding), so that nothing else can change a loss or a score."""
+    if mask is None:
+        return pred, target
+    return pred[mask], target[mask]
+
+
 @dataclass
 class TrainState:
     """Where training stands; everything needed to resume it exactly."""
@@ -64,16 +72,40 @@ def predict(
     device: torch.device | str = "cpu",
     precision: str = "fp32",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(targets, predictions), both (n, 2) fp32, in sample order."""
+    """(targets, predictions), both (n, 2) fp32, in sample order; a sequence model's scored steps in
+    sample and step order (see `predict_steps` for every step)."""
     device = torch.device(device)
     model.eval()
     preds, targets = [], []
     for batch in loader(samples, batch_size, pin_memory=device.type == "cuda"):
-        targets.append(batch.target)  # taken before the copy: no round trip from the device
+        target, mask = batch.target, batch.target_mask  # taken before the copy: no round trip from the device
         batch = batch.to(device, non_blocking=True)
         with autocast(device, precision):
-            preds.append(model(**batch.inputs()).float())
-    return torch.cat(targets).numpy(), torch.cat(preds).cpu().numpy()
+            out = model(**batch.inputs()).float().cpu()
+        out, target = scored(out, target, mask)
+        preds.append(out)
+        targets.append(target)
+    return torch.cat(targets).numpy(), torch.cat(preds).numpy()
+
+
+@torch.no_grad()
+def predict_steps(
+    model: nn.Module,
+    samples: _Samples,
+    *,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+) -> np.ndarray:
+    """(n, T, 2) fp32: a sequence model's prediction at every step of every sample, padding included."""
+    device = torch.device(device)
+    model.eval()
+    preds = []
+    for batch in loader(samples, batch_size, pin_memory=device.type == "cuda"):
+        batch = batch.to(device, non_blocking=True)
+        with autocast(device, precision):
+            preds.append(model(**batch.inputs()).float().cpu())
+    return torch.cat(preds).numpy()
 
 
 def train(
@@ -156,7 +188,7 @@ def _fit_epoch(model: nn.Module, batches, criterion, optimizer, scaler, device: 
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, precision):
             output = model(**batch.inputs())
-        value = criterion(output.float(), batch.target)
+        value = criterion(*scored(output.float(), batch.target, batch.target_mask))
         scaler.scale(value).backward()
         scaler.step(optimizer)
         scaler.update()

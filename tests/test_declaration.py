@@ -166,7 +166,7 @@ def test_mlflow_run_and_emo_train_log_identical_parameters_for_every_family(corp
         }
         config = Config(family="fusion", method=1) if family == "fusion1" else Config(family=family)
         assert set(config.settings()) <= set(ours)
-        assert ("hidden" in ours) == (family in ("fusion1", "ffnn", "audio", "video"))
+        assert ("hidden" in ours) == (family in ("fusion1", "ffnn", "audio", "video", "seq"))
 
 
 def test_a_misspelt_mlflow_run_parameter_gets_the_one_meant_and_the_list(tracking, tmp_path):

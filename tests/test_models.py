@@ -46,6 +46,8 @@ def inputs_for(model: nn.Module, audio_dim: int = DA) -> dict[str, Tensor]:
     kind = MODEL_KINDS[model.registered_as]
     if kind in ("frame", "audio"):
         return {model.modality: torch.randn(B, audio_dim if model.modality == "audio" else DV, generator=g)}
+    if kind == "sequence":  # a segment's frames, both modalities aligned per frame
+        return {"video": torch.randn(B, T, DV, generator=g), "audio": torch.randn(B, T, DA, generator=g)}
     if kind == "window":
         return {"video": torch.randn(B, T, DV, generator=g)}
     return {
@@ -74,7 +76,7 @@ def test_every_model_predicts_a_finite_valence_arousal_pair_in_minus_one_to_one(
     model = build(name, **kwargs)
     with torch.no_grad():
         out = model(**inputs_for(model))
-    assert out.shape == (B, 2)
+    assert out.shape == ((B, T, 2) if MODEL_KINDS[name] == "sequence" else (B, 2))  # a sequence: every frame
     assert torch.isfinite(out).all()
     # the head bounds the output, whatever the weights: push the last layer far out and it stays in [-1, 1]
     last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
@@ -85,7 +87,7 @@ def test_every_model_predicts_a_finite_valence_arousal_pair_in_minus_one_to_one(
 
 
 def test_registry_covers_every_thesis_model_family() -> None:
-    assert list_models() == ["audio", "ffnn", "fusion1", "fusion2", "fusion3", "fusion4", "video"]
+    assert list_models() == ["audio", "ffnn", "fusion1", "fusion2", "fusion3", "fusion4", "seq", "video"]
     assert set(MODELS) == set(list_models())
 
 

@@ -13,6 +13,8 @@ FAMILY_HELP = {
     "audio": "A feed-forward net on one audio table's functionals (audio_1s ... audio_4s).",
     "fusion": "Audio-visual fusion of a window's face embeddings and audio rows: methods 1-4 (4: transformer "
     "cross-attention, variants v1-v3).",
+    "seq": "The AVEC/MuSe sequence baseline: a GRU over long segments predicting every frame, on video, audio or "
+    "both (CCC loss).",
 }
 
 

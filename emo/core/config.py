@@ -19,10 +19,11 @@ from emo.core.errors import ConfigError
 class Family:
     """What differs by model family: its input kind, its models, and the thesis's window and label."""
 
-    kind: str  # frame | audio | window | fusion
+    kind: str  # frame | audio | window | fusion | sequence
     models: tuple[str, ...]
     window: float | None = None  # seconds; the thesis's best window for the family (SEWA)
     label: str = "mean"
+    loss: str = "rmse"  # the thesis's; the sequence models of AVEC and MuSe train on CCC
 
 
 FAMILIES = {
@@ -31,6 +32,7 @@ FAMILIES = {
     "audio": Family("audio", ("audio",), window=1.0),  # the thesis's best audio table
     "video": Family("window", ("video",), window=3.0),  # the thesis's best SEWA video window
     "fusion": Family("fusion", ("fusion1", "fusion2", "fusion3", "fusion4"), window=4.0, label="last"),
+    "seq": Family("sequence", ("seq",), loss="ccc"),  # the field's baseline: a GRU over long segments, every frame
 }
 MODEL_KINDS = {model: family.kind for family in FAMILIES.values() for model in family.models}  # what each model reads
 POOLINGS = ("avg", "max", "conv1d")
@@ -39,6 +41,7 @@ LOSSES = ("rmse", "ccc")
 ARCHS = ("emo", "thesis")
 READOUTS = ("mean", "attention")
 PRECISIONS = ("fp32", "bf16", "fp16")
+MODALITIES = ("video", "audio", "both")  # what a sequence model reads (both: the two concatenated per frame)
 LABELS = ("mean", "last")  # a window's label: the mean of its labelled frames, or its last frame's
 SPLITS = ("train", "dev", "test")
 ALGORITHMS = ("bayesian_ridge", "svr", "tree")  # the baselines (emo.baseline)
@@ -57,6 +60,7 @@ CHOICES = {
     "precision": PRECISIONS,
     "method": tuple(map(str, METHODS)),
     "audio_window": tuple(map(str, AUDIO_WINDOWS)),
+    "modality": MODALITIES,
 }
 # hyperparameters that are passed to the model constructor when set
 MODEL_KEYS = (
@@ -72,6 +76,7 @@ MODEL_KEYS = (
     "kernel_size",
     "variant",
     "readout",
+    "bidirectional",
     "arch",
 )
 # settings whose default is decided by the data (logged as "auto" until then)
@@ -82,6 +87,7 @@ KIND_SETTINGS = {
     "audio": ("window",),
     "window": ("window", "label", "stride"),
     "fusion": ("window", "label", "stride", "method", "audio_window", "audio_len"),
+    "sequence": ("segment", "hop", "modality", "audio_window"),
 }
 DATA_SETTINGS = ("data", "fps", "label_scale", "id_pattern", "audio_id_pattern", "split_seed", "label_delay")
 TRAIN_SETTINGS = ("arch", "epochs", "patience", "lr", "batch_size", "loss", "seed", "device", "precision", "threads")
@@ -99,6 +105,10 @@ HELP = {
     "audio_window": "Fusion: which audio table (1-4 s); default: the window's length, else the longest shorter "
     "table (what was chosen is logged as data_audio_window).",
     "audio_len": "Fusion: audio steps per window (longer are truncated); default: the longest.",
+    "segment": "Sequence model: segment length in seconds; every frame of a segment is predicted.",
+    "hop": "Sequence model: seconds between segment starts; overlapping predictions are averaged per frame.",
+    "modality": "Sequence model input: video, audio (the audio rows aligned to frames) or both (concatenated).",
+    "bidirectional": "Sequence model: 1 for a bidirectional GRU, 0 for a forward one.",
     "hidden": "Hidden size (ffnn, audio, video GRU, fusion 1).",
     "layers": "GRU layers (video).",
     "dropout": "Dropout rate.",
@@ -117,7 +127,8 @@ HELP = {
     "patience": "Stop after this many epochs without a better dev loss.",
     "lr": "Adam learning rate.",
     "batch_size": "Mini-batch size.",
-    "loss": "Training loss: rmse (RMSE V + RMSE A, the thesis) or ccc (2 - CCC V - CCC A).",
+    "loss": "Training loss: rmse (RMSE V + RMSE A, the thesis) or ccc (2 - CCC V - CCC A); default: the family's "
+    "(ccc for seq, as AVEC and MuSe).",
     "seed": "Seed of weights, shuffling and dropout: same seed, same numbers (CPU).",
     "device": "auto (CUDA when available), cpu or cuda.",
     "precision": "Arithmetic of the forward pass: fp32, bf16 (autocast; CPUs with AVX-512 BF16/AMX, and CUDA) or "
@@ -150,6 +161,9 @@ class Config:
     variant: str | None = None  # fusion 4: v1 | v2 | v3 (default v2)
     audio_window: int | None = None  # fusion: which audio table (default: the window's length)
     audio_len: int | None = None  # fusion: audio steps per window (default: the longest)
+    segment: float = 20.0  # sequence: seconds per segment
+    hop: float = 10.0  # sequence: seconds between segment starts
+    modality: str = "video"  # sequence: video | audio | both
     # model hyperparameters (None: the model's default)
     hidden: int | None = None
     layers: int | None = None
@@ -162,13 +176,14 @@ class Config:
     repeats: int | None = None
     kernel_size: int | None = None
     readout: str | None = None
+    bidirectional: int | None = None
     arch: str = "emo"  # "thesis": the models as written, without input standardisation
     # training
     epochs: int = 30
     patience: int = 5
     lr: float = 1e-3
     batch_size: int = 64
-    loss: str = "rmse"
+    loss: str | None = None  # default: the family's
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -192,6 +207,8 @@ class Config:
                 self.window = family.window or 1.0
             if self.label is None and family.kind in ("window", "fusion"):
                 self.label = family.label
+            if self.loss is None:
+                self.loss = family.loss
 
     @property
     def model_name(self) -> str:
@@ -296,6 +313,8 @@ class Config:
             )
         if self.readout is not None and self.readout not in READOUTS:
             _bad(f"unknown readout {self.readout!r}; choose one of {', '.join(READOUTS)}.")
+        if self.modality not in MODALITIES:
+            _bad(f"unknown modality {self.modality!r}; choose one of {', '.join(MODALITIES)}.")
         if self.loss not in LOSSES:
             _bad(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
         unknown = set(self.algorithms) - set(ALGORITHMS)
@@ -320,6 +339,13 @@ class Config:
         for name in ("epochs", "batch_size", "stride"):
             if getattr(self, name) < 1:
                 _bad(f"{name} must be at least 1 (got {getattr(self, name)}).")
+        if not self.segment > 0 or not 0 < self.hop <= self.segment:
+            _bad(
+                f"segments need segment > 0 and 0 < hop <= segment seconds (got segment {self.segment:g}, hop "
+                f"{self.hop:g}): a hop longer than the segment would leave frames unpredicted."
+            )
+        if self.bidirectional not in (None, 0, 1):
+            _bad(f"bidirectional must be 0 or 1 (got {self.bidirectional}).")
         if self.patience < 0:
             _bad(f"patience must be 0 or more (got {self.patience}).")
         if not 0 <= self.label_delay < 60:

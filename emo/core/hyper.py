@@ -13,6 +13,7 @@ HYPER: dict[str, dict[str, object]] = {
     "fusion1": {"hidden": 128, "dropout": 0.1, "arch": "emo"},
     "fusion2": {"d_model": 128, "heads": 4, "ff": 256, "depth": 2, "dropout": 0.1, "arch": "emo"},
     "fusion3": {"d_model": 128, "heads": 4, "ff": 256, "dropout": 0.1, "arch": "emo"},
+    "seq": {"hidden": 64, "layers": 2, "dropout": 0.1, "bidirectional": 0},
     "fusion4": {
         "variant": "v2",
         "d_model": 128,

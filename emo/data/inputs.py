@@ -14,13 +14,16 @@ import numpy as np
 from emo.core.config import SPLITS
 from emo.core.errors import ConfigError, DataError
 from emo.data.dataset import AUDIO_TABLES, Dataset
-from emo.data.samples import FrameSamples, FusionSamples, WindowSamples, _Samples
+from emo.data.samples import FrameSamples, FusionSamples, SequenceSamples, WindowSamples, _Samples
+from emo.data.segments import frame_means, make_segments
 from emo.data.tables import FrameTable
 from emo.data.windows import (
     AudioSync,
     Windows,
     audio_row_labels,
+    frame_audio_rows,
     make_windows,
+    span_means,
     sync_audio,
     time_ranges,
     window_frames,
@@ -30,7 +33,7 @@ from emo.data.windows import (
 
 log = logging.getLogger(__name__)
 
-KINDS = ("frame", "audio", "window", "fusion")
+KINDS = ("frame", "audio", "window", "fusion", "sequence")
 
 
 @dataclass
@@ -119,6 +122,47 @@ def _audio_inputs(ds: Dataset, audio_window: int, splits, keep_unlabelled: bool)
         {"unlabelled_audio_rows": int(unlabelled.sum()), "audio_window": audio_window},
         stats={"audio": train_stats(a, ds.split.train)},
     )
+
+
+def _sequence_inputs(
+    ds: Dataset, segment_s: float, hop_s: float, modality: str, audio_window: int | None, splits, keep_unlabelled: bool
+) -> Inputs:
+    """Segments of `segment_s` seconds every `hop_s` per split, reading `modality`; a segment without a
+    labelled frame neither trains nor scores (kept with `keep_unlabelled`, for prediction)."""
+    v = ds.video
+    length, hop = max(1, round(segment_s * ds.fps)), max(1, round(hop_s * ds.fps))
+    audio, rows, dims, stats = None, None, {"frames": length, "video_mask": 1}, {}
+    if modality != "audio":
+        dims["video_dim"], stats["video"] = v.dim, train_stats(v, ds.split.train)
+    if modality != "video":
+        have = ds.audio_windows()
+        if not have:
+            raise DataError(
+                f"{ds.folder}: a sequence model on {modality} needs audio tables ({AUDIO_TABLES}), and this "
+                f"dataset has none. Use modality=video, or add the audio tables."
+            )
+        audio_window = audio_window or min(have)  # the finest audio describes a frame best
+        audio = ds.audio(audio_window)
+        rows = frame_audio_rows(v, audio, audio_window)
+        dims["audio_dim"], stats["audio"] = audio.dim, train_stats(audio, ds.split.train)
+    samples, index = {}, {}
+    for name in splits:
+        seg = make_segments(v, length, hop, videos=ds.split.of(name))
+        if not keep_unlabelled:
+            labelled = v.labelled[seg.rows()] & seg.real()
+            seg = seg.select(labelled.any(axis=1))
+        if not len(seg):
+            raise DataError(
+                f"{v.source}: the {name} split has no labelled frame in its {len(ds.split.of(name))} videos."
+            )
+        samples[name] = SequenceSamples(v, seg, modality=modality, audio=audio, audio_rows=rows, fps=ds.fps)
+        last = seg.starts + seg.lengths - 1
+        index[name] = SampleIndex(v.video_ids[seg.video], v.times[seg.starts], v.times[last] + 1.0 / ds.fps)
+    notes = {"segment_frames": length, "hop_frames": hop}
+    if audio is not None:
+        notes["audio_window"] = audio_window
+        notes["frames_without_audio"] = int((rows < 0).sum())
+    return Inputs("sequence", samples, index, dims, notes, stats)
 
 
 def _window_inputs(
@@ -295,6 +339,40 @@ def _check_audio(
         )
 
 
+def frame_predictions(
+    samples: SequenceSamples, step_preds: np.ndarray, *, labelled_only: bool = True
+) -> tuple[SampleIndex, np.ndarray, np.ndarray]:
+    """A sequence model's predictions per frame (overlapping segments averaged): where each frame is,
+    its labels and the prediction; with `labelled_only`, only the frames that are scored."""
+    table = samples.table
+    rows, pred = frame_means(samples.segments, step_preds, table.n_rows)
+    truth = table.labels[rows]
+    if labelled_only:
+        keep = ~np.isnan(truth).any(axis=1)
+        rows, pred, truth = rows[keep], pred[keep], truth[keep]
+    vid = table.video_ids[table.row_video()[rows]]
+    return SampleIndex(vid, table.times[rows], table.times[rows] + 1.0 / samples.fps), truth, pred
+
+
+def window_predictions(
+    ds: Dataset, samples: SequenceSamples, step_preds: np.ndarray, window_s: float, label: str, split: str = "test"
+) -> tuple[SampleIndex, np.ndarray, np.ndarray]:
+    """A sequence model scored like a windowed cell of `window_s` seconds and `label`: on exactly the
+    windows and targets that cell has in `split` (stride 1), its prediction at each window's last
+    frame (`last`) or its mean over the window's frames (`mean`)."""
+    v = ds.video
+    frames = window_frames(window_s, ds.fps)
+    wins = {split: make_windows(v, frames, stride=1, videos=ds.split.of(split), max_gap=1.5 / ds.fps, pad_short=True)}
+    wins, labels, _ = _labelled_windows(v, wins, label, window_s, keep_unlabelled=False, masked=None)
+    w = wins[split]
+    rows, pred = frame_means(samples.segments, step_preds, v.n_rows)
+    per_row = np.full((v.n_rows, 2), np.nan, np.float32)
+    per_row[rows] = pred
+    p = per_row[w.last] if label == "last" else span_means(per_row, w.starts, w.length - w.padding)
+    start, end = window_span(v, w, ds.fps)
+    return SampleIndex(v.video_ids[w.video], start, end), labels[split], p
+
+
 def choose_audio_window(window_s: float, have: list[int]) -> int:
     """The audio table of a fusion window: the one as long as the window, else the longest one shorter
     than it (audio_4s for a 9 s window), else the shortest there is."""
@@ -314,12 +392,16 @@ def build_inputs(
     splits=SPLITS,
     keep_unlabelled: bool = False,
     masked: bool | None = None,
+    segment_s: float = 20.0,
+    hop_s: float = 10.0,
+    modality: str = "video",
 ) -> Inputs:
     """Samples of `kind` for the `splits` (train/dev/test).
 
     `frame`: one sample per video frame. `audio`: one per row of the `audio_{audio_window}s` table.
     `window`: windows of `window_s` seconds. `fusion`: those windows with their audio rows from
-    `audio_{audio_window}s` (default: see `choose_audio_window`).
+    `audio_{audio_window}s` (default: see `choose_audio_window`). `sequence`: segments of `segment_s`
+    seconds every `hop_s`, of `modality` (video, audio aligned to the frames, or both), a target per frame.
     For prediction, `keep_unlabelled` keeps samples whose label is unknown (NaN), and `masked` says
     whether the model reads `video_mask` (None: whenever a window is padded).
     """
@@ -329,6 +411,8 @@ def build_inputs(
         return _frame_inputs(ds, splits, keep_unlabelled)
     if kind == "audio":
         return _audio_inputs(ds, int(audio_window or window_s), splits, keep_unlabelled)
+    if kind == "sequence":
+        return _sequence_inputs(ds, segment_s, hop_s, modality, audio_window, splits, keep_unlabelled)
     if kind == "fusion" and audio_window is None:
         have = ds.audio_windows()
         if not have:

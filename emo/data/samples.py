@@ -13,25 +13,28 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from emo.data.segments import Segments
 from emo.data.tables import FrameTable
 from emo.data.windows import AudioSync, Windows
 
 
 @dataclass
 class Batch:
-    """What every torch model takes: `model(**batch.inputs())`; `target` is (B, 2) in [-1, 1]."""
+    """What every torch model takes: `model(**batch.inputs())`; `target` is (B, 2) in [-1, 1], or (B, T, 2)
+    for a sequence model, whose `target_mask` says which steps are scored (labelled frames, not padding)."""
 
-    target: torch.Tensor  # (B, 2)
+    target: torch.Tensor  # (B, 2) or (B, T, 2)
     video: torch.Tensor | None = None  # (B, D) frames or (B, T, D) windows
     audio: torch.Tensor | None = None  # (B, Da) audio rows or (B, Ta, Da) sequences
     audio_mask: torch.Tensor | None = None  # (B, Ta) bool, True = a real audio step
     video_mask: torch.Tensor | None = None  # (B, T) bool, True = a real frame (windows padded at the start)
+    target_mask: torch.Tensor | None = None  # (B, T) bool, True = a step whose target counts
 
     def inputs(self) -> dict[str, torch.Tensor]:
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name != "target" and getattr(self, f.name) is not None
+            if f.name not in ("target", "target_mask") and getattr(self, f.name) is not None
         }
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
@@ -61,6 +64,10 @@ class _Samples(Dataset):
 
     def __getitem__(self, i: int) -> Batch:
         return self.__getitems__([i])
+
+    def scored_labels(self) -> np.ndarray:
+        """(n, 2): the labels the samples are scored on (the mean predictor's, for one)."""
+        return self.labels.numpy()
 
     def __getitems__(self, idx) -> Batch:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -133,6 +140,54 @@ class FusionSamples(WindowSamples):
         rows = torch.where(mask, self.audio_first[idx, None] + self.steps, 0)
         audio = self.audio_features[rows] * mask[..., None]  # padded steps are zeros
         return Batch(target=self.labels[idx], **self._video(idx), audio=audio, audio_mask=mask)
+
+
+class SequenceSamples(_Samples):
+    """One sample per segment: its frames' video features, audio rows (aligned to the frames) or both,
+    and a target per frame; padding and unlabelled frames are False in `target_mask`."""
+
+    def __init__(
+        self,
+        video: FrameTable,
+        segments: Segments,
+        *,
+        modality: str = "video",
+        audio: FrameTable | None = None,
+        audio_rows: np.ndarray | None = None,
+        fps: float = 1.0,
+    ):
+        self.segments, self.table, self.fps = segments, video, fps
+        self.features = torch.from_numpy(video.features) if modality != "audio" else None
+        self.frame_labels = torch.from_numpy(video.labels)
+        self.starts = torch.as_tensor(segments.starts, dtype=torch.long)
+        self.lengths = torch.as_tensor(segments.lengths, dtype=torch.long)
+        self.steps = torch.arange(segments.length)
+        self.audio = None if modality == "video" else torch.from_numpy(audio.features)
+        self.audio_rows = None if modality == "video" else torch.as_tensor(audio_rows, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def scored_labels(self) -> np.ndarray:
+        """(n_frames, 2): the labels of the labelled frames the segments cover, each frame once."""
+        rows = np.unique(self.segments.rows()[self.segments.real()])
+        y = self.frame_labels.numpy()[rows]
+        return y[~np.isnan(y).any(axis=1)]
+
+    def __getitems__(self, idx) -> Batch:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        real = self.steps < self.lengths[idx, None]  # (B, T)
+        rows = self.starts[idx, None] + torch.where(real, self.steps, 0)
+        target = self.frame_labels[rows]
+        labelled = real & ~target.isnan().any(dim=-1)
+        inputs = {"video_mask": real}
+        if self.features is not None:
+            inputs["video"] = self.features[rows] * real[..., None]
+        if self.audio is not None:
+            arow = self.audio_rows[rows]
+            has = real & (arow >= 0)  # a frame with no audio row gets zeros
+            inputs["audio"] = self.audio[arow.clamp(min=0)] * has[..., None]
+        return Batch(target=target.nan_to_num(0.0), target_mask=labelled, **inputs)
 
 
 def _whole_batch(batch: Batch) -> Batch:

@@ -185,10 +185,16 @@ def window_labels(table: FrameTable, windows: Windows, how: str = "mean") -> np.
 def _mean_labels(table: FrameTable, first: np.ndarray, count: np.ndarray, *, min_share: float = 0.0) -> np.ndarray:
     """(n, 2) mean label of the labelled rows among first[i] : first[i] + count[i], by cumulative sums;
     NaN where none is labelled, or fewer than `min_share` of them."""
-    labelled = table.labelled
-    csum = np.zeros((table.n_rows + 1, 2), np.float64)
-    np.cumsum(np.where(labelled[:, None], table.labels, 0.0), axis=0, out=csum[1:])
-    ccount = np.zeros(table.n_rows + 1, np.int64)
+    return span_means(table.labels, first, count, min_share=min_share)
+
+
+def span_means(values: np.ndarray, first: np.ndarray, count: np.ndarray, *, min_share: float = 0.0) -> np.ndarray:
+    """(n, 2) mean of the known (not NaN) rows of `values` among first[i] : first[i] + count[i], by
+    cumulative sums; NaN where none is known, or fewer than `min_share` of them."""
+    labelled = ~np.isnan(values[:, 0])
+    csum = np.zeros((len(values) + 1, 2), np.float64)
+    np.cumsum(np.where(labelled[:, None], values, 0.0), axis=0, out=csum[1:])
+    ccount = np.zeros(len(values) + 1, np.int64)
     np.cumsum(labelled, out=ccount[1:])
     n = ccount[first + count] - ccount[first]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -304,3 +310,11 @@ def audio_row_labels(audio: FrameTable, video: FrameTable, window_s: float) -> n
     first, count = np.zeros(audio.n_rows, np.int64), np.zeros(audio.n_rows, np.int64)
     first[ok], count[ok] = _rows_in_spans(video, row_vid[ok], audio.times[ok], audio.times[ok] + window_s, video)
     return _mean_labels(video, first, count)
+
+
+def frame_audio_rows(video: FrameTable, audio: FrameTable, window_s: float) -> np.ndarray:
+    """(N,) the audio row that describes each video frame: of the audio rows of its video whose window
+    [t_a, t_a + window_s) holds the frame's time, the latest; -1 where none does (a gap in the audio)."""
+    eps = 1e-9  # a frame at exactly t_a + window_s belongs to the next audio window, not this one
+    first, count = _rows_in_spans(video, video.row_video(), video.times - window_s + eps, video.times + eps, audio)
+    return np.where(count > 0, first + count - 1, -1)

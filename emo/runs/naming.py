@@ -20,7 +20,9 @@ def run_name(config: Config) -> str:
     """What the run is, readable in the UI's run list: model, variant, window, the settings that set it
     apart from the default, and the seed (e.g. `fusion4-v2 4s seed0`, `video 3s max thesis seed1`)."""
     parts = [config.model_name + (f"-{config.model_kwargs().get('variant')}" if config.model_name == "fusion4" else "")]
-    if config.input_kind != "frame":
+    if config.input_kind == "sequence":
+        parts.append(f"{config.modality} {config.segment:g}s")
+    elif config.input_kind != "frame":
         parts.append(f"{config.window:g}s")
     parts += [str(getattr(config, k)) for k in ("pooling", "readout") if getattr(config, k) not in (None, "mean")]
     parts += [
@@ -42,7 +44,8 @@ def run_tags(config: Config, extra: dict | None = None) -> dict:
         "emo.model": config.model_name,
         "emo.arch": config.arch,
         "emo.seed": config.seed,
-        **({"emo.window": f"{config.window:g}"} if config.input_kind != "frame" else {}),
+        **({"emo.window": f"{config.window:g}"} if config.input_kind not in ("frame", "sequence") else {}),
+        **({"emo.modality": config.modality} if config.input_kind == "sequence" else {}),
         **({"emo.variant": config.model_kwargs()["variant"]} if config.model_name == "fusion4" else {}),
         **(extra or {}),
     }

@@ -33,6 +33,9 @@ def input_shapes(kind: str, dims: dict) -> dict[str, tuple]:
         return {"video": (dims["input_dim"],)}
     if kind == "audio":
         return {"audio": (dims["input_dim"],)}
+    if kind == "sequence":  # a segment's frames; its output is a prediction per step, (B * T) rows
+        shapes = {name: (dims["frames"], dims[f"{name}_dim"]) for name in ("video", "audio") if f"{name}_dim" in dims}
+        return {**shapes, "video_mask": (dims["frames"],)}
     shapes = {"video": (dims["frames"], dims["video_dim"])}
     if dims.get("video_mask"):  # trained on windows padded at the start (clips shorter than the window)
         shapes["video_mask"] = (dims["frames"],)
@@ -219,4 +222,4 @@ class EmoModel(PythonModel):
 
         with torch.no_grad():
             pred = self.network(**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
-        return _frame(pred.numpy())
+        return _frame(pred.numpy().reshape(-1, 2))  # a sequence model's (B, T, 2): one row per step
