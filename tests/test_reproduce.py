@@ -76,10 +76,11 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert report.provenance["data fingerprint"] == runs["params.data_fingerprint"].iloc[0]
     assert report.provenance["seeds"] == "0, 1 (2 per cell)" and report.provenance["parent run"] == first.parent_run_id
     tables = report.tables
-    assert list(tables) == ["baseline", "ffnn", "video", "audio", "fusion", "best"]
+    assert list(tables) == ["baseline", "ffnn", "video", "audio", "fusion", "field", "best"]
     assert list(tables["baseline"]["model"]) == ["bayesian_ridge", "svr", "tree"]
     assert len(tables["video"]) == 3 * 2 + 1 and len(tables["fusion"]) == 6 * 2 + 1 and len(tables["audio"]) == 2
-    assert list(tables["best"]["family"]) == ["baseline", "ffnn", "video", "audio", "fusion"]
+    assert list(tables["best"]["family"]) == ["baseline", "ffnn", "video", "audio", "fusion", "field"]
+    assert sorted(tables["field"]["model"]) == ["seq audio", "seq both", "seq video"]
     metric_columns = [
         f"{s} {m} {t}"
         for s, m in [
@@ -111,7 +112,7 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
 
     paths = write(report, tmp_path / "report", "a test report")
     html = paths["report.html"].read_text()
-    assert html.count("<table") == 7 and html.count("data:image/png;base64,") == 2  # 6 tables, the comparison
+    assert html.count("<table") == 8 and html.count("data:image/png;base64,") == 2  # 7 tables, the comparison
     assert (tmp_path / "report" / "tables" / "fusion.csv").exists() and "## Fusion" in paths["report.md"].read_text()
     _check_in_browser(paths["report.html"], tmp_path)
 
@@ -130,7 +131,12 @@ def _check_in_browser(page, tmp_path):
         "--allow-file-access-from-files",
     ]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
-    assert dom.count("<table") == 7 and 'id="table-fusion"' in dom and dom.count('id="plot-') == 2
+    assert (
+        dom.count("<table") == 8
+        and 'id="table-fusion"' in dom
+        and 'id="table-field"' in dom
+        and dom.count('id="plot-') == 2
+    )
     shot = tmp_path / "page.png"
     subprocess.run(
         [*flags, f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri()], capture_output=True, timeout=120

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emo.core.config import ARCHS, AUDIO_WINDOWS, POOLINGS, VARIANTS, Config
+from emo.core.config import ARCHS, AUDIO_WINDOWS, MODALITIES, POOLINGS, VARIANTS, Config
 from emo.core.errors import ConfigError
 
 WINDOWS = AUDIO_WINDOWS  # the thesis's windows, 1-4 s: the lengths of its audio tables
-TABLES = ("baseline", "ffnn", "video", "audio", "fusion")
+TABLES = ("baseline", "ffnn", "video", "audio", "fusion", "field")  # field: the AVEC/MuSe baselines
 
 # The thesis's published test values (SYSTEM.md), by corpus and cell row: MAE/RMSE per target.
 PUBLISHED: dict[tuple[str, str], dict[str, float]] = {
@@ -79,6 +79,11 @@ class Cell:
         return self.settings.get("arch", "emo")
 
     @property
+    def needs_audio(self) -> bool:
+        """Whether the cell reads audio tables (a dataset without them cannot run it)."""
+        return self.family in ("audio", "fusion") or self.settings.get("modality", "video") != "video"
+
+    @property
     def published_key(self) -> str:
         """The name under which the thesis published this cell (its name without the arch)."""
         return self.name.split("/")[0]
@@ -135,6 +140,8 @@ def _matrix() -> list[Cell]:
                 {"window": float(w), "method": 4, "variant": "v2", "readout": "attention", "arch": "emo"},
             )
         )
+    # the field's sequence baseline (AVEC 2019, MuSe): every frame of long segments, each modality and both
+    cells += [Cell(f"seq-{m}/emo", "seq", "field", f"seq {m}", {"modality": m, "arch": "emo"}) for m in MODALITIES]
     return cells
 
 

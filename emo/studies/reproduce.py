@@ -154,9 +154,9 @@ def _runnable(cells: list[Cell], ds, common: dict) -> list[Cell]:
         cell.config(**common)  # every cell's settings are valid before anything runs
     if ds.audio_windows():
         return cells
-    skipped = [c.name for c in cells if c.family in ("audio", "fusion")]
+    skipped = [c.name for c in cells if c.needs_audio]
     if skipped:
-        log.warning("%s has no audio tables: the %d audio and fusion cells are left out.", ds.name, len(skipped))
+        log.warning("%s has no audio tables: the %d cells that read audio are left out.", ds.name, len(skipped))
     return [c for c in cells if c.name not in skipped]
 
 
