@@ -419,9 +419,11 @@ def _with_ensembles(part: pd.DataFrame, ensembles: pd.DataFrame) -> pd.DataFrame
 def _add_groups(report: Report, extras: Extras, agg: pd.DataFrame) -> None:
     """The table per group, where the groups said where they come from, and notes on what is missing."""
     grouping = report.grouping
-    if extras.failed:
+    if extras.failed:  # an older matrix lacks every run's predictions: the first few say why
+        more = f"; and {len(extras.failed) - 5} more" if len(extras.failed) > 5 else ""
         report.notes.append(
-            f"No seed ensemble or results per group for {len(extras.failed)} cell(s): {'; '.join(extras.failed)}."
+            f"No seed ensemble or results per group for {len(extras.failed)} cell(s): "
+            f"{'; '.join(extras.failed[:5])}{more}."
         )
     if grouping.note:
         report.notes.append(grouping.note)
