@@ -4,7 +4,9 @@
 (cell, seed) pairs it queued; `collect` reads them into one frame of final metrics; `build` groups it
 into the thesis's tables (baselines, FFNN, video, audio, fusion, each family's best), says where the
 numbers come from (data, split, epochs, seeds, versions, dates) and which expected cells are missing.
-Model selection inside a table ("best") is by dev RMSE only; test numbers are reported, never used.
+Model selection inside a table ("best") is by dev RMSE only; test numbers are reported, never used. Each cell's
+seed ensemble (`ensembles`) and its results per group (`groups`) are read from the runs' test predictions: they
+are shown beside the cells and never become a best.
 """
 
 from __future__ import annotations
