@@ -71,13 +71,68 @@ def check_cmd(data, window, per_video, **opts):
 @data.command("split")
 @click.argument("data")
 @data_options
-def split_cmd(data, **opts):
-    """Make the train/dev/test split by video (split.json) if missing, and print it."""
+@click.option(
+    "--train-groups",
+    metavar="NAME=VALUE[,VALUE...]",
+    default=None,
+    help="Cross-group protocol: train on the videos of these values of a meta.json group "
+    "(e.g. culture=German,Hungarian); dev is carved from them. Needs --test-groups.",
+)
+@click.option(
+    "--test-groups",
+    metavar="NAME=VALUE[,VALUE...]",
+    default=None,
+    help="Cross-group protocol: test on the videos of these values of the same group (e.g. culture=Chinese).",
+)
+@click.option(
+    "--dev-share",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.15,
+    show_default=True,
+    help="Cross-group protocol: the share of each training value's videos that becomes dev (drawn with --split-seed).",
+)
+def split_cmd(data, train_groups, test_groups, dev_share, **opts):
+    """Make the train/dev/test split by video (split.json) if missing, and print it. With --train-groups and
+    --test-groups, split by a meta.json group instead (videos of other values are excluded); an existing
+    split.json that differs is refused, not replaced."""
     from emo.data.dataset import load_dataset
 
+    if train_groups or test_groups:
+        _split_by_group(data, train_groups, test_groups, dev_share, opts)
     ds = load_dataset(data, **opts)
     s = ds.split
     click.echo(f"split of {ds.folder} ({s.source}, seed {s.seed}, hash {s.hash}):")
     for name in SPLITS:
         ids = s.of(name)
         click.echo(f"  {name:5s} {len(ids):4d} videos  {', '.join(ids[:6])}{' …' if len(ids) > 6 else ''}")
+    if s.cross_group:
+        c = s.cross_group
+        click.echo(
+            f"  by group {c['group']}: train (and dev) {', '.join(c['train'])}; test {', '.join(c['test'])}; "
+            f"{len(s.excluded)} video(s) of other values excluded"
+        )
+
+
+def _split_by_group(data: str, train_groups: str | None, test_groups: str | None, dev_share: float, opts: dict):
+    """Write the cross-group split to DATA/split.json (kept if the same split is already there)."""
+    from emo.core.errors import ConfigError
+    from emo.data.dataset import load_dataset
+    from emo.data.split import cross_group_split, parse_groups, place_split
+
+    if not (train_groups and test_groups):
+        raise ConfigError("the cross-group protocol needs both --train-groups and --test-groups.")
+    ds = load_dataset(data, whole=True, **opts)  # the videos, without making a 70/15/15 split.json first
+    if ds.video.split is not None:
+        raise ConfigError(
+            f"{ds.video.source} has a 'split' column, which is the dataset's split: drop the column to split by group."
+        )
+    split = cross_group_split(
+        ds.video.video_ids,
+        ds.groups,
+        parse_groups(train_groups, "--train-groups"),
+        parse_groups(test_groups, "--test-groups"),
+        seed=opts["split_seed"],
+        dev_share=dev_share,
+        where=str(ds.folder / "meta.json"),
+    )
+    place_split(ds.folder, split)

@@ -25,21 +25,30 @@ from emo.studies.spaces import METRICS
     show_default=True,
     help="Bootstrap resamples of the like-for-like comparison.",
 )
-def report_cmd(target, out, resamples):
+@click.option(
+    "--data",
+    default=None,
+    help="The runs' dataset folder, whose meta.json groups (e.g. culture) give the results per group. "
+    "[default: the data folder the runs logged, where it is on this machine]",
+)
+def report_cmd(target, out, resamples, data):
     """Rebuild the thesis's tables from a matrix's runs: TARGET is the parent run id `emo reproduce`
     printed, or an experiment name or id (all its matrix runs). The files are also logged to the
     parent run (under report/). It prints how many of the matrix's expected cell runs finished and
     names the missing ones."""
+    from emo.report.groups import report_groups
     from emo.report.page import write
     from emo.report.tables import build, collect, matrix_runs
     from emo.runs.queries import log_artifacts, run_table
 
     matrix = matrix_runs(target)
+    frame = collect(matrix.runs, where=matrix.where)
     report = build(
-        collect(matrix.runs, where=matrix.where),
+        frame,
         matrix=matrix,
         resamples=resamples,
         predictions=lambda run_id: run_table(run_id, "predictions/test.parquet"),
+        groups=report_groups(frame, data),
     )
     data = "synthetic data" if report.synthetic else (report.corpus or "the dataset").upper()
     paths = write(report, out, f"emo: the thesis's experiments on {data}")

@@ -88,6 +88,32 @@ def read_meta(folder: Path) -> dict:
     return meta
 
 
+def read_groups(folder: Path) -> dict[str, dict[str, str]]:
+    """meta.json's `groups`: group name -> {video id -> group value} ({} when it has none), e.g.
+    {"culture": {"vid01": "German"}} as the AVEC importer writes it. Values are read as text."""
+    path = Path(folder) / "meta.json"
+    groups = read_meta(Path(folder)).get("groups", {})
+    shape = '"groups": {"culture": {"vid01": "German", "vid02": "Chinese"}} (a name, then video id -> value)'
+    if not isinstance(groups, dict):
+        raise DataError(f'{path}: "groups" must be a JSON object like {shape}; got {json.dumps(groups)[:60]}.')
+    out = {}
+    for name, mapping in groups.items():
+        # true/false would read as the text "True"; a list or object as no group at all
+        bad = (
+            None
+            if isinstance(mapping, dict)
+            and all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in mapping.values())
+            else json.dumps(mapping)[:60]
+        )
+        if bad is not None:
+            raise DataError(
+                f'{path}: group "{name}" must map video ids to values in text or numbers, like {shape}; got '
+                f"{bad}. Fix it, or remove the group from meta.json."
+            )
+        out[str(name)] = {str(video): str(value) for video, value in mapping.items()}
+    return out
+
+
 def data_home() -> Path:
     """Where the default synthetic corpora are generated: $EMO_DATA_HOME, else ./data."""
     return Path(os.environ.get("EMO_DATA_HOME", "data"))
@@ -141,6 +167,11 @@ class Dataset:
     @property
     def name(self) -> str:
         return str(self.meta.get("name", self.folder.name))
+
+    @property
+    def groups(self) -> dict[str, dict[str, str]]:
+        """meta.json's groups (name -> {video id -> value}), {} when it has none."""
+        return read_groups(self.folder)
 
     @property
     def synthetic(self) -> bool:

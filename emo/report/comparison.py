@@ -8,13 +8,14 @@ much as models. Here both predict the same target on the same windows, so only t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from emo import TARGETS
 from emo.core.errors import ConfigError
+from emo.report.groups import Groups, known, members
 
 # What every number of the comparison is, in words; the report prints it beside them.
 METRIC = "test RMSE, the mean of the valence RMSE and the arousal RMSE over the test windows both models predicted"
@@ -30,13 +31,21 @@ class Comparison:
     per_seed: dict[int, dict]  # seed -> paired_bootstrap's result
     pooled: dict  # paired_bootstrap over every seed in per_seed
     metric: str = METRIC
+    per_group: dict[str, dict] = field(default_factory=dict)  # "culture = German" -> pooled, that group's windows
 
 
 def compare(
-    frame: pd.DataFrame, fusion: pd.Series, predictions: Callable[[str], pd.DataFrame], *, resamples: int, seed: int
+    frame: pd.DataFrame,
+    fusion: pd.Series,
+    predictions: Callable[[str], pd.DataFrame],
+    *,
+    resamples: int,
+    seed: int,
+    groups: Groups | None = None,
 ) -> Comparison | str:
     """The comparison of the best fusion cell `fusion` (a row of the aggregate) with its video partner in
-    `frame` (the runs), or a sentence saying why there is none."""
+    `frame` (the runs), also on each group's test windows (`groups`: name -> {video -> value}), or a sentence
+    saying why there is none."""
     same = (frame["label"] == fusion["label"]) & (frame["window"] == fusion["window"])
     partner = frame[same & (frame["table"] == "video")]
     if (partner["arch"] == fusion["arch"]).any():
@@ -72,7 +81,20 @@ def compare(
         label=fusion["label"],
         per_seed=per_seed,
         pooled=paired_bootstrap(*tables.values(), resamples=resamples, seed=seed),
+        per_group=by_group(tables["fusion"], tables["video"], groups or {}, resamples=resamples, seed=seed),
     )
+
+
+def by_group(a: pd.DataFrame, b: pd.DataFrame, groups: Groups, *, resamples: int, seed: int) -> dict[str, dict]:
+    """`paired_bootstrap` of `a` against `b` on each group's windows only (the windows of its videos), pooled
+    over the seeds, resampling that group's recordings; groups with no test window are left out."""
+    out = {}
+    for name, mapping in groups.items():
+        scored = set(known(a)["video_id"].astype(str)) & set(known(b)["video_id"].astype(str))
+        for value, videos in members(mapping, scored).items():
+            mine, theirs = (t[t["video_id"].astype(str).isin(videos)] for t in (a, b))
+            out[f"{name} = {value}"] = paired_bootstrap(mine, theirs, resamples=resamples, seed=seed)
+    return out
 
 
 def _name(run: pd.Series) -> str:

@@ -25,6 +25,7 @@ TITLES = {
     "audio": "Audio model: window",
     "fusion": "Fusion: method / variant × window",
     "best": "Each family's best (chosen on dev RMSE)",
+    "groups": "Per group: test RMSE and CCC on each group's test recordings",
 }
 # Characters that start inline Markdown anywhere in a line (a table cell, a list item); `<` and `&` become entities.
 MD_SPECIAL = re.compile(r"([\\`*_\[\]|~$])")
@@ -44,6 +45,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def _verdict(result: dict) -> str:
+    if result["recordings"] < 2:  # resampling one recording gives the same difference every time: no interval
+        return "one recording: no interval"
     return (
         "fusion lower (better)"
         if result["high"] < 0
@@ -70,16 +73,37 @@ def comparison_table(c: Comparison) -> pd.DataFrame:
     rows = {f"seed {s}": r for s, r in c.per_seed.items()}
     if len(c.per_seed) > 1:
         rows[f"pooled over {len(c.per_seed)} seeds"] = c.pooled
+    return _results(rows, "seeds", c.pooled["level"])
+
+
+def group_intro(c: Comparison) -> str:
+    """What the comparison per group is, in one paragraph."""
+    return (
+        f"The same comparison on each group's test windows only (the windows of that group's recordings), "
+        f"pooled over seeds {', '.join(map(str, c.pooled['seeds']))}; each interval resamples that group's "
+        f"recordings, so a group of few recordings has a wide one. Metric: {c.metric}."
+    )
+
+
+def group_table(c: Comparison) -> pd.DataFrame:
+    """One row per group, with the recordings and windows it holds."""
+    table = _results(c.per_group, "group", c.pooled["level"])
+    counts = pd.DataFrame.from_dict(c.per_group, orient="index")
+    table.insert(1, "recordings", counts["recordings"].to_numpy())
+    table.insert(2, "windows", counts["windows"].to_numpy())
+    return table
+
+
+def _results(rows: dict[str, dict], first: str, level: float) -> pd.DataFrame:
+    """`paired_bootstrap` results as a table: one row per key of `rows`, named in column `first`."""
     frame = pd.DataFrame.from_dict(rows, orient="index")
     return pd.DataFrame(
         {
-            "seeds": frame.index,
+            first: frame.index,
             "fusion": frame["rmse_a"].map("{:.4f}".format),
             "video": frame["rmse_b"].map("{:.4f}".format),
             "fusion − video": frame["difference"].map("{:+.4f}".format),
-            f"{c.pooled['level']:.0%} interval": [
-                f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(frame["low"], frame["high"])
-            ],
+            f"{level:.0%} interval": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(frame["low"], frame["high"])],
             "reading": [_verdict(r) for r in rows.values()],
         }
     )
@@ -100,6 +124,15 @@ def markdown(report: Report, title: str) -> str:
             markdown_table(comparison_table(report.comparison)),
             "",
         ]
+    if report.comparison and report.comparison.per_group:
+        parts += [
+            "## Fusion against video, like for like, per group",
+            "",
+            md(group_intro(report.comparison)),
+            "",
+            markdown_table(group_table(report.comparison)),
+            "",
+        ]
     return "\n".join(parts)
 
 
@@ -114,6 +147,7 @@ STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200p
 table{border-collapse:collapse;font-size:12px;margin:0.5em 0 1.5em}th,td{border:1px solid #ccc;padding:3px 5px;
 text-align:right;vertical-align:top}th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
 #table-best :is(td,th):nth-child(2),#table-comparison :is(td,th):last-child{text-align:left}
+#table-groups :is(td,th):is(:nth-child(2),:nth-child(7)),#table-comparison-groups :is(td,th):last-child{text-align:left}
 .sd{display:block;color:#666;font-size:11px;white-space:nowrap}
 .note{background:#fff7e0;border-left:4px solid #e0a000;padding:0.5em 1em;margin:0.5em 0}
 dl.provenance{display:grid;grid-template-columns:max-content 1fr;gap:2px 1em;font-size:13px}
@@ -145,6 +179,12 @@ def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
             f"{html.escape(comparison_intro(report.comparison))}</p>"
         )
         out.append(html_table(comparison_table(report.comparison), "table-comparison"))
+    if report.comparison and report.comparison.per_group:
+        out.append(
+            f"<h2>Fusion against video, like for like, per group</h2><p id=comparison-groups>"
+            f"{html.escape(group_intro(report.comparison))}</p>"
+        )
+        out.append(html_table(group_table(report.comparison), "table-comparison-groups"))
     out.append("<h2>Plots</h2>")
     for name, data in pngs.items():
         out.append(

@@ -4,7 +4,9 @@
 (cell, seed) pairs it queued; `collect` reads them into one frame of final metrics; `build` groups it
 into the thesis's tables (baselines, FFNN, video, audio, fusion, each family's best), says where the
 numbers come from (data, split, epochs, seeds, versions, dates) and which expected cells are missing.
-Model selection inside a table ("best") is by dev RMSE only; test numbers are reported, never used.
+Model selection inside a table ("best") is by dev RMSE only; test numbers are reported, never used. Each cell's
+seed ensemble (`ensembles`) and its results per group (`groups`) are read from the runs' test predictions: they
+are shown beside the cells and never become a best.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import pandas as pd
 from emo import TARGETS, __version__
 from emo.core.errors import ConfigError
 from emo.report.comparison import Comparison, compare
+from emo.report.ensembles import CELL, METRICS, Extras, as_rows, label, per_cell
+from emo.report.groups import GROUP_METRICS, Grouping, aggregate_groups, report_groups
 from emo.runs import queries
 from emo.studies.matrix import CELLS, PUBLISHED, TABLES
 
-METRICS = ("mae", "rmse", "ccc", "ccc_per_recording")
 CORPORA = {"avec": "sewa", "sewa": "sewa", "afew-va": "afew", "afew": "afew"}
 SYNTHETIC_NOTE = "synthetic data: not comparable"
 # Run params and tags the report's provenance reads: frame column -> (where, key) on a cell run.
 RUN_FIELDS = {
     "data_name": ("params", "data_name"),
     "data_fingerprint": ("params", "data_fingerprint"),
+    "data_folder": ("params", "data_folder"),  # where meta.json's groups are read from
     "data_source": ("params", "data_source"),
     "split_hash": ("params", "split_hash"),
     "epochs": ("params", "epochs"),
@@ -203,6 +207,9 @@ class Report:
     corpus: str | None = None
     synthetic: bool = False
     expected: int | None = None  # (cell, seed) pairs the matrix queued; None: not recorded
+    ensembles: pd.DataFrame | None = None  # one row per cell with two seeds or more: its seed ensemble's scores
+    groups: pd.DataFrame | None = None  # test RMSE and CCC per cell (and ensemble) and group, over seeds
+    grouping: Grouping | None = None  # the groups used and where they came from
     missing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["cell", "seed", "status"]))
 
     @property
@@ -231,8 +238,10 @@ def aggregate(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt(mean: pd.Series, std: pd.Series, seeds: pd.Series) -> pd.Series:
-    """ "0.1171 ± 0.0019" (mean ± std over seeds), "0.1171" for one seed, "–" where there is no value."""
-    shown = mean.map("{:.4f}".format).where(seeds < 2, mean.map("{:.4f}".format) + " ± " + std.map("{:.4f}".format))
+    """ "0.1171 ± 0.0019" (mean ± std over seeds), "0.1171" for one seed or a seed ensemble (no std), "–"
+    where there is no value."""
+    single = (seeds < 2) | std.isna()
+    shown = mean.map("{:.4f}".format).where(single, mean.map("{:.4f}".format) + " ± " + std.map("{:.4f}".format))
     return shown.where(mean.notna(), "–")
 
 
@@ -344,10 +353,12 @@ def build(
     resamples: int = 2000,
     seed: int = 0,
     written: datetime | None = None,
+    groups: Grouping | dict | None = None,
 ) -> Report:
     """The report of a matrix's runs (`frame`, from `collect`; `matrix`: where they came from and what was
-    expected); `predictions(run_id) -> DataFrame` gives a run's test predictions for the paired bootstrap
-    (None: no bootstrap)."""
+    expected); `predictions(run_id) -> DataFrame` gives a run's test predictions for the seed ensembles, the
+    results per group and the paired bootstrap (None: none of them). `groups`: the dataset's groups
+    (name -> {video -> value}, or a Grouping); None reads them from the runs' data folder."""
     synthetic = set(frame["data_source"]) == {"synthetic"}
     corpus = None if synthetic else corpus_of(frame)
     notes = []
@@ -361,14 +372,18 @@ def build(
     agg = aggregate(frame)
     order = {t: i for i, t in enumerate(TABLES)}
     agg = agg.sort_values(["table", "row", "window", "arch"], key=lambda s: s.map(order) if s.name == "table" else s)
+    grouping = _grouping(frame, groups) if predictions is not None else Grouping()
+    extras = per_cell(frame, predictions, grouping.groups) if predictions is not None else Extras()
     parts = {name: agg[agg["table"] == name] for name in TABLES if (agg["table"] == name).any()}
-    best = agg.loc[agg.groupby("table", sort=False)["dev_rmse_mean"].idxmin()]
-    parts["best"] = best.sort_values("table", key=lambda s: s.map(order))
-    tables = {name: _table(part, corpus, synthetic) for name, part in parts.items()}
-    numbers = {name: _numbers(part, corpus, synthetic) for name, part in parts.items()}
-    for shown in (tables, numbers):  # the best table names each row's family first
-        shown["best"].insert(0, "family", parts["best"]["table"].to_numpy())
+    best = agg.loc[agg.groupby("table", sort=False)["dev_rmse_mean"].idxmin()]  # single cells only, on dev
+    shown = {name: _with_ensembles(part, extras.ensembles) for name, part in parts.items()}
+    shown["best"] = parts["best"] = best.sort_values("table", key=lambda s: s.map(order))
+    tables = {name: _table(part, corpus, synthetic) for name, part in shown.items()}
+    numbers = {name: _numbers(part, corpus, synthetic) for name, part in shown.items()}
+    for table in (tables, numbers):  # the best table names each row's family first
+        table["best"].insert(0, "family", parts["best"]["table"].to_numpy())
     report = Report(tables=tables, numbers=numbers, aggregate=agg, notes=notes, corpus=corpus, synthetic=synthetic)
+    report.ensembles, report.grouping = extras.ensembles, grouping
     if matrix is not None and matrix.expected is not None:
         status = coverage(matrix)
         report.expected, report.missing = len(status), status[status["status"] != "FINISHED"].reset_index(drop=True)
@@ -379,8 +394,103 @@ def build(
                 f"every table; looked in {matrix.where}.",
             )
     report.provenance = provenance(frame, matrix, report.counted, written or datetime.now(UTC))
+    _add_groups(report, extras, agg)
     _like_for_like(report, frame, parts["best"], predictions, resamples, seed)
     return report
+
+
+def _grouping(frame: pd.DataFrame, groups: Grouping | dict | None) -> Grouping:
+    """The groups to report on: given (a mapping or a Grouping), else the runs' data folder's."""
+    if groups is None:
+        return report_groups(frame)
+    return groups if isinstance(groups, Grouping) else Grouping(dict(groups))
+
+
+def _with_ensembles(part: pd.DataFrame, ensembles: pd.DataFrame) -> pd.DataFrame:
+    """A table's rows with each cell's seed ensemble right after the cell."""
+    if ensembles.empty:
+        return part
+    placed = ensembles.merge(part[CELL].assign(_at=np.arange(len(part), dtype=float)), on=CELL)
+    if placed.empty:
+        return part
+    rows = as_rows(placed, list(part.columns)).assign(_at=placed["_at"].to_numpy() + 0.5)
+    both = pd.concat([part.assign(_at=np.arange(len(part), dtype=float)), rows], ignore_index=True)
+    return both.sort_values("_at", kind="stable").drop(columns="_at").reset_index(drop=True)
+
+
+def _add_groups(report: Report, extras: Extras, agg: pd.DataFrame) -> None:
+    """The table per group, where the groups said where they come from, and notes on what is missing."""
+    grouping = report.grouping
+    if extras.failed:  # an older matrix lacks every run's predictions: the first few say why
+        more = f"; and {len(extras.failed) - 5} more" if len(extras.failed) > 5 else ""
+        report.notes.append(
+            f"No seed ensemble or results per group for {len(extras.failed)} cell(s): "
+            f"{'; '.join(extras.failed[:5])}{more}."
+        )
+    if grouping.note:
+        report.notes.append(grouping.note)
+    if not grouping.groups:
+        return
+    report.provenance["groups"] = grouping.describe()
+    for name, videos in extras.ungrouped.items():
+        if videos:
+            shown = ", ".join(sorted(videos)[:5]) + (" …" if len(videos) > 5 else "")
+            report.notes.append(
+                f"{len(videos)} test recording(s) have no {name}{' in ' + grouping.source if grouping.source else ''} "
+                f"({shown}): their windows are in no {name} group, so the {name} groups add up to the other test "
+                f"windows."
+            )
+    if extras.groups.empty:
+        return
+    at = agg[CELL].assign(_at=np.arange(len(agg)))
+    rows = aggregate_groups(extras.groups, CELL).merge(at, on=CELL, how="left")
+    rows = rows.sort_values(["_at", "ensemble", "group_name", "group"], kind="stable").reset_index(drop=True)
+    report.groups = rows.drop(columns="_at")
+    report.tables["groups"] = _group_table(report.groups)
+    report.numbers["groups"] = _group_numbers(report.groups)
+
+
+GROUP_VALUES = [f"test_{m}_{t}" for m in GROUP_METRICS for t in TARGETS]
+
+
+def _group_names(rows: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each row's model ("video avg", or "video avg, ensemble of 3 seeds") and group ("culture = German")."""
+    model = [r if n == 0 else label(r, int(n)) for r, n in zip(rows["row"], rows["ensemble"])]
+    return pd.Series(model, index=rows.index), rows["group_name"] + " = " + rows["group"].astype(str)
+
+
+def _group_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The table per group as the page shows it: one row per cell (or ensemble) and group."""
+    model, group = _group_names(rows)
+    out = pd.DataFrame(
+        {
+            "family": rows["table"],
+            "model": model,
+            "window (s)": rows["window"].map("{:g}".format).where(rows["window"].notna(), "–"),
+            "label": rows["label"],
+            "arch": rows["arch"],
+            "seeds": rows["seeds"].astype(int),
+            "group": group,
+            "recordings": rows["recordings"].map("{:g}".format),
+            "windows": rows["windows"].map("{:g}".format),
+        }
+    )
+    for key in GROUP_VALUES:
+        _, m, t = key.split("_")
+        out[f"test {SHORT[m]} {t[0].upper()}"] = _fmt(rows[key], rows[f"{key}_std"], rows["seeds"])
+    return out
+
+
+def _group_numbers(rows: pd.DataFrame) -> pd.DataFrame:
+    """The table per group as numbers (the CSV): `<metric>_mean` and `<metric>_std` over seeds (std empty for
+    one seed and for an ensemble), the group's name and value, its recordings and windows."""
+    model, _ = _group_names(rows)
+    out = rows[["table", "window", "label", "arch", "seeds", "group_name", "group", "recordings", "windows"]]
+    out = out.rename(columns={"table": "family", "window": "window_s"})
+    out.insert(1, "model", model)
+    spread = rows[[f"{k}_std" for k in GROUP_VALUES]].where(rows["seeds"].gt(1), axis=0)
+    pairs = pd.concat([rows[GROUP_VALUES].add_suffix("_mean"), spread], axis=1)
+    return pd.concat([out, pairs[[f"{k}{s}" for k in GROUP_VALUES for s in ("_mean", "_std")]]], axis=1)
 
 
 def _like_for_like(
@@ -401,7 +511,7 @@ def _like_for_like(
         )
     if predictions is None:
         return
-    found = compare(frame, fusion, predictions, resamples=resamples, seed=seed)
+    found = compare(frame, fusion, predictions, resamples=resamples, seed=seed, groups=report.grouping.groups)
     if isinstance(found, str):
         report.notes.append(found)
     else:
