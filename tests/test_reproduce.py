@@ -77,10 +77,13 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert report.provenance["seeds"] == "0, 1 (2 per cell)" and report.provenance["parent run"] == first.parent_run_id
     tables = report.tables
     assert list(tables) == ["baseline", "ffnn", "video", "audio", "fusion", "field", "best"]
-    assert list(tables["baseline"]["model"]) == ["bayesian_ridge", "svr", "tree"]
-    assert len(tables["video"]) == 3 * 2 + 1 and len(tables["fusion"]) == 6 * 2 + 1 and len(tables["audio"]) == 2
+    # two seeds: every cell's row is followed by its seed ensemble's
+    ensembles = lambda rows: [m for r in rows for m in (r, f"{r}, ensemble of 2 seeds")]  # noqa: E731
+    assert list(tables["baseline"]["model"]) == ensembles(["bayesian_ridge", "svr", "tree"])
+    assert len(tables["video"]) == 2 * (3 * 2 + 1) and len(tables["fusion"]) == 2 * (6 * 2 + 1)
+    assert len(tables["audio"]) == 4
     assert list(tables["best"]["family"]) == ["baseline", "ffnn", "video", "audio", "fusion", "field"]
-    assert sorted(tables["field"]["model"]) == ["seq audio", "seq both", "seq video"]
+    assert sorted(tables["field"]["model"]) == ensembles(["seq audio", "seq both", "seq video"])
     metric_columns = [
         f"{s} {m} {t}"
         for s, m in [
