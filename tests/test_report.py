@@ -343,6 +343,34 @@ def test_like_for_like_names_its_metric_and_compares_each_seed_and_the_pool(tmp_
     assert "fusion 1 1 s (emo) against video avg, last-frame label 1 s (emo)" in prose
 
 
+def test_fusion_meets_the_field_sequence_model_best_on_dev_on_its_own_windows(tmp_path):
+    fusion, seq_video, seq_both = CELLS["fusion1-1s/emo"], CELLS["seq-video/emo"], CELLS["seq-both/emo"]
+    frame = _frame([fusion, seq_video, seq_both])
+    frame.loc[frame["cell"] == seq_both.name, ["dev_rmse_valence", "dev_rmse_arousal"]] = 0.01  # best on dev
+    frame.loc[frame["cell"] == seq_video.name, ["test_rmse_valence", "test_rmse_arousal"]] = 0.001  # best on test
+    truth = np.random.default_rng(0).uniform(-1, 1, (200, 2))
+    read = {f"{fusion.name}#{s}": _predictions(truth, 0.2, s) for s in (0, 1)}
+    # a sequence run is read on the fusion cell's windows (1 s, last-frame label), never its frame table
+    read |= {
+        f"{c.name}#{s}/test_1s_last": _predictions(truth, n, 5 + s)
+        for c, n in ((seq_video, 0.1), (seq_both, 0.4))
+        for s in (0, 1)
+    }
+    report = build(
+        frame, predictions=lambda run, name="test": read[run if name == "test" else f"{run}/{name}"], resamples=300
+    )
+
+    def rmse(p: pd.DataFrame) -> float:
+        return np.mean([np.sqrt(((p[t] - p[f"true_{t}"]) ** 2).mean()) for t in ("valence", "arousal")])
+
+    field = report.field_comparison
+    assert field.video.startswith("seq both") and field.partner == "sequence model"  # chosen on dev, not test
+    differences = [rmse(read[f"{fusion.name}#{s}"]) - rmse(read[f"{seq_both.name}#{s}/test_1s_last"]) for s in (0, 1)]
+    assert [field.per_seed[s]["difference"] for s in (0, 1)] == pytest.approx(differences)
+    page = write(report, tmp_path, "report")["report.md"].read_text()
+    assert "## Fusion against the field, like for like" in page and "sequence model lower (better)" not in page
+
+
 def test_markdown_shows_names_and_tags_from_runs_literally(tmp_path):
     hostile = '<script>alert("x")</script> | *bold* _it_ [link](http://e.example) `code` & co'
     frame = _frame(select("audio", "1")).assign(row=hostile, arch="emo <b>")

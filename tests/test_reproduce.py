@@ -68,7 +68,10 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     experiment_id = mlflow.get_experiment_by_name("emo-reproduce").experiment_id
     assert len(collect(matrix_runs(experiment_id).runs)) == len(frame)
     report = build(
-        frame, predictions=lambda run: run_table(run, "predictions/test.parquet"), matrix=matrix, resamples=500
+        frame,
+        predictions=lambda run, name="test": run_table(run, f"predictions/{name}.parquet"),
+        matrix=matrix,
+        resamples=500,
     )
     # what the report reads from the runs is what reproduce logged: every cell counted, the budget shown
     assert report.expected == 2 * len(cells) and report.missing.empty
@@ -112,10 +115,14 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert all(r["low"] <= r["difference"] <= r["high"] for r in [comparison.pooled, *comparison.per_seed.values()])
     assert "video avg, last-frame label" in comparison.video
     assert any("predict different targets" in n for n in report.notes)
+    # and against the field's sequence model (best on dev), scored on the very same test windows
+    field = report.field_comparison
+    assert field.partner == "sequence model" and sorted(field.per_seed) == [0, 1] and field.label == "last"
+    assert field.pooled["windows"] == comparison.pooled["windows"] and field.video.startswith("seq ")
 
     paths = write(report, tmp_path / "report", "a test report")
     html = paths["report.html"].read_text()
-    assert html.count("<table") == 8 and html.count("data:image/png;base64,") == 2  # 7 tables, the comparison
+    assert html.count("<table") == 9 and html.count("data:image/png;base64,") == 2  # 7 tables, 2 comparisons
     assert (tmp_path / "report" / "tables" / "fusion.csv").exists() and "## Fusion" in paths["report.md"].read_text()
     _check_in_browser(paths["report.html"], tmp_path)
 
@@ -135,9 +142,10 @@ def _check_in_browser(page, tmp_path):
     ]
     dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     assert (
-        dom.count("<table") == 8
+        dom.count("<table") == 9
         and 'id="table-fusion"' in dom
         and 'id="table-field"' in dom
+        and 'id="table-comparison-field"' in dom
         and dom.count('id="plot-') == 2
     )
     shot = tmp_path / "page.png"

@@ -47,7 +47,8 @@ def report_cmd(target, out, resamples, data):
         frame,
         matrix=matrix,
         resamples=resamples,
-        predictions=lambda run_id: run_table(run_id, "predictions/test.parquet"),
+        # a run's test predictions, or a sequence run's on a windowed cell's test windows ("test_4s_last")
+        predictions=lambda run_id, name="test": run_table(run_id, f"predictions/{name}.parquet"),
         groups=report_groups(frame, data),
     )
     data = "synthetic data" if report.synthetic else (report.corpus or "the dataset").upper()

@@ -32,6 +32,7 @@ class Comparison:
     pooled: dict  # paired_bootstrap over every seed in per_seed
     metric: str = METRIC
     per_group: dict[str, dict] = field(default_factory=dict)  # "culture = German" -> pooled, that group's windows
+    partner: str = "video"  # what fusion is held against, in headings and readings
 
 
 def compare(
@@ -53,36 +54,66 @@ def compare(
     if not partner.empty:  # one video model, not a mix of rows or archs across seeds
         first = partner.iloc[0]
         partner = partner[(partner["row"] == first["row"]) & (partner["arch"] == first["arch"])]
-    mine = frame[
-        same & (frame["table"] == "fusion") & (frame["row"] == fusion["row"]) & (frame["arch"] == fusion["arch"])
-    ]
-    seeds = sorted(set(mine["seed"]) & set(partner["seed"]))
-    if not seeds:
+    mine = frame[_same_cell(frame, fusion)]
+    if not set(mine["seed"]) & set(partner["seed"]):
         return (
             "No video cell with the fusion cell's window and label ran on the same seeds, so there is no "
             "like-for-like comparison (run the video table too)."
         )
-    tables = {
-        name: pd.concat(
-            [
-                predictions(run).assign(seed=s)
-                for s, run in runs.drop_duplicates("seed").set_index("seed").loc[seeds, "source_run"].items()
-            ]
-        )
-        for name, runs in (("fusion", mine), ("video", partner))
-    }
+    found = _paired(mine, partner, predictions, predictions, resamples=resamples, seed=seed, groups=groups)
+    return Comparison(fusion=_name(mine.iloc[0]), video=_name(partner.iloc[0]), label=fusion["label"], **found)
+
+
+def compare_with_field(
+    frame: pd.DataFrame,
+    fusion: pd.Series,
+    predictions: Callable[..., pd.DataFrame],
+    *,
+    resamples: int,
+    seed: int,
+    groups: Groups | None = None,
+) -> Comparison | str | None:
+    """The best fusion cell `fusion` against the field's best sequence cell (chosen on dev RMSE), on exactly
+    the fusion cell's test windows and targets: the sequence runs log their test predictions on every
+    windowed cell's windows (`predictions(run, "test_4s_last")`). None where no field cell ran."""
+    field_runs = frame[frame["table"] == "field"]
+    if field_runs.empty:
+        return None
+    dev = (field_runs["dev_rmse_valence"] + field_runs["dev_rmse_arousal"]) / 2
+    partner = field_runs[field_runs["row"] == dev.groupby(field_runs["row"]).mean().idxmin()]
+    mine = frame[_same_cell(frame, fusion)]
+    if not set(mine["seed"]) & set(partner["seed"]):
+        return "No field sequence cell ran on the fusion cell's seeds, so fusion is not compared with it."
+    windows = f"test_{fusion['window']:g}s_{fusion['label']}"
+    theirs = lambda run: predictions(run, windows)  # noqa: E731
+    found = _paired(mine, partner, predictions, theirs, resamples=resamples, seed=seed, groups=groups)
+    name = f"{partner['row'].iloc[0]} ({partner['arch'].iloc[0]}), on the fusion cell's windows"
+    return Comparison(fusion=_name(mine.iloc[0]), video=name, label=fusion["label"], partner="sequence model", **found)
+
+
+def _same_cell(frame: pd.DataFrame, fusion: pd.Series) -> pd.Series:
+    same = (frame["label"] == fusion["label"]) & (frame["window"] == fusion["window"])
+    return same & (frame["table"] == "fusion") & (frame["row"] == fusion["row"]) & (frame["arch"] == fusion["arch"])
+
+
+def _paired(mine, partner, read_mine, read_partner, *, resamples: int, seed: int, groups) -> dict:
+    """Per seed and pooled paired bootstraps of the runs `mine` against `partner` on their common seeds,
+    and per group: a Comparison's numbers."""
+    seeds = sorted(set(mine["seed"]) & set(partner["seed"]))
+
+    def read(runs: pd.DataFrame, how: Callable) -> pd.DataFrame:
+        at = runs.drop_duplicates("seed").set_index("seed").loc[seeds, "source_run"]
+        return pd.concat([how(run).assign(seed=s) for s, run in at.items()])
+
+    a, b = read(mine, read_mine), read(partner, read_partner)
     per_seed = {
-        s: paired_bootstrap(*(t[t["seed"] == s] for t in tables.values()), resamples=resamples, seed=seed)
-        for s in seeds
+        s: paired_bootstrap(a[a["seed"] == s], b[b["seed"] == s], resamples=resamples, seed=seed) for s in seeds
     }
-    return Comparison(
-        fusion=_name(mine.iloc[0]),
-        video=_name(partner.iloc[0]),
-        label=fusion["label"],
-        per_seed=per_seed,
-        pooled=paired_bootstrap(*tables.values(), resamples=resamples, seed=seed),
-        per_group=by_group(tables["fusion"], tables["video"], groups or {}, resamples=resamples, seed=seed),
-    )
+    return {
+        "per_seed": per_seed,
+        "pooled": paired_bootstrap(a, b, resamples=resamples, seed=seed),
+        "per_group": by_group(a, b, groups or {}, resamples=resamples, seed=seed),
+    }
 
 
 def by_group(a: pd.DataFrame, b: pd.DataFrame, groups: Groups, *, resamples: int, seed: int) -> dict[str, dict]:

@@ -45,13 +45,13 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([head, rule, *body])
 
 
-def _verdict(result: dict) -> str:
+def _verdict(result: dict, partner: str = "video") -> str:
     if result["recordings"] < 2:  # resampling one recording gives the same difference every time: no interval
         return "one recording: no interval"
     return (
         "fusion lower (better)"
         if result["high"] < 0
-        else "video lower (better)"
+        else f"{partner} lower (better)"
         if result["low"] > 0
         else "no difference at this level"
     )
@@ -62,7 +62,7 @@ def comparison_intro(c: Comparison) -> str:
     p = c.pooled
     return (
         f"{c.fusion} against {c.video}, both with {c.label}-frame labels, on the same {p['windows']} test "
-        f"windows of {p['recordings']} recordings. Metric: {c.metric}. Each difference is fusion − video "
+        f"windows of {p['recordings']} recordings. Metric: {c.metric}. Each difference is fusion − {c.partner} "
         f"(negative: fusion better), with a {p['level']:.0%} paired bootstrap interval ({p['resamples']} "
         f"resamples of whole recordings). Pooled: the mean over seeds {', '.join(map(str, p['seeds']))} of "
         f"each seed's difference, a drawn recording bringing its windows of every seed."
@@ -74,7 +74,7 @@ def comparison_table(c: Comparison) -> pd.DataFrame:
     rows = {f"seed {s}": r for s, r in c.per_seed.items()}
     if len(c.per_seed) > 1:
         rows[f"pooled over {len(c.per_seed)} seeds"] = c.pooled
-    return _results(rows, "seeds", c.pooled["level"])
+    return _results(rows, "seeds", c.pooled["level"], c.partner)
 
 
 def group_intro(c: Comparison) -> str:
@@ -88,24 +88,24 @@ def group_intro(c: Comparison) -> str:
 
 def group_table(c: Comparison) -> pd.DataFrame:
     """One row per group, with the recordings and windows it holds."""
-    table = _results(c.per_group, "group", c.pooled["level"])
+    table = _results(c.per_group, "group", c.pooled["level"], c.partner)
     counts = pd.DataFrame.from_dict(c.per_group, orient="index")
     table.insert(1, "recordings", counts["recordings"].to_numpy())
     table.insert(2, "windows", counts["windows"].to_numpy())
     return table
 
 
-def _results(rows: dict[str, dict], first: str, level: float) -> pd.DataFrame:
+def _results(rows: dict[str, dict], first: str, level: float, partner: str = "video") -> pd.DataFrame:
     """`paired_bootstrap` results as a table: one row per key of `rows`, named in column `first`."""
     frame = pd.DataFrame.from_dict(rows, orient="index")
     return pd.DataFrame(
         {
             first: frame.index,
             "fusion": frame["rmse_a"].map("{:.4f}".format),
-            "video": frame["rmse_b"].map("{:.4f}".format),
-            "fusion − video": frame["difference"].map("{:+.4f}".format),
+            partner: frame["rmse_b"].map("{:.4f}".format),
+            f"fusion − {partner}": frame["difference"].map("{:+.4f}".format),
             f"{level:.0%} interval": [f"[{lo:+.4f}, {hi:+.4f}]" for lo, hi in zip(frame["low"], frame["high"])],
-            "reading": [_verdict(r) for r in rows.values()],
+            "reading": [_verdict(r, partner) for r in rows.values()],
         }
     )
 
@@ -116,25 +116,32 @@ def markdown(report: Report, title: str) -> str:
     parts += [f"> {md(n)}" for n in report.notes] + ([""] if report.notes else [])
     for name, table in report.tables.items():
         parts += [f"## {md(TITLES.get(name, name))}", "", markdown_table(table), ""]
-    if report.comparison:
-        parts += [
-            "## Fusion against video, like for like",
-            "",
-            md(comparison_intro(report.comparison)),
-            "",
-            markdown_table(comparison_table(report.comparison)),
-            "",
-        ]
-    if report.comparison and report.comparison.per_group:
-        parts += [
-            "## Fusion against video, like for like, per group",
-            "",
-            md(group_intro(report.comparison)),
-            "",
-            markdown_table(group_table(report.comparison)),
-            "",
-        ]
+    for c in _comparisons(report):
+        parts += [f"## {md(_heading(c))}", "", md(comparison_intro(c)), "", markdown_table(comparison_table(c)), ""]
+        if c.per_group:
+            parts += [
+                f"## {md(_heading(c))}, per group",
+                "",
+                md(group_intro(c)),
+                "",
+                markdown_table(group_table(c)),
+                "",
+            ]
     return "\n".join(parts)
+
+
+def _comparisons(report: Report) -> list[Comparison]:
+    """The like-for-like comparisons the report holds: with video, then with the field's sequence model."""
+    return [c for c in (report.comparison, report.field_comparison) if c is not None]
+
+
+def _heading(c: Comparison) -> str:
+    return f"Fusion against {'the field' if c.partner != 'video' else 'video'}, like for like"
+
+
+def _anchor(c: Comparison) -> str:
+    """The page ids of a comparison's paragraph and table (the video one keeps its ids)."""
+    return "comparison" if c.partner == "video" else "comparison-field"
 
 
 def _png(fig) -> bytes:
@@ -174,18 +181,13 @@ def html_page(report: Report, title: str, pngs: dict[str, bytes]) -> str:
     for name, table in report.tables.items():
         out.append(f"<h2>{html.escape(TITLES.get(name, name))}</h2>")
         out.append(html_table(table, f"table-{name}"))
-    if report.comparison:
-        out.append(
-            f"<h2>Fusion against video, like for like</h2><p id=comparison>"
-            f"{html.escape(comparison_intro(report.comparison))}</p>"
-        )
-        out.append(html_table(comparison_table(report.comparison), "table-comparison"))
-    if report.comparison and report.comparison.per_group:
-        out.append(
-            f"<h2>Fusion against video, like for like, per group</h2><p id=comparison-groups>"
-            f"{html.escape(group_intro(report.comparison))}</p>"
-        )
-        out.append(html_table(group_table(report.comparison), "table-comparison-groups"))
+    for c in _comparisons(report):
+        at, heading = _anchor(c), html.escape(_heading(c))
+        out.append(f"<h2>{heading}</h2><p id={at}>{html.escape(comparison_intro(c))}</p>")
+        out.append(html_table(comparison_table(c), f"table-{at}"))
+        if c.per_group:
+            out.append(f"<h2>{heading}, per group</h2><p id={at}-groups>{html.escape(group_intro(c))}</p>")
+            out.append(html_table(group_table(c), f"table-{at}-groups"))
     out.append("<h2>Plots</h2>")
     for name, data in pngs.items():
         out.append(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from emo import TARGETS, __version__
 from emo.core.errors import ConfigError
-from emo.report.comparison import Comparison, compare
+from emo.report.comparison import Comparison, compare, compare_with_field
 from emo.report.ensembles import CELL, METRICS, Extras, as_rows, label, per_cell
 from emo.report.groups import GROUP_METRICS, Grouping, aggregate_groups, report_groups
 from emo.runs import queries
@@ -204,6 +204,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     provenance: dict[str, str] = field(default_factory=dict)
     comparison: Comparison | None = None
+    field_comparison: Comparison | None = None  # the best fusion cell against the field's sequence model
     corpus: str | None = None
     synthetic: bool = False
     expected: int | None = None  # (cell, seed) pairs the matrix queued; None: not recorded
@@ -496,13 +497,14 @@ def _group_numbers(rows: pd.DataFrame) -> pd.DataFrame:
 def _like_for_like(
     report: Report, frame: pd.DataFrame, best: pd.DataFrame, predictions, resamples: int, seed: int
 ) -> None:
-    """Notes where the best fusion and video cells differ in label rule or window, and the comparison of
-    fusion with the video model of the same window and label (emo.report.comparison)."""
+    """Notes where the best fusion and video cells differ in label rule or window, and the comparisons of
+    fusion with the video model of the same window and label and with the field's sequence model on the
+    same windows (emo.report.comparison)."""
     picks = {r["table"]: r for _, r in best.iterrows()}
     fusion, video = picks.get("fusion"), picks.get("video")
-    if fusion is None or video is None:
+    if fusion is None:
         return
-    if fusion["label"] != video["label"] or fusion["window"] != video["window"]:
+    if video is not None and (fusion["label"] != video["label"] or fusion["window"] != video["window"]):
         report.notes.append(
             f"The best fusion cell ({fusion['row']}, {fusion['window']:g} s, {fusion['label']}-frame label) and the "
             f"best video cell ({video['row']}, {video['window']:g} s, {video['label']} label) predict different "
@@ -511,8 +513,14 @@ def _like_for_like(
         )
     if predictions is None:
         return
-    found = compare(frame, fusion, predictions, resamples=resamples, seed=seed, groups=report.grouping.groups)
+    options = dict(resamples=resamples, seed=seed, groups=report.grouping.groups)
+    found = compare(frame, fusion, predictions, **options) if video is not None else None
     if isinstance(found, str):
         report.notes.append(found)
     else:
         report.comparison = found
+    field = compare_with_field(frame, fusion, predictions, **options)
+    if isinstance(field, str):
+        report.notes.append(field)
+    else:
+        report.field_comparison = field
