@@ -68,11 +68,31 @@ def _train_command(family: str) -> click.Command:
     return command
 
 
+LATE_HELP = "Late fusion of a logged seq run on video and one on audio: a weight per target fitted on dev only."
+
+
+@click.command("late", help=LATE_HELP, short_help=LATE_HELP)
+@click.option("--video-run", required=True, metavar="RUN_ID", help="A finished `emo train seq --modality video` run.")
+@click.option("--audio-run", required=True, metavar="RUN_ID", help="A finished `emo train seq --modality audio` run.")
+@click.option("--experiment", default=None, help="MLflow experiment. [default: emo-late]")
+@click.option("--run-name", default=None, help="MLflow run name. [default: late seq video+audio seedN]")
+def late_cmd(video_run, audio_run, experiment, run_name):
+    from emo.late_fusion import late_fusion
+    from emo.report.summary import metrics_table
+
+    result = late_fusion(video_run, audio_run, experiment=experiment, run_name=run_name)
+    click.echo("video weight: " + ", ".join(f"{t} {w:.3f}" for t, w in result.weights.items()) + " (fitted on dev)")
+    click.echo(metrics_table({"dev": result.dev}, "dev/"))
+    click.echo(metrics_table({"test": result.test}, "test/"))
+    click.echo(f"MLflow run {result.run_id}, model {result.model_uri}.")
+
+
 def _add_train_commands() -> None:
     from emo.core.config import FAMILIES
 
     for family in FAMILIES:
         train_group.add_command(_train_command(family))
+    train_group.add_command(late_cmd)
 
 
 _add_train_commands()

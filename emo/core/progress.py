@@ -53,11 +53,17 @@ def progress_bar(**options):
         with tqdm(**options) as bar:
             yield bar
         return
+    with no_artifact_bars(), _logs_above_the_bar(), tqdm(**options) as bar:
+        yield bar
+
+
+@contextlib.contextmanager
+def no_artifact_bars():
+    """No MLflow download bar inside the block (one per artifact read would bury what matters)."""
     before = os.environ.get(ARTIFACT_BARS)
     os.environ[ARTIFACT_BARS] = "false"
     try:
-        with _logs_above_the_bar(), tqdm(**options) as bar:
-            yield bar
+        yield
     finally:
         if before is None:
             os.environ.pop(ARTIFACT_BARS, None)

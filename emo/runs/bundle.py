@@ -77,13 +77,58 @@ class EstimatorBundle:
         return cls(**{k: body[k] for k in cls.__dataclass_fields__})
 
 
-Bundle = NetworkBundle | EstimatorBundle
+@dataclass
+class LateBundle:
+    """Two sequence networks, one reading video and one audio, whose per-step predictions are mixed with
+    the video network's `weights` per target (see `emo.models.late`)."""
+
+    video: NetworkBundle
+    audio: NetworkBundle
+    weights: list[float]
+
+    ARTIFACT = "late"
+    kind = "sequence"
+
+    @property
+    def dims(self) -> dict:
+        return {**self.video.dims, **self.audio.dims}
+
+    @property
+    def inputs(self) -> dict:
+        return {**self.video.inputs, "modality": "both"}  # what `emo predict` builds: both inputs per frame
+
+    def network(self):
+        """Both networks behind the mix, in eval mode."""
+        from emo.models.late import late_network
+
+        return late_network(self.video.network(), self.audio.network(), self.weights)
+
+    def save(self, folder: str | Path) -> dict[str, str]:
+        import torch
+
+        path = Path(folder) / "late.pt"
+        torch.save({"video": asdict(self.video), "audio": asdict(self.audio), "weights": list(self.weights)}, path)
+        return {self.ARTIFACT: str(path)}
+
+    @classmethod
+    def load(cls, file: str | Path) -> LateBundle:
+        import torch
+
+        body = torch.load(file, weights_only=True, map_location="cpu")
+        fields = NetworkBundle.__dataclass_fields__
+        part = lambda d: NetworkBundle(**{k: d[k] for k in fields})  # noqa: E731
+        return cls(part(body["video"]), part(body["audio"]), [float(w) for w in body["weights"]])
+
+
+Bundle = NetworkBundle | EstimatorBundle | LateBundle
 
 
 def load_bundle(artifacts: dict[str, str]) -> Bundle:
     """The bundle a logged model's artifacts hold (MLflow's `context.artifacts`)."""
     if NetworkBundle.ARTIFACT in artifacts:
         return NetworkBundle.load(artifacts[NetworkBundle.ARTIFACT])
+    if LateBundle.ARTIFACT in artifacts:
+        return LateBundle.load(artifacts[LateBundle.ARTIFACT])
     return EstimatorBundle.load(artifacts[EstimatorBundle.ARTIFACT])
 
 

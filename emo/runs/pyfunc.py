@@ -201,11 +201,11 @@ class EmoModel(PythonModel):
     scikit-learn regressors, one per target."""
 
     def load_context(self, context) -> None:
-        from emo.runs.bundle import NetworkBundle, load_bundle
+        from emo.runs.bundle import LateBundle, NetworkBundle, load_bundle
 
         bundle = load_bundle(context.artifacts)
         self.kind, self.dims, self.inputs = bundle.kind, bundle.dims, bundle.inputs
-        if isinstance(bundle, NetworkBundle):
+        if isinstance(bundle, NetworkBundle | LateBundle):
             self.network, self.estimators = bundle.network(), None
         else:
             self.estimators = bundle.estimators

@@ -107,3 +107,23 @@ def load_model(uri: str):
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Check the URI "
             f"(`mlflow ui` lists registered models) and MLFLOW_TRACKING_URI."
         ) from None
+
+
+def model_bundle(model_uri: str):
+    """The saved network of a logged emo model (`emo.runs.bundle.NetworkBundle`), read as data only: the
+    model's code is not run."""
+    import mlflow
+
+    from emo.runs.bundle import NetworkBundle
+
+    try:
+        where = model_uri.rstrip("/")
+        if where.startswith("models:/m-"):  # a logged model's id: its files are at its artifact location
+            where = mlflow.get_logged_model(where.removeprefix("models:/")).artifact_location
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{where}/artifacts/model.pt")
+    except Exception as exc:
+        raise TrackingError(
+            f"cannot read the network of model {model_uri} ({short_error(exc)}); only emo's torch models "
+            f"(not the scikit-learn baselines) can be fused."
+        ) from None
+    return NetworkBundle.load(local)
