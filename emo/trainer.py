@@ -63,6 +63,18 @@ class TrainState:
     stopped_early: bool = False
 
 
+def _outputs(model: nn.Module, samples: _Samples, batch_size: int, device: torch.device | str, precision: str):
+    """Each batch's target, target mask and the model's output on the CPU, in sample order."""
+    device = torch.device(device)
+    model.eval()
+    for batch in loader(samples, batch_size, pin_memory=device.type == "cuda"):
+        target, mask = batch.target, batch.target_mask  # taken before the copy: no round trip from the device
+        batch = batch.to(device, non_blocking=True)
+        with autocast(device, precision):
+            out = model(**batch.inputs()).float().cpu()
+        yield target, mask, out
+
+
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -74,18 +86,8 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(targets, predictions), both (n, 2) fp32, in sample order; a sequence model's scored steps in
     sample and step order (see `predict_steps` for every step)."""
-    device = torch.device(device)
-    model.eval()
-    preds, targets = [], []
-    for batch in loader(samples, batch_size, pin_memory=device.type == "cuda"):
-        target, mask = batch.target, batch.target_mask  # taken before the copy: no round trip from the device
-        batch = batch.to(device, non_blocking=True)
-        with autocast(device, precision):
-            out = model(**batch.inputs()).float().cpu()
-        out, target = scored(out, target, mask)
-        preds.append(out)
-        targets.append(target)
-    return torch.cat(targets).numpy(), torch.cat(preds).numpy()
+    pairs = [scored(out, target, mask) for target, mask, out in _outputs(model, samples, batch_size, device, precision)]
+    return torch.cat([t for _, t in pairs]).numpy(), torch.cat([p for p, _ in pairs]).numpy()
 
 
 @torch.no_grad()
@@ -98,14 +100,7 @@ def predict_steps(
     precision: str = "fp32",
 ) -> np.ndarray:
     """(n, T, 2) fp32: a sequence model's prediction at every step of every sample, padding included."""
-    device = torch.device(device)
-    model.eval()
-    preds = []
-    for batch in loader(samples, batch_size, pin_memory=device.type == "cuda"):
-        batch = batch.to(device, non_blocking=True)
-        with autocast(device, precision):
-            preds.append(model(**batch.inputs()).float().cpu())
-    return torch.cat(preds).numpy()
+    return torch.cat([out for _, _, out in _outputs(model, samples, batch_size, device, precision)]).numpy()
 
 
 def train(

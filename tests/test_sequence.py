@@ -205,3 +205,11 @@ def test_the_sequence_model_is_scored_on_exactly_a_windowed_cells_test_windows_a
         expected = inside.iloc[-1][["valence", "arousal"]] if label == "last" else inside[["valence", "arousal"]].mean()
         assert np.allclose(w[["valence", "arousal"]].to_numpy(float), expected.to_numpy(float), atol=1e-5)
     assert f"test_2s_{label}/rmse_valence" in seq.metrics
+
+
+def test_the_same_seed_gives_the_same_sequence_model(corpus):
+    config = Config(family="seq", data=str(corpus), modality="both", segment=6.0, hop=3.0, epochs=2, seed=3, threads=1)
+    first, again = (run_experiment(config, track=False, progress=False) for _ in range(2))
+    assert first.dev == again.dev and first.test == again.test
+    other = run_experiment(config.replace(seed=4), track=False, progress=False)
+    assert other.dev != first.dev
