@@ -131,6 +131,31 @@ def _read(run_ids: dict[str, str]) -> tuple[dict, dict[str, tuple[pd.DataFrame, 
     return runs, tables
 
 
+def best_partners(experiment: str) -> tuple[str, str]:
+    """The finished seq runs on video and on audio of `experiment` with the best dev objective, the audio
+    one among those that predicted the video one's frames (same data, split, segment and hop)."""
+    from emo.runs.naming import OBJECTIVE
+    from emo.runs.queries import find_experiment, search
+
+    found = find_experiment(experiment)
+    if found is None:
+        raise ConfigError(f"no MLflow experiment {experiment!r} in this tracking store (--from-experiment).")
+    runs = search("tags.`emo.family` = 'seq' and attributes.status = 'FINISHED'", [found.experiment_id])
+    best = lambda rs: min(rs, key=lambda r: r.data.metrics.get(OBJECTIVE, float("inf")), default=None)  # noqa: E731
+    video = best([r for r in runs if r.data.params.get("modality") == "video"])
+    same = lambda r: all(r.data.params.get(k) == video.data.params.get(k) for k in MUST_MATCH)  # noqa: E731
+    audio = best([r for r in runs if r.data.params.get("modality") == "audio" and video is not None and same(r)])
+    if video is None or audio is None:
+        missing = (
+            "on video" if video is None else f"on audio with the data, split, segment and hop of {video.info.run_id}"
+        )
+        raise ConfigError(
+            f"experiment {experiment!r} holds no finished seq run {missing}; train one (`emo train seq --modality "
+            f"...`) or name the runs with --video-run and --audio-run."
+        )
+    return video.info.run_id, audio.info.run_id
+
+
 def _model_uri(run) -> str:
     uri = run.data.tags.get("emo.model_uri")
     if not uri:

@@ -102,11 +102,18 @@ def test_emo_train_late_logs_a_model_that_predicts_as_the_fused_run_scored(corpu
         assert result.exit_code == 0, result.output
         (run,) = mlflow.search_runs(
             search_all_experiments=True, filter_string="tags.`emo.family` = 'late'", output_format="list"
-        )
+        )  # (before the second late run below)
         logged = run_table(run.info.run_id, "predictions/test.parquet")
         model = mlflow.pyfunc.load_model(run.data.tags["emo.model_uri"])
         assert 0 <= float(run.data.params["weight_video_valence"]) <= 1
         assert "test_2s_last/rmse_valence" in run.data.metrics and "best_dev/rmse_mean" in run.data.metrics
+        # the best (here: the only) seq runs on video and on audio of an experiment, found by emo
+        chosen = CliRunner().invoke(main, ["train", "late", "--from-experiment", "emo-seq", "--run-name", "found"])
+        assert chosen.exit_code == 0, chosen.output
+        (found,) = mlflow.search_runs(
+            search_all_experiments=True, filter_string="attributes.run_name = 'found'", output_format="list"
+        )
+        assert (found.data.params["video_run"], found.data.params["audio_run"]) == (video.run_id, audio.run_id)
         # a seq run on video is not an audio run
         wrong = CliRunner().invoke(main, ["train", "late", "--video-run", video.run_id, "--audio-run", video.run_id])
         assert wrong.exit_code == 2 and "seq run on audio" in wrong.output and "Traceback" not in wrong.output
