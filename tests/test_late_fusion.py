@@ -3,6 +3,8 @@ any run, and a logged model that holds both networks."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from click.testing import CliRunner
 from emo.late_fusion import fuse
 from emo.models.late import fit_weights, mix
 
-from servers import private_store
+from servers import post, private_store, served_model
 
 
 def predictions(n: int, truth: np.ndarray, noise: float, seed: int) -> pd.DataFrame:
@@ -114,6 +116,26 @@ def test_emo_train_late_logs_a_model_that_predicts_as_the_fused_run_scored(corpu
             search_all_experiments=True, filter_string="attributes.run_name = 'found'", output_format="list"
         )
         assert (found.data.params["video_run"], found.data.params["audio_run"]) == (video.run_id, audio.run_id)
+        # served for real: a row per step of each segment, mixed from both networks
+        dims = model.metadata.get_input_schema().inputs
+        shapes = {spec.name: spec.shape for spec in dims}
+        frames = shapes["video"][1]
+        body = {
+            "inputs": {
+                "video": np.zeros((2, frames, shapes["video"][2])).tolist(),
+                "audio": np.zeros((2, frames, shapes["audio"][2])).tolist(),
+                "video_mask": [[True] * frames, [True] * (frames - 2) + [False] * 2],
+            }
+        }
+        env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}
+        with served_model(run.data.tags["emo.model_uri"], env, tmp_path / "serve.log") as port:
+            status, answer = post(port, body)
+        assert status == 200, answer
+        assert len(answer["predictions"]) == 2 * frames
+        local = model.predict(
+            {k: np.asarray(v, bool if k == "video_mask" else np.float32) for k, v in body["inputs"].items()}
+        )
+        assert np.allclose([[p["valence"], p["arousal"]] for p in answer["predictions"]], local.to_numpy(), atol=1e-6)
         # a seq run on video is not an audio run
         wrong = CliRunner().invoke(main, ["train", "late", "--video-run", video.run_id, "--audio-run", video.run_id])
         assert wrong.exit_code == 2 and "seq run on audio" in wrong.output and "Traceback" not in wrong.output
