@@ -164,9 +164,16 @@ def _model_uri(run) -> str:
 
 
 def late_fusion(
-    video_run: str, audio_run: str, *, experiment: str | None = None, run_name: str | None = None
+    video_run: str,
+    audio_run: str,
+    *,
+    experiment: str | None = None,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict | None = None,
 ) -> LateResult:
-    """Fuse logged seq runs `video_run` and `audio_run` (see the module) into a run of its own."""
+    """Fuse logged seq runs `video_run` and `audio_run` (see the module) into a run of its own (nested
+    under `parent_run_id`, a matrix's, when given; `tags` added to its own)."""
     from emo.runs.bundle import LateBundle
     from emo.runs.lifecycle import default_experiment, tracked_run
     from emo.runs.naming import final_metrics
@@ -180,15 +187,26 @@ def late_fusion(
     params = runs["video"].data.params
     bundle = LateBundle(video, audio, weights.tolist())
     seed = params.get("seed", "0")
-    tags = {"emo.family": "late", "emo.model": "late", "emo.arch": params.get("arch", "emo"), "emo.seed": seed}
+    tags = {
+        "emo.synthetic_data": runs["video"].data.tags.get("emo.synthetic_data", "False"),
+        "emo.family": "late",
+        "emo.model": "late",
+        "emo.arch": params.get("arch", "emo"),
+        "emo.seed": seed,
+        **(tags or {}),
+    }
     name = run_name or f"late seq video+audio seed{seed}"
-    with tracked_run(run_name=name, experiment=default_experiment("emo-late", experiment), tags=tags) as tracker:
+    where = {"nested": True, "parent_run_id": parent_run_id} if parent_run_id else {}
+    with tracked_run(
+        run_name=name, experiment=default_experiment("emo-late", experiment), tags=tags, **where
+    ) as tracker:
         tracker.log_params(
             {
                 "family": "late",
                 "video_run": video_run,
                 "audio_run": audio_run,
-                **{k: params[k] for k in ("data_folder", "data_name", *MUST_MATCH) if k in params},
+                # what the data were, as the partners logged it (the report reads source, fingerprint, split)
+                **{k: v for k, v in params.items() if k.startswith("data_") or k in (*MUST_MATCH, "emo_version")},
                 **{f"weight_video_{t}": round(float(w), 6) for t, w in zip(TARGETS, weights, strict=True)},
             }
         )
@@ -200,7 +218,9 @@ def late_fusion(
             k: np.zeros((1, *s), bool if k.endswith("_mask") else np.float32)
             for k, s in input_shapes("sequence", bundle.dims).items()
         }
-        uri = tracker.log_model(bundle, signature("sequence", bundle.dims), example, name=name.replace(" ", "-"))
+        uri = tracker.log_model(
+            bundle, signature("sequence", bundle.dims), example, name=f"late-seq-video-audio-seed{seed}"
+        )
         tracker.set_tags({"emo.model_uri": uri})
         run_id = tracker.run_id
     return LateResult(

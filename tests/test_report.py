@@ -50,7 +50,7 @@ def _frame(cells, seeds=(0, 1), seed: int = 0) -> pd.DataFrame:
             "arch": c.arch,
             "seed": s,
             "window": c.window,
-            "label": c.settings.get("label", FAMILIES[c.family].label),
+            "label": c.settings.get("label", FAMILIES[c.family].label if c.family in FAMILIES else "mean"),
             "run_id": f"{c.name}#{s}",
             "source_run": f"{c.name}#{s}",
             "published_key": c.published_key,
@@ -145,7 +145,7 @@ def _log_matrix(cells: list[str], seeds: int, *, absent=(), failed=(), elsewhere
             logged[name, seed] = values["test_rmse_valence"]
             params = {
                 "window": f"{cell.window:g}",
-                "label": cell.settings.get("label", FAMILIES[cell.family].label),
+                "label": cell.settings.get("label", FAMILIES[cell.family].label if cell.family in FAMILIES else "mean"),
                 "data_name": "sewa-small",
                 "data_fingerprint": FINGERPRINT,
                 "data_source": "synthetic",
@@ -364,11 +364,11 @@ def test_fusion_meets_the_field_sequence_model_best_on_dev_on_its_own_windows(tm
         return np.mean([np.sqrt(((p[t] - p[f"true_{t}"]) ** 2).mean()) for t in ("valence", "arousal")])
 
     field = report.field_comparison
-    assert field.video.startswith("seq both") and field.partner == "sequence model"  # chosen on dev, not test
+    assert field.video.startswith("seq both") and field.partner == "field baseline"  # chosen on dev, not test
     differences = [rmse(read[f"{fusion.name}#{s}"]) - rmse(read[f"{seq_both.name}#{s}/test_1s_last"]) for s in (0, 1)]
     assert [field.per_seed[s]["difference"] for s in (0, 1)] == pytest.approx(differences)
     page = write(report, tmp_path, "report")["report.md"].read_text()
-    assert "## Fusion against the field, like for like" in page and "sequence model lower (better)" not in page
+    assert "## Fusion against the field, like for like" in page and "field baseline lower (better)" not in page
 
 
 def test_markdown_shows_names_and_tags_from_runs_literally(tmp_path):

@@ -50,6 +50,13 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
         (c.name, s) for c in cells for s in (0, 1)
     )
     assert (runs["status"] == "FINISHED").all()
+    # the late-fusion cell of a seed fused exactly that seed's seq runs on video and on audio
+    late = runs[runs["tags.emo.cell"] == "late-seq/emo"]
+    assert len(late) == 2
+    for _, run in late.iterrows():
+        partners = runs[runs["tags.emo.cell"].isin(["seq-video/emo", "seq-audio/emo"])]
+        partners = partners[partners["tags.emo.seed"] == run["tags.emo.seed"]]
+        assert {run["params.video_run"], run["params.audio_run"]} == set(partners["run_id"])
 
     again = reproduce(cells, seeds=2, storage=storage, progress=False, data=str(matrix_corpus), **SMALL)
     assert again.parent_run_id == first.parent_run_id and again.ran == again.reused == 0
@@ -86,7 +93,9 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert len(tables["video"]) == 2 * (3 * 2 + 1) and len(tables["fusion"]) == 2 * (6 * 2 + 1)
     assert len(tables["audio"]) == 4
     assert list(tables["best"]["family"]) == ["baseline", "ffnn", "video", "audio", "fusion", "field"]
-    assert sorted(tables["field"]["model"]) == ensembles(["seq audio", "seq both", "seq video"])
+    assert sorted(tables["field"]["model"]) == ensembles(
+        ["late fusion of seq video and audio", "seq audio", "seq both", "seq video"]
+    )
     metric_columns = [
         f"{s} {m} {t}"
         for s, m in [
@@ -117,8 +126,8 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert any("predict different targets" in n for n in report.notes)
     # and against the field's sequence model (best on dev), scored on the very same test windows
     field = report.field_comparison
-    assert field.partner == "sequence model" and sorted(field.per_seed) == [0, 1] and field.label == "last"
-    assert field.pooled["windows"] == comparison.pooled["windows"] and field.video.startswith("seq ")
+    assert field.partner == "field baseline" and sorted(field.per_seed) == [0, 1] and field.label == "last"
+    assert field.pooled["windows"] == comparison.pooled["windows"] and field.video.startswith(("seq ", "late fusion"))
 
     paths = write(report, tmp_path / "report", "a test report")
     html = paths["report.html"].read_text()

@@ -73,9 +73,10 @@ def compare_with_field(
     seed: int,
     groups: Groups | None = None,
 ) -> Comparison | str | None:
-    """The best fusion cell `fusion` against the field's best sequence cell (chosen on dev RMSE), on exactly
-    the fusion cell's test windows and targets: the sequence runs log their test predictions on every
-    windowed cell's windows (`predictions(run, "test_4s_last")`). None where no field cell ran."""
+    """The best fusion cell `fusion` against the field table's best cell (a sequence model or their late
+    fusion, chosen on dev RMSE), on exactly the fusion cell's test windows and targets: those runs log their
+    test predictions on every windowed cell's windows (`predictions(run, "test_4s_last")`). None where no
+    field cell ran."""
     field_runs = frame[frame["table"] == "field"]
     if field_runs.empty:
         return None
@@ -88,7 +89,7 @@ def compare_with_field(
     theirs = lambda run: predictions(run, windows)  # noqa: E731
     found = _paired(mine, partner, predictions, theirs, resamples=resamples, seed=seed, groups=groups)
     name = f"{partner['row'].iloc[0]} ({partner['arch'].iloc[0]}), on the fusion cell's windows"
-    return Comparison(fusion=_name(mine.iloc[0]), video=name, label=fusion["label"], partner="sequence model", **found)
+    return Comparison(fusion=_name(mine.iloc[0]), video=name, label=fusion["label"], partner="field baseline", **found)
 
 
 def _same_cell(frame: pd.DataFrame, fusion: pd.Series) -> pd.Series:

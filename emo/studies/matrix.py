@@ -69,6 +69,7 @@ class Cell:
     table: str  # the report table it belongs to
     row: str  # its row there, e.g. "fusion 4 v2"; the cell's "thesis row" for published values
     settings: dict = field(default_factory=dict)  # Config fields that make this cell
+    fuses: tuple[str, ...] = ()  # a late-fusion cell: the video and audio cells whose runs (same seed) it fuses
 
     @property
     def window(self) -> float | None:
@@ -81,7 +82,7 @@ class Cell:
     @property
     def needs_audio(self) -> bool:
         """Whether the cell reads audio tables (a dataset without them cannot run it)."""
-        return self.family in ("audio", "fusion") or self.settings.get("modality", "video") != "video"
+        return self.family in ("audio", "fusion", "late") or self.settings.get("modality", "video") != "video"
 
     @property
     def published_key(self) -> str:
@@ -142,6 +143,17 @@ def _matrix() -> list[Cell]:
         )
     # the field's sequence baseline (AVEC 2019, MuSe): every frame of long segments, each modality and both
     cells += [Cell(f"seq-{m}/emo", "seq", "field", f"seq {m}", {"modality": m, "arch": "emo"}) for m in MODALITIES]
+    # and their late fusion (MuSe-Wilder's best valence), once both partners of a seed have finished
+    cells.append(
+        Cell(
+            "late-seq/emo",
+            "late",
+            "field",
+            "late fusion of seq video and audio",
+            {"arch": "emo"},
+            fuses=("seq-video/emo", "seq-audio/emo"),
+        )
+    )
     return cells
 
 

@@ -37,6 +37,7 @@ QUEUED_ATTR = "queued_trials"
 REUSABLE = ("device", "threads", "extra", "data")  # settings that do not change a result (data: its fingerprint counts)
 PER_WORKER = ("device", "threads")  # each worker's own: not part of the matrix's name or its parent's params
 # a cell run's own tags: a reused cell's copy sets them itself and never takes the earlier run's
+FUSE_WAIT = 24 * 3600.0  # seconds a late-fusion cell waits for its partners (they may train for hours)
 TAGS = ("emo.cell", "emo.seed", "emo.cell_key", "emo.matrix", "emo.table", "emo.row", "emo.arch")
 
 
@@ -151,7 +152,12 @@ def _runnable(cells: list[Cell], ds, common: dict) -> list[Cell]:
     """The `cells` that `ds` can run, every one's settings checked first: without audio tables, no
     audio or fusion cell."""
     for cell in cells:
-        cell.config(**common)  # every cell's settings are valid before anything runs
+        if not cell.fuses:
+            cell.config(**common)  # every cell's settings are valid before anything runs
+    orphans = [c.name for c in cells if c.fuses and not set(c.fuses) <= {p.name for p in cells}]
+    if orphans:
+        log.warning("%s: left out, the cells they fuse are not in this matrix.", ", ".join(orphans))
+        cells = [c for c in cells if c.name not in orphans]
     if ds.audio_windows():
         return cells
     skipped = [c.name for c in cells if c.needs_audio]
@@ -255,14 +261,55 @@ class _Matrix:
         trial.suggest_int("seed", 0, self.seeds - 1)
         trial.set_user_attr("worker", worker_name())
         cell = by_name[cell_name]
-        config = cell.config(**{**self.common, "seed": seed})
-        key = cell_key(config, self.ds.fingerprint, self.ds.split.hash)
+        config = None if cell.fuses else cell.config(**{**self.common, "seed": seed})
+        key = self._fused_key(cell, seed) if cell.fuses else cell_key(config, self.ds.fingerprint, self.ds.split.hash)
         values = (cell.name, seed, key, self.study.study_name, cell.table, cell.row, cell.arch)
         tags = {**dict(zip(TAGS, values, strict=True)), "optuna.trial_number": trial.number}
         earlier = earlier_run(key, self.parent_id)
         if earlier is not None:
             return self._reuse(trial, earlier, f"{cell.name}-seed{seed}", tags)
+        if cell.fuses:
+            return self._fuse(trial, cell, seed, tags)
         return self._train(trial, config, cell, seed, tags)
+
+    def _fused_key(self, cell: Cell, seed: int) -> str:
+        """A late-fusion cell's key: its partners' keys (the same partners fused again is the same result)."""
+        by_name = {c.name: c for c in self.cells}
+        keys = [
+            cell_key(by_name[p].config(**{**self.common, "seed": seed}), self.ds.fingerprint, self.ds.split.hash)
+            for p in cell.fuses
+        ]
+        return hashlib.sha256(json.dumps({"fuses": keys}).encode()).hexdigest()[:16]
+
+    def _fuse(self, trial: optuna.Trial, cell: Cell, seed: int, tags: dict) -> float:
+        """Fuse the runs of the trial's partner cells of the same seed, once they have finished (other
+        workers may still hold them), as a nested run of this parent."""
+        from emo.core.metrics import target_mean
+        from emo.late_fusion import late_fusion
+
+        runs = [
+            wait_for(lambda p=p: self._finished_run(p, seed), timeout=FUSE_WAIT, every=2.0, what=p) for p in cell.fuses
+        ]
+        result = late_fusion(*runs, run_name=f"{cell.name}-seed{seed}", parent_run_id=self.parent_id, tags=tags)
+        trial.set_user_attr("mlflow_run_id", result.run_id)
+        self.counts["ran"] += 1
+        return target_mean(result.dev, "dev/rmse")
+
+    def _finished_run(self, cell_name: str, seed: int) -> str | None:
+        """The run of (cell, seed) once a trial of it is complete (the original where it was reused: that
+        one holds the predictions); None while it is queued or running; an error when it failed."""
+        S = optuna.trial.TrialState
+        trials = [
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.user_attrs.get("cell") == cell_name and t.user_attrs.get("seed") == seed
+        ]
+        for t in trials:
+            if t.state == S.COMPLETE:
+                return t.user_attrs.get("reused_from") or t.user_attrs["mlflow_run_id"]
+        if trials and all(t.state == S.FAIL for t in trials):
+            raise StudyError(f"{cell_name} seed {seed} failed: there is nothing to fuse.")
+        return None
 
     def _reuse(self, trial: optuna.Trial, earlier, run_name: str, tags: dict) -> float:
         """Fill the trial from an earlier matrix's run: a copy of it, nested under this parent."""
