@@ -176,8 +176,6 @@ def late_fusion(
     under `parent_run_id`, a matrix's, when given; `tags` added to its own)."""
     from emo.runs.bundle import LateBundle
     from emo.runs.lifecycle import default_experiment, tracked_run
-    from emo.runs.naming import final_metrics
-    from emo.runs.pyfunc import input_shapes, signature
     from emo.runs.queries import model_bundle
 
     with no_artifact_bars():
@@ -185,7 +183,6 @@ def late_fusion(
         weights, fused, metrics = fuse(tables)
         video, audio = (model_bundle(_model_uri(runs[r])) for r in ("video", "audio"))
     params = runs["video"].data.params
-    bundle = LateBundle(video, audio, weights.tolist())
     seed = params.get("seed", "0")
     tags = {
         "emo.synthetic_data": runs["video"].data.tags.get("emo.synthetic_data", "False"),
@@ -207,22 +204,27 @@ def late_fusion(
                 "audio_run": audio_run,
                 # what the data were, as the partners logged it (the report reads source, fingerprint, split)
                 **{k: v for k, v in params.items() if k.startswith("data_") or k in (*MUST_MATCH, "emo_version")},
-                **{f"weight_video_{t}": round(float(w), 6) for t, w in zip(TARGETS, weights, strict=True)},
+                **{f"weight_video_{target}": round(float(w), 6) for target, w in zip(TARGETS, weights, strict=True)},
             }
         )
-        for table_name, table in fused.items():
-            tracker.log_table(table, f"predictions/{table_name}.parquet")
-        window_scores = {k: v for n in window_names() if n in metrics for k, v in metrics[n].items()}
-        tracker.log_metrics({**final_metrics(metrics["dev"], metrics["test"], {}, 0), **window_scores})
-        example = {
-            k: np.zeros((1, *s), bool if k.endswith("_mask") else np.float32)
-            for k, s in input_shapes("sequence", bundle.dims).items()
-        }
-        uri = tracker.log_model(
-            bundle, signature("sequence", bundle.dims), example, name=f"late-seq-video-audio-seed{seed}"
-        )
-        tracker.set_tags({"emo.model_uri": uri})
+        bundle = LateBundle(video, audio, weights.tolist())
+        uri = _log_results(tracker, fused, metrics, bundle, f"late-seq-video-audio-seed{seed}")
         run_id = tracker.run_id
-    return LateResult(
-        dict(zip(TARGETS, map(float, weights), strict=True)), metrics["dev"], metrics["test"], run_id, uri
-    )
+    weights_by_target = dict(zip(TARGETS, map(float, weights), strict=True))
+    return LateResult(weights_by_target, metrics["dev"], metrics["test"], run_id, uri)
+
+
+def _log_results(tracker, fused: dict, metrics: dict, bundle, model_name: str) -> str:
+    """The fused predictions and scores, and the model holding both networks; the model's URI."""
+    from emo.runs.naming import final_metrics
+    from emo.runs.pyfunc import input_shapes, signature
+
+    for table_name, table in fused.items():
+        tracker.log_table(table, f"predictions/{table_name}.parquet")
+    window_scores = {k: v for n in window_names() if n in metrics for k, v in metrics[n].items()}
+    tracker.log_metrics({**final_metrics(metrics["dev"], metrics["test"], {}, 0), **window_scores})
+    shapes = input_shapes("sequence", bundle.dims)
+    example = {k: np.zeros((1, *s), bool if k.endswith("_mask") else np.float32) for k, s in shapes.items()}
+    uri = tracker.log_model(bundle, signature("sequence", bundle.dims), example, name=model_name)
+    tracker.set_tags({"emo.model_uri": uri})
+    return uri
