@@ -6,6 +6,7 @@ import click
 
 from emo.cli.options import AutoOr, config_from, config_options, experiment_option, heartbeat_option
 from emo.core.config import HELP
+from emo.studies.matrix import TABLES
 from emo.studies.spaces import METRICS, TUNABLE
 
 
@@ -139,7 +140,7 @@ def tune_cmd(
     "--only",
     default="all",
     show_default=True,
-    help="Comma-separated tables to run: baseline, ffnn, video, audio, fusion (or all).",
+    help=f"Comma-separated tables to run: {', '.join(TABLES)} (or all).",
 )
 @click.option("--windows", default="all", show_default=True, help="Comma-separated windows in seconds (1-4), or all.")
 @click.option(
