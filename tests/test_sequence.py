@@ -149,14 +149,14 @@ def integrator_corpus(folder, *, videos: int = 24, seconds: float = 60.0, fps: f
 
 
 def test_a_context_longer_than_any_window_is_learnt_by_the_sequence_model_and_not_by_the_4s_gru(tmp_path):
-    data = str(integrator_corpus(tmp_path / "integrator"))
-    common = dict(data=data, epochs=25, patience=25, lr=3e-3, seed=0, threads=1)
+    data = str(integrator_corpus(tmp_path / "integrator", videos=16))
+    common = dict(data=data, epochs=12, patience=12, lr=3e-3, seed=0, threads=1)
     seq = run_experiment(
         Config(family="seq", segment=30.0, hop=10.0, batch_size=8, **common), track=False, progress=False
     )
     gru = run_experiment(Config(family="video", window=4.0, stride=2, **common), track=False, progress=False)
     seq_rmse, gru_rmse = seq.dev["dev/rmse_valence"], gru.dev["dev/rmse_valence"]
-    # seen: 0.026 against 0.110 (seeds 0 and 1); the mean predictor scores 0.134
+    # seen: 0.020 and 0.032 against 0.106 and 0.111 (seeds 0 and 1); the mean predictor scores 0.140
     assert seq_rmse < 0.5 * gru_rmse, (seq_rmse, gru_rmse)
 
 
