@@ -150,15 +150,23 @@ def _end_failed(run_id: str, exc: BaseException) -> None:
             f"server is back, continue with --resume {run_id}."
         ) from None
     status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+    if isinstance(exc, KeyboardInterrupt):
+        # a signal raised inside a store call leaves its unfinished transaction (and sqlite's lock) with
+        # the frames of the traceback; dropping them returns the connection, rolled back, to its pool
+        import gc
+
+        exc.__traceback__ = None
+        gc.collect()
     with contextlib.suppress(Exception):
         mlflow.set_tag("failure_reason", short_error(exc))
-    try:
+    with contextlib.suppress(Exception):
         mlflow.end_run(status)
-    except Exception:
-        # a signal that landed inside a store call can leave the fluent run half-closed: end it
-        # through a client of its own, so that it is not left RUNNING
-        with contextlib.suppress(Exception):
-            mlflow.MlflowClient().set_terminated(run_id, status)
+    # a signal that landed inside a store call can leave the fluent run half-closed (end_run then fails,
+    # or ends nothing): end it through a client of its own, so that it is never left RUNNING
+    with contextlib.suppress(Exception):
+        client = mlflow.MlflowClient()
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status)
 
 
 def _end_finished(run_id: str, stale_reason: bool) -> None:
