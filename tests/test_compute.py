@@ -13,9 +13,7 @@ from click.testing import CliRunner
 from emo.cli import main
 from emo.core.compute import bf16_supported
 from emo.core.config import Config
-from emo.data.dataset import load_dataset
-from emo.data.inputs import build_inputs
-from emo.experiment import run_experiment
+from emo.experiment import prepare_inputs, run_experiment
 from emo.models.blocks import Dropout
 from emo.trainer import predict
 
@@ -85,16 +83,7 @@ def test_bf16_trains_repeats_exactly_and_evaluates_the_same_weights_as_fp32_to_w
     for target in ("valence", "arousal"):  # it learns: better than predicting the training mean
         assert bf16.dev[f"dev/rmse_{target}"] < bf16.mean_predictor_dev[f"dev/rmse_{target}"], target
 
-    ds = load_dataset(cfg.data)
-    inputs = build_inputs(
-        ds,
-        cfg.input_kind,
-        window_s=cfg.window,
-        label=cfg.window_label,
-        stride=cfg.stride,
-        audio_window=cfg.audio_window,
-        audio_len=cfg.audio_len,
-    )
+    _, inputs = prepare_inputs(cfg)  # the inputs the training read
     network = mlflow.pyfunc.load_model(fp32.model_uri).unwrap_python_model().network
     y, full = predict(network, inputs.samples["dev"], precision="fp32")
     _, half = predict(network, inputs.samples["dev"], precision="bf16")
