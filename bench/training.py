@@ -60,10 +60,9 @@ from emo.core.config import Config
 from emo.core.errors import ConfigError
 from emo.core.metrics import evaluate
 from emo.data.dataset import load_dataset
-from emo.data.inputs import build_inputs
 from emo.data.split import make_split
 from emo.data.synth import SCALES, SynthConfig, synthesize
-from emo.experiment import seed_everything
+from emo.experiment import prepare_inputs, seed_everything
 from emo.models import create_model
 from emo.trainer import LOSSES, checkpoint, predict, train
 
@@ -400,15 +399,7 @@ def main() -> None:
                 cfg = Config(data=str(folder), window=WINDOW, device=device.type, **MODELS[name])
                 key = (cfg.input_kind, cfg.window_label)
                 if key not in cache:
-                    cache[key] = build_inputs(
-                        ds,
-                        cfg.input_kind,
-                        window_s=cfg.window,
-                        label=cfg.window_label,
-                        stride=cfg.stride,
-                        audio_window=cfg.audio_window,
-                        audio_len=cfg.audio_len,
-                    )
+                    cache[key] = prepare_inputs(cfg, ds)[1]  # the inputs a training of cfg reads
                 inputs = cache[key]
                 torch.set_num_threads(counts[0])
                 flops = flops_per_sample(cfg, inputs)
