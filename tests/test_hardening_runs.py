@@ -215,11 +215,6 @@ def test_a_resumed_run_that_finishes_loses_its_old_failure_reason(tiny, tracking
     assert run.info.status == "FINISHED" and "failure_reason" not in run.data.tags
 
 
-@pytest.mark.xfail(
-    reason="known race: a signal raised inside a sqlite commit can leave the store locked by the unfinished "
-    "transaction, and the run RUNNING (seen in about 1 of 4 runs); to be fixed by deferring signals past store calls",
-    strict=False,
-)
 def test_sigterm_and_sigint_end_a_training_with_128_plus_the_signal_and_a_killed_run(tiny, tracking, tmp_path):
     import shutil
 

@@ -19,20 +19,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click
 
 from emo import __version__
+from emo.core import signals
 from emo.core.errors import EmoError
-
-
-class Stopped(KeyboardInterrupt):
-    """A stop signal, raised like Ctrl-C's KeyboardInterrupt (open runs end as KILLED) and carrying the
-    signal, so that the exit code can say which one stopped emo."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
-def _terminate(signum, frame):
-    raise Stopped(signum)
 
 
 class EmoGroup(click.Group):
@@ -88,7 +76,7 @@ def main(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     # `docker stop` and schedulers send SIGTERM: end like Ctrl-C, so open runs are closed as KILLED
-    signal.signal(signal.SIGTERM, _terminate)
+    signals.install()
 
 
 @main.command("mlproject")

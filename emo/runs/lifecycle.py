@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from emo.core.errors import EmoError, TrackingError, short_error
+from emo.core.signals import shielded
 from emo.runs.checkpoints import local_checkpoint
 from emo.runs.store import fail_fast, is_connection_error, prepare_store, store_hint, store_name
 from emo.runs.tracker import MlflowTracker
@@ -85,8 +86,14 @@ def tracked_run(
     prepare_store()
     tags = {k: str(v) for k, v in (tags or {}).items()}  # a REST store takes strings only
     env = RunEnvironment.read()
+    run = None
     try:
-        run = _start(env, run_name, experiment, resume_run_id, tags, nested, parent_run_id, join_run_id)
+        with shielded:
+            run = _start(env, run_name, experiment, resume_run_id, tags, nested, parent_run_id, join_run_id)
+    except KeyboardInterrupt as exc:  # a stop that came while the run was being started
+        if run is not None:
+            _end_failed(run.info.run_id, exc)
+        raise
     except Exception as exc:
         raise TrackingError(
             f"cannot start an MLflow run in the {store_name()} ({short_error(exc)}). {store_hint()}"
@@ -100,7 +107,8 @@ def tracked_run(
         _end_failed(tracker.run_id, exc)
         raise
     else:
-        _end_finished(tracker.run_id, stale_reason)
+        with shielded:
+            _end_finished(tracker.run_id, stale_reason)
 
 
 def _start(env: RunEnvironment, run_name, experiment, resume_run_id, tags, nested, parent_run_id, join_run_id):

@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Protocol
 
+from emo.core.signals import shielded
 from emo.runs.bundle import Bundle, pip_requirements
 from emo.runs.checkpoints import CHECKPOINT, save_local
 from emo.runs.store import is_duplicate_key
@@ -80,7 +81,7 @@ NullTracker = MemoryTracker  # its name before 0.2
 
 
 class MlflowTracker:
-    """Logs to the active MLflow run."""
+    """Logs to the active MLflow run; a stop signal waits until a call has finished (`emo.core.signals`)."""
 
     def __init__(self, run) -> None:
         import mlflow
@@ -89,6 +90,7 @@ class MlflowTracker:
         self.run_id, self.experiment_id = run.info.run_id, run.info.experiment_id
         self._existing = dict(run.data.params)
 
+    @shielded
     def log_params(self, params: dict) -> None:
         # `mlflow run` has logged its -P values already; logging one again with another spelling
         # ("0.001" after "1e-3") is an error, so only new keys are logged.
@@ -97,29 +99,36 @@ class MlflowTracker:
             self._mlflow.log_params(fresh)
             self._existing.update(fresh)
 
+    @shielded
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
+    @shielded
     def set_tags(self, tags: dict) -> None:
         self._mlflow.set_tags({k: str(v) for k, v in tags.items()})
 
+    @shielded
     def log_checkpoint(self, body: dict, path: str = CHECKPOINT) -> None:
         # kept locally too, so a run whose server went away can still be resumed
         local = save_local(body, self.run_id, path)
         self._mlflow.log_artifact(str(local), str(Path(path).parent))
 
+    @shielded
     def log_figure(self, fig, path: str) -> None:
         self._mlflow.log_figure(fig, path)
 
+    @shielded
     def log_text(self, text: str, path: str) -> None:
         self._mlflow.log_text(text, path)
 
+    @shielded
     def log_table(self, table, path: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(tmp) / Path(path).name
             table.to_parquet(local, index=False)
             self._mlflow.log_artifact(str(local), str(Path(path).parent))
 
+    @shielded
     def log_dataset(self, ds) -> None:
         """The dataset folder as the run's input, its fingerprint as digest: the UI shows which data a run used."""
         from mlflow.data.dataset_source_registry import resolve_dataset_source
@@ -142,6 +151,7 @@ class MlflowTracker:
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
+    @shielded
     def log_model(self, bundle: Bundle, signature, input_example, name: str = "model", description: str = "") -> str:
         """Log `bundle` as a pyfunc model named `name` (what the UI's model lists show); `description` is its
         Description there. The model carries the emo code it was trained with."""
