@@ -144,3 +144,64 @@ def test_emo_train_late_logs_a_model_that_predicts_as_the_fused_run_scored(corpu
         table[["valence", "arousal"]], logged[["valence", "arousal"]], atol=1e-5
     )
     assert metrics["test/rmse_valence"] == pytest.approx(run.data.metrics["test/rmse_valence"], abs=1e-5)
+
+
+def test_windowed_late_fusion_mixes_the_video_runs_windows_with_the_mean_of_the_audio_rows_a_fusion_model_reads(
+    corpus, _migrated_store, tmp_path
+):
+    import mlflow
+
+    from emo.cli import main
+    from emo.core.config import Config
+    from emo.experiment import run_experiment
+    from emo.predict import predict_split
+    from emo.runs.queries import run_table
+
+    common = dict(data=str(corpus), window=1.0, epochs=2, seed=0, threads=1)
+    with private_store(tmp_path, _migrated_store):
+        video = run_experiment(Config(family="video", label="last", **common), experiment="pair", progress=False)
+        audio = run_experiment(Config(family="audio", **common), experiment="pair", progress=False)
+        longer = run_experiment(Config(family="audio", **{**common, "window": 2.0}), experiment="pair", progress=False)
+        result = CliRunner().invoke(main, ["train", "late", "--video-run", video.run_id, "--audio-run", audio.run_id])
+        assert result.exit_code == 0, result.output
+        (run,) = mlflow.search_runs(
+            search_all_experiments=True, filter_string="tags.`emo.family` = 'late'", output_format="list"
+        )  # (before the second late run below)
+        assert (run.data.params["window"], run.data.params["label"]) == ("1.0", "last")
+        fused = run_table(run.info.run_id, "predictions/test.parquet")
+        video_test = run_table(video.run_id, "predictions/test.parquet")
+        audio_model = mlflow.pyfunc.load_model(mlflow.get_run(audio.run_id).data.tags["emo.model_uri"])
+        model = mlflow.pyfunc.load_model(run.data.tags["emo.model_uri"])
+        # the best video run of an experiment, and the best audio run of its window (not the 2 s one)
+        found = CliRunner().invoke(main, ["train", "late", "--from-experiment", "pair", "--partners", "window"])
+        assert found.exit_code == 0, found.output
+        assert (
+            f"video run {video.run_id}, audio run {audio.run_id}" in found.output and longer.run_id not in found.output
+        )
+        wrong = CliRunner().invoke(main, ["train", "late", "--video-run", video.run_id, "--audio-run", longer.run_id])
+        assert wrong.exit_code == 2 and "window 1.0 vs 2.0" in wrong.output, wrong.output
+    w = np.array([float(run.data.params[f"weight_video_{t}"]) for t in ("valence", "arousal")])
+    # the targets are the video run's own test windows and last-frame labels
+    assert fused[["video_id", "start", "end"]].equals(video_test[["video_id", "start", "end"]])
+    assert np.array_equal(fused[["true_valence", "true_arousal"]], video_test[["true_valence", "true_arousal"]])
+    # the audio part, computed here: the audio model on every audio row whose timestamp is in [start, end)
+    rows = pd.read_csv(corpus / "audio_1s.csv")  # eGeMAPS-named columns; a row's video is its file's stem
+    rows["video_id"] = rows.pop("filename").str.removesuffix(".wav")
+    feats = rows.drop(columns=["video_id", "timestamp"]).to_numpy(np.float32)
+    per_row = audio_model.predict({"audio": feats}).to_numpy()
+    expected = []
+    for vid, start, end, v_val, v_aro in video_test[["video_id", "start", "end", "valence", "arousal"]].itertuples(
+        index=False
+    ):
+        inside = (
+            (rows["video_id"].astype(str) == str(vid))
+            & (rows["timestamp"] >= start - 1e-9)
+            & (rows["timestamp"] < end - 1e-9)
+        )
+        a = per_row[inside.to_numpy()].mean(axis=0)
+        expected.append(w * np.array([v_val, v_aro]) + (1 - w) * a)
+    assert np.allclose(fused[["valence", "arousal"]], np.array(expected), atol=1e-5)
+    # the logged model predicts what the run scored, through `emo predict`'s path
+    table, metrics = predict_split(model, str(corpus), split="test")
+    assert np.allclose(table[["valence", "arousal"]], fused[["valence", "arousal"]], atol=1e-5)
+    assert metrics["test/rmse_arousal"] == pytest.approx(run.data.metrics["test/rmse_arousal"], abs=1e-5)

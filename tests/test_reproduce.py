@@ -50,13 +50,17 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
         (c.name, s) for c in cells for s in (0, 1)
     )
     assert (runs["status"] == "FINISHED").all()
-    # the late-fusion cell of a seed fused exactly that seed's seq runs on video and on audio
-    late = runs[runs["tags.emo.cell"] == "late-seq/emo"]
-    assert len(late) == 2
-    for _, run in late.iterrows():
-        partners = runs[runs["tags.emo.cell"].isin(["seq-video/emo", "seq-audio/emo"])]
-        partners = partners[partners["tags.emo.seed"] == run["tags.emo.seed"]]
-        assert {run["params.video_run"], run["params.audio_run"]} == set(partners["run_id"])
+    # a late-fusion cell of a seed fused exactly that seed's runs of its partner cells
+    for cell, fused in {
+        "late-seq/emo": ["seq-video/emo", "seq-audio/emo"],
+        "late-1s/emo": ["video-1s-avg-last/emo", "audio-1s/emo"],
+    }.items():
+        late = runs[runs["tags.emo.cell"] == cell]
+        assert len(late) == 2
+        for _, run in late.iterrows():
+            partners = runs[runs["tags.emo.cell"].isin(fused)]
+            partners = partners[partners["tags.emo.seed"] == run["tags.emo.seed"]]
+            assert {run["params.video_run"], run["params.audio_run"]} == set(partners["run_id"])
 
     again = reproduce(cells, seeds=2, storage=storage, progress=False, data=str(matrix_corpus), **SMALL)
     assert again.parent_run_id == first.parent_run_id and again.ran == again.reused == 0
@@ -94,7 +98,13 @@ def test_reproduce_runs_every_cell_once_per_seed_reuses_them_and_reports_the_the
     assert len(tables["audio"]) == 4
     assert list(tables["best"]["family"]) == ["baseline", "ffnn", "video", "audio", "fusion", "field"]
     assert sorted(tables["field"]["model"]) == ensembles(
-        ["late fusion of seq video and audio", "seq audio", "seq both", "seq video"]
+        [
+            "late fusion of seq video and audio",
+            "late fusion of video avg and audio, last-frame label",
+            "seq audio",
+            "seq both",
+            "seq video",
+        ]
     )
     metric_columns = [
         f"{s} {m} {t}"

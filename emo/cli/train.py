@@ -68,28 +68,43 @@ def _train_command(family: str) -> click.Command:
     return command
 
 
-LATE_HELP = "Late fusion of a logged seq run on video and one on audio: a weight per target fitted on dev only."
+LATE_HELP = (
+    "Late fusion of a logged video run and an audio run (seq on video and on audio, or a video and an audio run "
+    "of one window): a weight per target fitted on dev only."
+)
 
 
 @click.command("late", help=LATE_HELP, short_help=LATE_HELP)
-@click.option("--video-run", default=None, metavar="RUN_ID", help="A finished `emo train seq --modality video` run.")
-@click.option("--audio-run", default=None, metavar="RUN_ID", help="A finished `emo train seq --modality audio` run.")
+@click.option(
+    "--video-run", default=None, metavar="RUN_ID", help="A finished `emo train seq --modality video` or video run."
+)
+@click.option(
+    "--audio-run", default=None, metavar="RUN_ID", help="A finished `emo train seq --modality audio` or audio run."
+)
 @click.option(
     "--from-experiment",
     default=None,
     metavar="NAME",
-    help="Instead of the two runs: the best seq run on video and on audio (by dev RMSE) of this experiment.",
+    help="Instead of the two runs: the best video and audio runs (by dev RMSE) of this experiment.",
+)
+@click.option(
+    "--partners",
+    type=click.Choice(["seq", "window"]),
+    default="seq",
+    show_default=True,
+    help="With --from-experiment: seq runs, or a video and an audio run of the same window.",
 )
 @click.option("--experiment", default=None, help="MLflow experiment. [default: emo-late]")
-@click.option("--run-name", default=None, help="MLflow run name. [default: late seq video+audio seedN]")
-def late_cmd(video_run, audio_run, from_experiment, experiment, run_name):
+@click.option("--run-name", default=None, help="MLflow run name. [default: late seq|Ws video+audio seedN]")
+def late_cmd(video_run, audio_run, from_experiment, partners, experiment, run_name):
     from emo.late_fusion import best_partners, late_fusion
     from emo.report.summary import metrics_table
 
     if bool(from_experiment) == bool(video_run and audio_run) or (video_run is None) != (audio_run is None):
         raise click.UsageError("give --video-run and --audio-run, or --from-experiment.")
     if from_experiment:
-        video_run, audio_run = best_partners(from_experiment)
+        video_run, audio_run = best_partners(from_experiment, partners)
+        click.echo(f"fusing video run {video_run}, audio run {audio_run} (the best of {from_experiment!r} on dev)")
 
     result = late_fusion(video_run, audio_run, experiment=experiment, run_name=run_name)
     click.echo("video weight: " + ", ".join(f"{t} {w:.3f}" for t, w in result.weights.items()) + " (fitted on dev)")

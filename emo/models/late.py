@@ -26,10 +26,16 @@ def mix(video: np.ndarray, audio: np.ndarray, weights: np.ndarray) -> np.ndarray
     return weights * video + (1.0 - weights) * audio
 
 
-def late_network(video_net, audio_net, weights):
-    """A torch module mixing two sequence networks' per-step predictions: what the logged model runs."""
+def late_network(video_net, audio_net, weights, *, per_row: bool = False):
+    """A torch module mixing a video network's and an audio network's predictions of the same targets: what
+    the logged model runs. Sequence networks predict every step of a segment (`per_row` False); a windowed
+    video network predicts a window, and the audio network (one audio row in, one prediction out) then
+    predicts each of the window's audio rows, the rows a fusion model of that window reads, and their mean
+    is its prediction for the window (`per_row` True)."""
     import torch
     from torch import nn
+
+    from emo.models.blocks import masked_mean
 
     class LateFusion(nn.Module):
         def __init__(self) -> None:
@@ -39,7 +45,13 @@ def late_network(video_net, audio_net, weights):
 
         def forward(self, video=None, audio=None, audio_mask=None, video_mask=None):
             v = self.video_net(video=video, video_mask=video_mask)
-            a = self.audio_net(audio=audio, video_mask=video_mask)
+            if not per_row:
+                a = self.audio_net(audio=audio, video_mask=video_mask)
+            else:
+                b, rows, dim = audio.shape  # (B, A, D): each row alone through the audio network, then their mean
+                a = self.audio_net(audio=audio.reshape(b * rows, dim)).view(b, rows, -1)
+                mask = audio_mask.bool() if audio_mask is not None else None
+                a = masked_mean(a, mask)
             return self.weights * v + (1.0 - self.weights) * a
 
     return LateFusion().eval()

@@ -73,22 +73,28 @@ def compare_with_field(
     seed: int,
     groups: Groups | None = None,
 ) -> Comparison | str | None:
-    """The best fusion cell `fusion` against the field table's best cell (a sequence model or their late
-    fusion, chosen on dev RMSE), on exactly the fusion cell's test windows and targets: those runs log their
-    test predictions on every windowed cell's windows (`predictions(run, "test_4s_last")`). None where no
-    field cell ran."""
+    """The best fusion cell `fusion` against the field table's best cell (chosen on dev RMSE), on exactly the
+    fusion cell's test windows and targets: a sequence model or their late fusion logs its test predictions
+    on every windowed cell's windows (`predictions(run, "test_4s_last")`); a windowed late fusion takes part
+    where its window and label are the fusion cell's. None where no field cell ran."""
     field_runs = frame[frame["table"] == "field"]
+    windowed = field_runs["window"].notna()
+    same = (field_runs["window"] == fusion["window"]) & (field_runs["label"] == fusion["label"])
+    field_runs = field_runs[~windowed | same]
     if field_runs.empty:
         return None
     dev = (field_runs["dev_rmse_valence"] + field_runs["dev_rmse_arousal"]) / 2
     partner = field_runs[field_runs["row"] == dev.groupby(field_runs["row"]).mean().idxmin()]
     mine = frame[_same_cell(frame, fusion)]
     if not set(mine["seed"]) & set(partner["seed"]):
-        return "No field sequence cell ran on the fusion cell's seeds, so fusion is not compared with it."
-    windows = f"test_{fusion['window']:g}s_{fusion['label']}"
+        return "No field cell ran on the fusion cell's seeds, so fusion is not compared with it."
+    own = partner["window"].notna().iloc[0]  # a windowed cell's own test windows are the fusion cell's
+    windows = "test" if own else f"test_{fusion['window']:g}s_{fusion['label']}"
     theirs = lambda run: predictions(run, windows)  # noqa: E731
     found = _paired(mine, partner, predictions, theirs, resamples=resamples, seed=seed, groups=groups)
-    name = f"{partner['row'].iloc[0]} ({partner['arch'].iloc[0]}), on the fusion cell's windows"
+    name = f"{partner['row'].iloc[0]} ({partner['arch'].iloc[0]})" + (
+        f" {fusion['window']:g} s" if own else ", on the fusion cell's windows"
+    )
     return Comparison(fusion=_name(mine.iloc[0]), video=name, label=fusion["label"], partner="field baseline", **found)
 
 

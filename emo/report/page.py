@@ -24,7 +24,7 @@ TITLES = {
     "video": "Video model: window × pooling",
     "audio": "Audio model: window",
     "fusion": "Fusion: method / variant × window",
-    "field": "Field baselines: sequence models over long segments (AVEC, MuSe)",
+    "field": "Field baselines: sequence models over long segments and late fusion (AVEC, MuSe)",
     "best": "Each family's best (chosen on dev RMSE)",
     "groups": "Per group: test RMSE and CCC on each group's test recordings",
 }

@@ -79,35 +79,45 @@ class EstimatorBundle:
 
 @dataclass
 class LateBundle:
-    """Two sequence networks, one reading video and one audio, whose per-step predictions are mixed with
-    the video network's `weights` per target (see `emo.models.late`)."""
+    """Two networks, one reading video and one audio, whose predictions of the same targets are mixed with
+    the video network's `weights` per target (see `emo.models.late`): two sequence networks (a prediction
+    per frame), or a windowed video network and a per-row audio network read as a fusion model's inputs
+    (`spec`: those inputs' `dims` and `inputs`, as a NetworkBundle holds them)."""
 
     video: NetworkBundle
     audio: NetworkBundle
     weights: list[float]
+    spec: dict | None = None  # windows: {"dims": ..., "inputs": ...}; None: sequence networks
 
     ARTIFACT = "late"
-    kind = "sequence"
+
+    @property
+    def kind(self) -> str:
+        return "fusion" if self.spec else "sequence"
 
     @property
     def dims(self) -> dict:
-        return {**self.video.dims, **self.audio.dims}
+        return self.spec["dims"] if self.spec else {**self.video.dims, **self.audio.dims}
 
     @property
     def inputs(self) -> dict:
+        if self.spec:
+            return self.spec["inputs"]
         return {**self.video.inputs, "modality": "both"}  # what `emo predict` builds: both inputs per frame
 
     def network(self):
         """Both networks behind the mix, in eval mode."""
         from emo.models.late import late_network
 
-        return late_network(self.video.network(), self.audio.network(), self.weights)
+        parts = self.video.network(), self.audio.network()
+        return late_network(*parts, self.weights, per_row=self.spec is not None)
 
     def save(self, folder: str | Path) -> dict[str, str]:
         import torch
 
         path = Path(folder) / "late.pt"
-        torch.save({"video": asdict(self.video), "audio": asdict(self.audio), "weights": list(self.weights)}, path)
+        body = {"video": asdict(self.video), "audio": asdict(self.audio), "weights": list(self.weights)}
+        torch.save({**body, **({"spec": self.spec} if self.spec else {})}, path)
         return {self.ARTIFACT: str(path)}
 
     @classmethod
@@ -117,7 +127,7 @@ class LateBundle:
         body = torch.load(file, weights_only=True, map_location="cpu")
         fields = NetworkBundle.__dataclass_fields__
         part = lambda d: NetworkBundle(**{k: d[k] for k in fields})  # noqa: E731
-        return cls(part(body["video"]), part(body["audio"]), [float(w) for w in body["weights"]])
+        return cls(part(body["video"]), part(body["audio"]), [float(w) for w in body["weights"]], body.get("spec"))
 
 
 Bundle = NetworkBundle | EstimatorBundle | LateBundle

@@ -143,7 +143,8 @@ def _matrix() -> list[Cell]:
         )
     # the field's sequence baseline (AVEC 2019, MuSe): every frame of long segments, each modality and both
     cells += [Cell(f"seq-{m}/emo", "seq", "field", f"seq {m}", {"modality": m, "arch": "emo"}) for m in MODALITIES]
-    # and their late fusion (MuSe-Wilder's best valence), once both partners of a seed have finished
+    # and late fusion (MuSe-Wilder's best valence), once both partners of a seed have finished: of the seq
+    # models, and of each window's video and audio models on the fusion cells' targets (last-frame labels)
     cells.append(
         Cell(
             "late-seq/emo",
@@ -154,6 +155,17 @@ def _matrix() -> list[Cell]:
             fuses=("seq-video/emo", "seq-audio/emo"),
         )
     )
+    for w in WINDOWS:
+        cells.append(
+            Cell(
+                f"late-{w}s/emo",
+                "late",
+                "field",
+                "late fusion of video avg and audio, last-frame label",
+                {"window": float(w), "label": "last", "arch": "emo"},
+                fuses=(f"video-{w}s-avg-last/emo", f"audio-{w}s/emo"),
+            )
+        )
     return cells
 
 

@@ -290,7 +290,9 @@ class _Matrix:
         runs = [
             wait_for(lambda p=p: self._finished_run(p, seed), timeout=FUSE_WAIT, every=2.0, what=p) for p in cell.fuses
         ]
-        result = late_fusion(*runs, run_name=f"{cell.name}-seed{seed}", parent_run_id=self.parent_id, tags=tags)
+        result = late_fusion(
+            *runs, run_name=f"{cell.name}-seed{seed}", parent_run_id=self.parent_id, tags=tags, dataset=self.ds
+        )
         trial.set_user_attr("mlflow_run_id", result.run_id)
         self.counts["ran"] += 1
         return target_mean(result.dev, "dev/rmse")
