@@ -135,7 +135,11 @@ def test_a_checkpoint_write_cut_short_leaves_the_previous_one_whole(tracking):
 def test_a_truncated_local_checkpoint_falls_back_to_the_servers_copy(tiny, tracking, caplog):
     first = run_experiment(quick(tiny), progress=False)
     local = local_checkpoint(first.run_id)
-    local.write_bytes(local.read_bytes()[: local.stat().st_size // 2])
+    assert not local.parent.exists()  # a finished run's local copy is removed: the store holds its checkpoint
+    # a copy cut short, as a training stopped while writing it leaves one
+    logged = Path(mlflow.artifacts.download_artifacts(run_id=first.run_id, artifact_path="checkpoints/checkpoint.pt"))
+    local.parent.mkdir(parents=True)
+    local.write_bytes(logged.read_bytes()[: logged.stat().st_size // 2])
     with caplog.at_level(logging.WARNING, logger="emo"):
         resumed = run_experiment(quick(tiny, epochs=2), resume=first.run_id, progress=False)
     assert [h["epoch"] for h in resumed.history] == [1, 2]

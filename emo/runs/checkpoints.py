@@ -46,6 +46,17 @@ def save_local(body: dict, run_id: str, path: str = CHECKPOINT) -> Path:
     return local
 
 
+def drop_local(run_id: str) -> None:
+    """Remove a finished run's local checkpoint folder: the tracking store holds its checkpoint, and a
+    matrix would otherwise leave a copy of every run's model and optimizer state behind."""
+    import shutil
+
+    folder = local_checkpoint(run_id).parent
+    shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()  # only when no other run's copy is left there
+
+
 class _Unreadable(Exception):
     """A checkpoint file that is cut short or damaged (not one that was refused)."""
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from emo.core.errors import EmoError, TrackingError, short_error
 from emo.core.signals import shielded
-from emo.runs.checkpoints import local_checkpoint
+from emo.runs.checkpoints import drop_local, local_checkpoint
 from emo.runs.store import fail_fast, is_connection_error, prepare_store, store_hint, store_name
 from emo.runs.tracker import MlflowTracker
 
@@ -184,6 +184,7 @@ def _end_finished(run_id: str, stale_reason: bool) -> None:
         with contextlib.suppress(Exception):
             mlflow.MlflowClient().delete_tag(run_id, "failure_reason")
     mlflow.end_run("FINISHED")
+    drop_local(run_id)  # a run that failed or was stopped keeps its copy, to be resumed without the server
 
 
 def _generated_name(name: str | None) -> bool:
