@@ -279,7 +279,7 @@ def _fit_baseline(config: Config, inputs: Inputs, child, algorithm: str, x: dict
 
     child.log_params({"family": "baseline", "algorithm": algorithm, "seed": config.seed})
     estimators, notes = fit_baseline(
-        algorithm, x["train"], y["train"], x["dev"], y["dev"], seed=config.seed, svr_max_samples=config.svr_max_samples
+        algorithm, x["train"], y["train"], x["dev"], y["dev"], seed=config.seed, svr_exact_max=config.svr_exact_max
     )
     child.log_params(notes)
     p_dev, p_test = predict_baseline(estimators, x["dev"]), predict_baseline(estimators, x["test"])

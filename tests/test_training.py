@@ -48,7 +48,8 @@ def test_each_family_beats_the_training_mean_on_dev(corpus, family, kw, margins)
 
 
 def test_baseline_fits_three_algorithms_and_the_best_beats_the_mean(corpus):
-    result = run_experiment(quick(corpus, "baseline", svr_max_samples=600), track=False)
+    # svr_exact_max 0: the linear-time SVR (this corpus is small enough for the exact one; see below)
+    result = run_experiment(quick(corpus, "baseline", svr_exact_max=0), track=False)
     assert sorted(result.children) == ["bayesian_ridge", "svr", "tree"]
     ridge = result.children["bayesian_ridge"].dev
     assert ridge["dev/rmse_valence"] < 0.6 * result.mean_predictor_dev["dev/rmse_valence"]
@@ -56,23 +57,46 @@ def test_baseline_fits_three_algorithms_and_the_best_beats_the_mean(corpus):
     assert result.children["tree"].dev["dev/rmse_valence"] > ridge["dev/rmse_valence"]
 
 
+def _svr_problem(n_train: int, n_dev: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x_train, x_dev = rng.normal(size=(n_train, 3)), rng.normal(size=(n_dev, 3))
+    f = lambda x: np.c_[np.tanh(x[:, 0] * x[:, 1]), 0.3 * x[:, 2]]  # noqa: E731  one nonlinear, one linear target
+    return x_train, f(x_train) + rng.normal(0, 0.05, (n_train, 2)), x_dev, f(x_dev)
+
+
 def test_svr_chooses_its_settings_on_dev_after_fitting_on_train():
     from sklearn.svm import SVR
 
     from emo.core.metrics import rmse
-    from emo.models.baselines import SVR_GRID, fit_baseline, svr_split
+    from emo.models.baselines import SVR_GRID, fit_baseline
 
-    folds = list(svr_split(5, 3).split())
-    assert len(folds) == 1 and list(folds[0][0]) == [0, 1, 2, 3, 4] and list(folds[0][1]) == [5, 6, 7]
-    rng = np.random.default_rng(0)
-    x_train, x_dev = rng.normal(size=(80, 3)), rng.normal(size=(40, 3))
-    f = lambda x: np.c_[np.tanh(x[:, 0] * x[:, 1]), 0.3 * x[:, 2]]  # noqa: E731  one nonlinear, one linear target
-    y_train, y_dev = f(x_train) + rng.normal(0, 0.05, (80, 2)), f(x_dev)
-    _, notes = fit_baseline("svr", x_train, y_train, x_dev, y_dev)
+    x_train, y_train, x_dev, y_dev = _svr_problem(80, 40)
+    estimators, notes = fit_baseline("svr", x_train, y_train, x_dev, y_dev, svr_exact_max=80)
+    assert notes["svr_method"] == "exact"
     for j in range(2):
         grid = [{"C": c, "kernel": k} for c in SVR_GRID["C"] for k in SVR_GRID["kernel"]]
-        on_dev = [rmse(y_dev[:, j], SVR(**p).fit(x_train, y_train[:, j]).predict(x_dev)) for p in grid]
+        fits = [SVR(**p).fit(x_train, y_train[:, j]) for p in grid]
+        on_dev = [rmse(y_dev[:, j], np.clip(m.predict(x_dev), -1, 1)) for m in fits]
         assert notes[f"svr_best_{j}"] == grid[int(np.argmin(on_dev))]
+        # the model is that setting's fit on train alone
+        assert np.allclose(estimators[j].predict(x_dev), fits[int(np.argmin(on_dev))].predict(x_dev))
+
+
+def test_above_svr_exact_max_the_linear_time_svr_scores_within_5_percent_of_the_exact_one():
+    from emo.core.metrics import rmse
+    from emo.models.baselines import fit_baseline, predict_baseline
+
+    x_train, y_train, x_dev, y_dev = _svr_problem(1500, 500)
+    _, _, x_test, y_test = _svr_problem(10, 500, seed=1)
+    scores = {}
+    for limit in (1500, 1499):  # exactly at the limit: exact; one frame over: linear time
+        estimators, notes = fit_baseline("svr", x_train, y_train, x_dev, y_dev, svr_exact_max=limit)
+        pred = predict_baseline(estimators, x_test)
+        scores[notes["svr_method"]] = [rmse(y_test[:, j], pred[:, j]) for j in range(2)]
+    exact, fast = scores["exact"], scores.pop(next(k for k in scores if k != "exact"))
+    assert all(f <= 1.05 * e for f, e in zip(fast, exact, strict=True)), (fast, exact)
+    # and it learnt the nonlinear target: far better than predicting its mean
+    assert fast[0] < 0.5 * np.std(y_test[:, 0])
 
 
 def test_same_seed_same_numbers(corpus):

@@ -91,7 +91,7 @@ KIND_SETTINGS = {
 }
 DATA_SETTINGS = ("data", "fps", "label_scale", "id_pattern", "audio_id_pattern", "split_seed", "label_delay")
 TRAIN_SETTINGS = ("arch", "epochs", "patience", "lr", "batch_size", "loss", "seed", "device", "precision", "threads")
-BASELINE_SETTINGS = ("algorithms", "svr_max_samples", "seed")
+BASELINE_SETTINGS = ("algorithms", "svr_exact_max", "seed")
 
 
 HELP = {
@@ -136,7 +136,8 @@ HELP = {
     "threads": "CPU threads for torch (default: torch's choice, one per core). On a machine shared with other "
     "work, or with several workers, give each process its share of the cores (1 on a busy 2-core box).",
     "algorithms": f"Baseline algorithms (comma-separated): {', '.join(ALGORITHMS)}.",
-    "svr_max_samples": "SVR fits at most this many training frames (a seeded subsample above that).",
+    "svr_exact_max": "SVR runs exactly (libsvm) up to this many training frames; above, in linear time "
+    "(averaged SGD on SVR's loss, Nystroem RBF features).",
     "fps": "Frame rate, when meta.json has none.",
     "label_scale": "Labels lie in [-S, S] (SEWA 1, AFEW-VA 10); default: meta.json, else 1.",
     "id_pattern": "Regex with a named group 'id' deriving the video id from the video table's 'path'.",
@@ -190,7 +191,7 @@ class Config:
     threads: int | None = None  # torch's own choice
     # baseline family
     algorithms: tuple[str, ...] = ALGORITHMS
-    svr_max_samples: int = 20000
+    svr_exact_max: int = 2000  # libsvm's linear kernel takes minutes above a few thousand frames
     # dataset reading
     fps: float | None = None
     label_scale: float | None = None
