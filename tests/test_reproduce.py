@@ -298,6 +298,30 @@ def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus,
     assert len(runs) == len(complete) + 1 and set(runs["experiment_id"]) == {parent.info.experiment_id} != {"0"}
 
 
+def test_workers_2_runs_a_second_worker_of_the_same_matrix_on_this_machine_each_on_its_share_of_cores(
+    matrix_corpus, tracking, tmp_path
+):
+    cmd = [sys.executable, "-m", "emo.cli", "reproduce", "--data", str(matrix_corpus), "--only", "video"]
+    cmd += ["--windows", "1", "--arch", "emo", "--epochs", "2", "--seeds", "3", "--workers", "2"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "12/12 cell runs finished" in proc.stdout
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{tmp_path}/optuna.db")
+    (helper_log,) = (tmp_path / "emo-workers" / study.study_name).glob("worker-*.log")
+    assert "12/12 cell runs finished" in helper_log.read_text()  # the helper joined this very matrix
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted((t.user_attrs["cell"], t.user_attrs["seed"]) for t in complete) == sorted(
+        (c.name, s) for c in select("video", "1", "emo") for s in range(3)
+    )  # each cell and seed once, between them
+    assert len({t.user_attrs["worker"] for t in complete}) == 2  # both processes trained
+    parent = mlflow.get_run(study.user_attrs["mlflow_parent_run_id"])
+    runs = _children(parent.info.run_id)
+    assert len(runs) == 12 and (runs["status"] == "FINISHED").all() and parent.info.status == "FINISHED"
+    share = str(max(1, (os.cpu_count() or 1) // 2))
+    assert set(runs["params.threads_used"]) == {share}
+
+
 def test_a_matrix_shows_one_progress_bar_with_log_lines_above_it(matrix_corpus, tracking, tmp_path):
     cmd = [
         sys.executable,

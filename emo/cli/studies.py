@@ -173,6 +173,15 @@ def tune_cmd(
     default=None,
     help=f"{HELP['threads']} Each worker of a shared matrix chooses its own.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Workers on this machine (each cell on its own core): this one and N-1 child processes joining its "
+    "study, each on cores / N torch threads unless --threads is given; their output goes to "
+    "emo-workers/STUDY/worker-K.log.",
+)
 @click.option("--list", "list_only", is_flag=True, help="List the cells and exit.")
 def reproduce_cmd(
     data,
@@ -187,6 +196,7 @@ def reproduce_cmd(
     experiment,
     heartbeat,
     threads,
+    workers,
     list_only,
 ):
     """Run the thesis's experiment matrix: every cell × seed a nested MLflow run of one parent run.
@@ -204,6 +214,20 @@ def reproduce_cmd(
         for cell in cells:
             click.echo(f"{cell.name:36s} {cell.family:9s} {cell.settings}")
         return
+    helpers = None
+    if workers > 1:
+        from pathlib import Path
+
+        from emo.studies.local_workers import LocalWorkers, share_of_cores
+
+        threads = threads or share_of_cores(workers)
+        # what makes the matrix the same one: a storage given on the command line is already on one (a
+        # password goes in EMO_STORAGE, which the workers inherit)
+        args = ["--data", data, "--seeds", str(seeds), "--only", only, "--windows", windows, "--arch", archs]
+        args += ["--epochs", str(epochs), "--label-delay", str(label_delay), "--heartbeat", str(heartbeat)]
+        args += ["--storage", storage] if storage else []
+        args += ["--experiment", experiment] if experiment else []
+        helpers = lambda name: LocalWorkers(args, name, workers - 1, threads, Path("emo-workers") / name)  # noqa: E731
     result = reproduce(
         cells,
         seeds=seeds,
@@ -211,6 +235,7 @@ def reproduce_cmd(
         study_name=study_name,
         experiment=experiment,
         heartbeat=heartbeat,
+        helpers=helpers,
         data=data,
         epochs=epochs,
         label_delay=label_delay,
@@ -218,6 +243,7 @@ def reproduce_cmd(
     )
     click.echo(
         f"matrix {result.study.study_name}: {result.finished}/{result.total} cell runs finished "
-        f"({result.ran} trained by this worker, {result.reused} reused from earlier runs); parent run "
+        f"({result.ran} trained by this {'process' if workers > 1 else 'worker'}, {result.reused} reused from "
+        f"earlier runs); parent run "
         f"{result.parent_run_id}.\nTables: emo report {result.parent_run_id} --out report"
     )

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
@@ -27,6 +28,7 @@ from emo.core.errors import ConfigError, StudyError, WaitedTooLong
 from emo.core.progress import progress_bar
 from emo.runs.naming import OBJECTIVE
 from emo.studies.claims import wait_for
+from emo.studies.local_workers import LocalWorkers
 from emo.studies.matrix import Cell
 from emo.studies.storage import make_storage, masked_url, storage_url
 from emo.studies.worker import Surplus, Trials, parent_run, work, worker_name
@@ -117,9 +119,12 @@ def reproduce(
     experiment: str | None = None,
     heartbeat: int = HEARTBEAT_SECONDS,
     progress: bool = True,
+    helpers: Callable[[str], LocalWorkers] | None = None,
     **common,
 ) -> ReproduceResult:
-    """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …)."""
+    """Run (or join) the matrix of `cells` × `seeds` with the `common` settings (data, epochs …);
+    `helpers(study_name)` starts more workers of it on this machine once the study exists (`emo reproduce
+    --workers`), and they are waited for."""
     from emo.data.dataset import load_dataset
     from emo.runs.lifecycle import reopen_run, tracked_run
 
@@ -132,12 +137,22 @@ def reproduce(
     matrix = _Matrix.open(
         cells, seeds, ds, common, name=name, storage=storage, heartbeat=heartbeat, experiment=experiment
     )
-    with tracked_run(join_run_id=matrix.parent_id, tags=matrix.tags) as parent:
-        matrix.log_parent(parent, storage)
-        done = matrix.run(progress)
-        parent.log_metrics({"cells_finished": len(done)})
-    if len(done) < matrix.total:
-        reopen_run(matrix.parent_id)  # other workers still hold cells
+    others = helpers(matrix.study.study_name) if helpers else None
+    try:
+        with tracked_run(join_run_id=matrix.parent_id, tags=matrix.tags) as parent:
+            matrix.log_parent(parent, storage)
+            done = matrix.run(progress)
+            parent.log_metrics({"cells_finished": len(done)})
+        if len(done) < matrix.total:
+            reopen_run(matrix.parent_id)  # other workers still hold cells
+        for failure in others.wait() if others else ():
+            log.warning(failure)
+    except BaseException:
+        if others:
+            others.stop()
+        raise
+    if others:
+        done = _finished(matrix.study.get_trials(deepcopy=False))
     return ReproduceResult(
         study=matrix.study,
         parent_run_id=matrix.parent_id,
