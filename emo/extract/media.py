@@ -68,7 +68,8 @@ def decode_frames(path: str | Path, fps: float) -> Iterator[tuple[float, np.ndar
                 if t + 1e-6 < next_step / fps:
                     continue
                 next_step = int(np.floor(t * fps + 1e-6)) + 1
-                yield t, frame.to_ndarray(format="rgb24")
+                # a copy of its own: PyAV 18 hands out a view of a buffer its decoder goes on using
+                yield t, np.array(frame.to_ndarray(format="rgb24"), order="C")
         except av.error.FFmpegError as exc:
             raise DataError(f"{path}: the video stream cannot be decoded ({exc}).") from None
 
