@@ -260,6 +260,23 @@ def test_the_threads_of_a_worker_do_not_change_which_matrix_it_joins():
     assert default_study_name(cells, 1, "fp", one) != default_study_name(cells, 1, "fp", {**one, "epochs": 3})
 
 
+def test_a_cells_key_holds_the_settings_of_its_model_only():
+    from emo.studies.matrix import MATRIX
+    from emo.studies.reproduce import cell_key
+
+    configs = {c.name: c.config(data="d", seed=0) for c in MATRIX if not c.fuses}
+    keys = {name: cell_key(config, "fp", "split") for name, config in configs.items()}
+    assert len(set(keys.values())) == len(keys)  # every cell its own experiment
+    fusion, baseline = configs["fusion4-v2-4s/emo"], configs["baseline"]
+    # a baseline setting does not make Fusion 4 another experiment (earlier runs stay reusable) …
+    assert cell_key(fusion.replace(svr_exact_max=1), "fp", "split") == keys["fusion4-v2-4s/emo"]
+    assert cell_key(baseline.replace(svr_exact_max=1), "fp", "split") != keys["baseline"]
+    # … while its own settings, its seed, the data and the split do; its threads do not
+    for changed in (fusion.replace(d_model=32), fusion.replace(seed=1), fusion.replace(threads=2)):
+        assert (cell_key(changed, "fp", "split") == keys["fusion4-v2-4s/emo"]) == (changed.threads == 2)
+    assert cell_key(fusion, "fp2", "split") != keys["fusion4-v2-4s/emo"] != cell_key(fusion, "fp", "split2")
+
+
 def test_a_killed_worker_leaves_its_cell_retried_and_nothing_lost(matrix_corpus, tracking, postgres_url, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking}
     cmd = _reproduce_cmd(matrix_corpus, postgres_url, "--seeds", "1", "--epochs", "30", "--heartbeat", "1")

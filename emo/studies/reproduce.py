@@ -54,8 +54,10 @@ class ReproduceResult:
 
 
 def cell_key(config: Config, fingerprint: str, split_hash: str) -> str:
-    """What makes two runs the same experiment: every result-changing setting, the data and the split."""
-    settings = {k: v for k, v in config.to_dict().items() if k not in REUSABLE}
+    """What makes two runs the same experiment: every result-changing setting of the cell's model (the
+    settings that apply to it, as logged: a setting another family reads, added or changed, leaves it
+    alone), the data and the split."""
+    settings = {"family": config.family, **{k: v for k, v in config.params().items() if k not in REUSABLE}}
     body = json.dumps({"settings": settings, "data": fingerprint, "split": split_hash}, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
