@@ -48,7 +48,7 @@ class LateResult:
 
 
 def partner_kind(video) -> str:
-    """ "seq" or "window": which kind of late fusion a video partner run asks for."""
+    """Which kind of late fusion a video partner run asks for: "seq" or "window"."""
     return "seq" if video.data.params.get("family") == "seq" else "window"
 
 
