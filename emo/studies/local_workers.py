@@ -1,8 +1,7 @@
 """More workers of one matrix on this machine: the same `emo reproduce` command started again as child
 processes that join its study, the way a worker on a second machine does (same storage, same study), so
-that each cell runs on its own core. Each worker gets its share of the cores as torch threads: on a
-2-core machine, two 1-thread workers finish the matrix about twice as fast as one 2-thread worker, whose
-small per-cell models keep a second core only partly busy."""
+that each cell runs on its own core. Each worker gets its share of the cores as torch threads (the full
+demo matrix, 99 cells, took 26 min 50 s with two 1-thread workers on a 2-core AMD EPYC)."""
 
 from __future__ import annotations
 
