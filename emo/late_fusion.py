@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from emo import TARGETS
-from emo.core.config import AUDIO_WINDOWS, LABELS
+from emo.core.config import AUDIO_WINDOWS, LABELS, LATE_PARTNERS
 from emo.core.errors import ConfigError
 from emo.core.metrics import evaluate
 from emo.core.progress import no_artifact_bars
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 MUST_MATCH = ("data_fingerprint", "split_hash", "label_delay", "segment", "hop")  # the same frames and targets
 MUST_MATCH_WINDOWS = ("data_fingerprint", "split_hash", "label_delay", "window")  # the same windows
-PARTNERS = {"seq": ("seq", "seq"), "window": ("video", "audio")}  # the (video, audio) families fused
 KEYS = ["video_id", "start", "end"]
 TRUTH = [f"true_{t}" for t in TARGETS]
 
@@ -53,10 +52,10 @@ def partner_kind(video) -> str:
 
 
 def check_partners(video, audio) -> None:
-    """Refuse two runs that are not a video and an audio run of one kind (`PARTNERS`) on the same data,
+    """Refuse two runs that are not a video and an audio run of one kind (`LATE_PARTNERS`) on the same data,
     split and frames (sequence runs) or windows (windowed runs)."""
     kind = partner_kind(video)
-    for run, family, modality in zip((video, audio), PARTNERS[kind], ("video", "audio"), strict=True):
+    for run, family, modality in zip((video, audio), LATE_PARTNERS[kind], ("video", "audio"), strict=True):
         p = run.data.params
         wanted = p.get("family") == family and (kind != "seq" or p.get("modality") == modality)
         if not wanted:
@@ -235,7 +234,7 @@ def _value(text: str):
 
 
 def best_partners(experiment: str, kind: str = "seq") -> tuple[str, str]:
-    """The finished video and audio runs of `kind` (`PARTNERS`) in `experiment`: the video one with the best
+    """The finished video and audio runs of `kind` (`LATE_PARTNERS`) in `experiment`: the video one with the best
     dev objective, the audio one the best of those that predicted its targets (same data, split, and segment
     and hop, or window)."""
     from emo.runs.naming import OBJECTIVE
@@ -244,7 +243,7 @@ def best_partners(experiment: str, kind: str = "seq") -> tuple[str, str]:
     found = find_experiment(experiment)
     if found is None:
         raise ConfigError(f"no MLflow experiment {experiment!r} in this tracking store (--from-experiment).")
-    families = PARTNERS[kind]
+    families = LATE_PARTNERS[kind]
     runs = [
         run
         for family in sorted(set(families))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from emo.cli.options import config_from, config_options
+from emo.core.config import LATE_PARTNERS
 
 FAMILY_HELP = {
     "baseline": "Bayesian Ridge, SVR and a Decision Tree on single frames (scikit-learn), one nested run each.",
@@ -89,7 +90,7 @@ LATE_HELP = (
 )
 @click.option(
     "--partners",
-    type=click.Choice(["seq", "window"]),
+    type=click.Choice(list(LATE_PARTNERS)),
     default="seq",
     show_default=True,
     help="With --from-experiment: seq runs, or a video and an audio run of the same window.",

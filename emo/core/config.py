@@ -42,6 +42,7 @@ ARCHS = ("emo", "thesis")
 READOUTS = ("mean", "attention")
 PRECISIONS = ("fp32", "bf16", "fp16")
 MODALITIES = ("video", "audio", "both")  # what a sequence model reads (both: the two concatenated per frame)
+LATE_PARTNERS = {"seq": ("seq", "seq"), "window": ("video", "audio")}  # late fusion: the (video, audio) families
 LABELS = ("mean", "last")  # a window's label: the mean of its labelled frames, or its last frame's
 SPLITS = ("train", "dev", "test")
 ALGORITHMS = ("bayesian_ridge", "svr", "tree")  # the baselines (emo.baseline)
